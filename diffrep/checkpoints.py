@@ -1,0 +1,103 @@
+"""Loading a pre-trained DPM for a later stage: a diffrep checkpoint or an official PDAE one.
+
+- diffrep: a Lightning ``.ckpt`` written by ``diffrep fit --config configs/dpm.yaml``; its
+  ``diffrep`` entry holds the U-Net and schedule, and the EMA weights are taken.
+- official PDAE (ckczzj/PDAE): ``checkpoint.pt`` with ``ema_denoise_fn`` and the ``config.yml``
+  beside it (``denoise_fn_config``, ``diffusion_config``, ``dataset_config``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.nets.unet import UNet, UNetConfig
+
+
+class CheckpointError(FileNotFoundError):
+    """A checkpoint is missing, unreadable or does not fit; the message names the fix."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load with a clear error; only load checkpoints you trust (they are pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"pre-trained DPM checkpoint {path} does not exist. Train one with "
+            "`diffrep fit --config configs/dpm.yaml` (writes runs/dpm/checkpoints/last.ckpt) "
+            "or pass --model.init_args.dpm_checkpoint PATH"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a broken file
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}. The file is corrupt or not a checkpoint") from err
+
+
+def ema_state_dict(checkpoint: dict[str, Any], prefix: str) -> dict[str, torch.Tensor]:
+    """The weights under ``prefix`` with their EMA values where the checkpoint holds them."""
+    state = checkpoint["state_dict"]
+    out = {}
+    for key, value in state.items():
+        if key.startswith(prefix):
+            name = key[len(prefix) :]
+            out[name] = state.get("ema." + (prefix + name).replace(".", "__"), value)
+    return out
+
+
+def load_dpm(path: str | Path, config_path: str | Path | None = None) -> tuple[UNet, ScheduleConfig]:
+    """The frozen-to-be U-Net (EMA weights) and its noise schedule from either checkpoint format."""
+    checkpoint = read_checkpoint(path)
+    if "diffrep" in checkpoint:
+        meta = checkpoint["diffrep"]
+        if "unet" not in meta:
+            raise CheckpointError(f"{path} is a {meta.get('method')} checkpoint, not a DPM; pass the DPM's checkpoint")
+        unet = UNet(UNetConfig(**meta["unet"]))
+        state = ema_state_dict(checkpoint, "unet.")
+        schedule = ScheduleConfig(**meta["schedule"])
+    elif "ema_denoise_fn" in checkpoint:
+        unet_cfg, schedule = official_config(Path(config_path) if config_path else Path(path).with_name("config.yml"))
+        unet = UNet(unet_cfg)
+        state = checkpoint["ema_denoise_fn"]
+    else:
+        raise CheckpointError(f"{path} is neither a diffrep DPM checkpoint nor an official PDAE checkpoint.pt")
+    try:
+        unet.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the U-Net its config describes: {err}") from err
+    return unet, schedule
+
+
+def official_config(path: Path) -> tuple[UNetConfig, ScheduleConfig]:
+    """Translate an official PDAE ``config.yml`` into diffrep's U-Net and schedule configs."""
+    import yaml
+
+    if not path.is_file():
+        raise CheckpointError(f"official PDAE checkpoints need their config.yml; none at {path} (pass dpm_config)")
+    config = yaml.safe_load(path.read_text())
+    net = config.get("denoise_fn_config") or config.get("model_config")
+    if net is None:
+        raise CheckpointError(f"{path} has no denoise_fn_config section")
+    data, diff = config.get("dataset_config", {}), config.get("diffusion_config", {})
+    unet = UNetConfig(
+        in_channels=net["input_channel"],
+        base_channels=net["base_channel"],
+        channel_mult=list(net["channel_multiplier"]),
+        num_res_blocks=net["num_residual_blocks_of_a_block"],
+        attention_resolutions=list(net.get("attention_resolutions", [])),
+        num_heads=net.get("num_heads", 1),
+        head_channels=net.get("head_channel", -1),
+        dropout=net.get("dropout", 0.0),
+        image_size=data.get("image_size", 32),
+        new_attention_order=net.get("use_new_attention_order", False),
+    )
+    schedule = ScheduleConfig(
+        kind="discrete",
+        num_timesteps=diff.get("timesteps", 1000),
+        beta_schedule=diff.get("betas_type", "linear"),
+        beta_start=float(diff.get("linear_beta_start", 1e-4)),
+        beta_end=float(diff.get("linear_beta_end", 0.02)),
+    )
+    return unet, schedule

@@ -1,0 +1,17 @@
+"""Datamodules: every one yields (image in [-1, 1], label) with train/val/test splits."""
+
+from diffrep.datamodules.base import DataError, ImageDataModule
+from diffrep.datamodules.cifar import CIFAR10DataModule
+from diffrep.datamodules.digits import DigitsDataModule
+from diffrep.datamodules.folder import ImageFolderDataModule
+from diffrep.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+
+__all__ = [
+    "CIFAR10DataModule",
+    "DataError",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "ImageDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+]

@@ -1,0 +1,118 @@
+"""DDIM sampling and inversion, and DDPM ancestral sampling, for any schedule.
+
+Every loop takes an ``eps_fn(x_t, t) -> eps`` callable. That is the single hook through which
+a method changes the model: PDAE wraps the frozen DPM and adds its mean shift, DRL and Diff-AE
+close over the code z. The samplers never know which method they serve.
+
+DDIM (Song et al. 2021, eq. 12) in alpha/sigma form, from time t to the next time s:
+    x0_hat = (x_t - sigma_t eps) / alpha_t       (clamped to [-1, 1] if asked; eps recomputed)
+    x_s    = alpha_s x0_hat + sqrt(sigma_s^2 - v) eps + sqrt(v) n,
+    v      = eta^2 (sigma_s^2 / sigma_t^2) (sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2).
+Step spacing is ``NoiseSchedule.sampling_times``; the last step lands on the clean image.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from diffrep.diffusion.process import append_dims, eps_from_x0, posterior_mean_variance, x0_from_eps
+from diffrep.diffusion.schedule import DiscreteSchedule, NoiseSchedule
+
+EpsFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def _time_batch(schedule: NoiseSchedule, value: Tensor, like: Tensor) -> Tensor:
+    dtype = torch.long if schedule.discrete else torch.float32
+    return torch.full((like.shape[0],), float(value), device=like.device).to(dtype)
+
+
+def _predict(
+    eps_fn: EpsFn, schedule: NoiseSchedule, x_t: Tensor, t: Tensor, clip_x0: bool
+) -> tuple[Tensor, Tensor]:
+    """Return (x0_hat, eps_hat); with clipping, eps_hat is recomputed from the clamped x0_hat."""
+    eps = eps_fn(x_t, t)
+    x0 = x0_from_eps(schedule, x_t, t, eps)
+    if clip_x0:
+        x0 = x0.clamp(-1.0, 1.0)
+        eps = eps_from_x0(schedule, x_t, t, x0)
+    return x0, eps
+
+
+@torch.no_grad()
+def ddim_sample(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    x_T: Tensor,
+    num_steps: int = 100,
+    eta: float = 0.0,
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Run DDIM from x_T at t_max to a clean image with ``num_steps`` network calls."""
+    times = schedule.sampling_times(num_steps)
+    x = x_T
+    for i, value in enumerate(times):
+        t = _time_batch(schedule, value, x)
+        x0, eps = _predict(eps_fn, schedule, x, t, clip_x0)
+        alpha_t, sigma_t = schedule.alpha(t), schedule.sigma(t)
+        if i + 1 < len(times):
+            s = _time_batch(schedule, times[i + 1], x)
+            alpha_s, sigma_s = schedule.alpha(s), schedule.sigma(s)
+        else:
+            alpha_s, sigma_s = torch.ones_like(alpha_t), torch.zeros_like(sigma_t)
+        var = eta**2 * (sigma_s / sigma_t) ** 2 * (sigma_t**2 - (alpha_t / alpha_s * sigma_s) ** 2)
+        var = var.clamp(min=0.0)
+        x = append_dims(alpha_s, x) * x0 + append_dims((sigma_s**2 - var).clamp(min=0).sqrt(), x) * eps
+        if eta > 0 and i + 1 < len(times):
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + append_dims(var.sqrt(), x) * noise
+    return x
+
+
+@torch.no_grad()
+def ddim_invert(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    num_steps: int = 100,
+    clip_x0: bool = True,
+) -> Tensor:
+    """Deterministic DDIM inversion x0 -> x_T along the same time grid as ``ddim_sample``.
+
+    Each step uses eps evaluated at the current (lower) time and moves to the next higher time,
+    the standard first-order approximation (Song et al. 2021, eq. 13).
+    """
+    times = schedule.sampling_times(num_steps).flip(0)
+    x = x0
+    for i in range(len(times) - 1):
+        t = _time_batch(schedule, times[i], x)
+        s = _time_batch(schedule, times[i + 1], x)
+        x0_hat, eps = _predict(eps_fn, schedule, x, t, clip_x0)
+        x = append_dims(schedule.alpha(s), x) * x0_hat + append_dims(schedule.sigma(s), x) * eps
+    return x
+
+
+@torch.no_grad()
+def ddpm_sample(
+    eps_fn: EpsFn,
+    schedule: DiscreteSchedule,
+    x_T: Tensor,
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Ancestral sampling over all T steps with the posterior variance btilde_t (Ho et al. Alg. 2)."""
+    if not schedule.discrete:
+        raise ValueError("ddpm_sample needs a discrete schedule; use ddim_sample with eta=1 instead")
+    x = x_T
+    for value in range(schedule.num_timesteps - 1, -1, -1):
+        t = torch.full((x.shape[0],), value, device=x.device, dtype=torch.long)
+        x0, _ = _predict(eps_fn, schedule, x, t, clip_x0)
+        mean, var = posterior_mean_variance(schedule, x0, x, t)
+        if value == 0:
+            return mean
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = mean + append_dims(var.sqrt(), x) * noise
+    return x

@@ -1,0 +1,63 @@
+"""Exponential moving average of the trainable weights only.
+
+The shadow weights are buffers of this module, so they live in the LightningModule's
+state_dict: every checkpoint carries them, resume restores them, and a later stage (PDAE)
+reads them as "the EMA weights". Frozen parameters are never averaged, so a frozen
+pre-trained network is stored once, not twice.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+def _buffer_name(param_name: str) -> str:
+    return param_name.replace(".", "__")
+
+
+class EMA(nn.Module):
+    """Shadow copies of the trainable parameters of ``model`` (not registered as a submodule)."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.9999) -> None:
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self._model = [model]  # a list hides it from nn.Module registration
+        self.names = [name for name, p in model.named_parameters() if p.requires_grad]
+        for name, p in self._tracked():
+            self.register_buffer(_buffer_name(name), p.detach().clone())
+
+    def _tracked(self) -> Iterator[tuple[str, nn.Parameter]]:
+        params = dict(self._model[0].named_parameters())
+        return ((name, params[name]) for name in self.names)
+
+    def shadow(self, name: str) -> torch.Tensor:
+        return getattr(self, _buffer_name(name))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """shadow <- decay * shadow + (1 - decay) * weight."""
+        pairs = [(self.shadow(name), p.detach()) for name, p in self._tracked()]
+        if pairs:
+            shadows, weights = zip(*pairs)
+            torch._foreach_lerp_(list(shadows), list(weights), 1.0 - self.decay)
+
+    @contextmanager
+    def average_parameters(self) -> Iterator[None]:
+        """Temporarily put the EMA weights into the model (for evaluation and sampling)."""
+        backup = {}
+        with torch.no_grad():
+            for name, p in self._tracked():
+                backup[name] = p.detach().clone()
+                p.copy_(self.shadow(name))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, p in self._tracked():
+                    p.copy_(backup[name])

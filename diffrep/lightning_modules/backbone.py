@@ -1,0 +1,251 @@
+"""What every diffrep method shares: schedule, reweighted denoising loss, time sampling, EMA,
+optimiser, frozen sub-networks, checkpoint metadata, and the public evaluation API.
+
+A method subclasses ``DiffusionBackboneMixin`` together with ``LightningModule``, builds its
+networks, calls ``setup_backbone`` and writes ``predict_eps``/``training_step`` with the helpers
+here. Callbacks use only ``encode``, ``reconstruct``, ``interpolate`` and ``sample``.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from diffrep.diffusion.process import q_sample
+from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
+from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
+from diffrep.ema import EMA
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training loss is NaN or infinite, so the run stops with a clear message."""
+
+
+class UnsupportedOperation(RuntimeError):
+    """A method was asked for something it does not have (e.g. ``encode`` on a plain DPM)."""
+
+
+class DiffusionBackboneMixin:
+    """Shared machinery; mix in before ``lightning.LightningModule``."""
+
+    schedule: NoiseSchedule
+    ema: EMA | None
+
+    def setup_backbone(
+        self,
+        schedule: ScheduleConfig,
+        weighting: str = "uniform",
+        gamma: float | None = None,
+        time_sampler: str = "uniform",
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        ema_decay: float | None = 0.9999,
+        image_shape: tuple[int, int, int] = (1, 32, 32),
+    ) -> None:
+        check_names(weighting, time_sampler)
+        self.schedule_config = schedule
+        self.schedule = schedule.build()
+        self.weighting, self.gamma, self.time_sampler = weighting, gamma, time_sampler
+        self.lr, self.betas, self.weight_decay, self.warmup_steps = lr, tuple(betas), weight_decay, warmup_steps
+        self.ema_decay = ema_decay
+        self.ema = None
+        self.image_shape = tuple(image_shape)
+        self._frozen: list[nn.Module] = []
+        self._ema_stack: ExitStack | None = None
+
+    # ----------------------------------------------------------------- networks
+    def freeze(self, module: nn.Module) -> None:
+        """Frozen means frozen: no grads, eval mode even after Lightning calls ``.train()``."""
+        module.requires_grad_(False)
+        module.eval()
+        self._frozen.append(module)
+
+    def train(self, mode: bool = True):  # type: ignore[override]
+        super().train(mode)  # type: ignore[misc]
+        for module in getattr(self, "_frozen", []):
+            module.eval()
+        return self
+
+    def setup_fast_paths(self, net: nn.Module, channels_last: bool = False, compile: bool = False) -> None:
+        """GPU speed options: NHWC memory layout and in-place ``torch.compile`` (keys unchanged)."""
+        self.channels_last = channels_last
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
+        if compile:
+            net.compile()
+
+    def to_memory_format(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @staticmethod
+    def images(batch: Any) -> Tensor:
+        """Datamodules yield (image, label); methods train on the image alone."""
+        return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+    @contextmanager
+    def fixed_noise(self, seed: int) -> Iterator[None]:
+        """Seeded t and noise for validation, without touching the training RNG stream."""
+        device = self.model_device()
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
+
+    def setup_ema(self) -> None:
+        """Average every trainable parameter of this module (frozen ones are excluded)."""
+        if self.ema_decay is not None:
+            self.ema = EMA(self, self.ema_decay)  # type: ignore[arg-type]
+
+    @contextmanager
+    def ema_scope(self, enabled: bool = True) -> Iterator[None]:
+        """Evaluate with the EMA weights (the ones a paper reports) unless disabled."""
+        if self.ema is None or not enabled or self._ema_stack is not None:
+            yield
+            return
+        with self.ema.average_parameters():
+            yield
+
+    @contextmanager
+    def inference(self) -> Iterator[None]:
+        """Eval mode, EMA weights, no autograd; the previous mode is restored afterwards."""
+        was_training = self.training  # type: ignore[attr-defined]
+        self.train(False)
+        try:
+            with self.ema_scope(), torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    # -------------------------------------------------------------------- loss
+    def sample_time(self, n: int, device: torch.device) -> Tensor:
+        return sample_time(self.time_sampler, self.schedule, n, device)
+
+    def denoising_loss(self, x0: Tensor, predict_eps: Any, t: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """E_t lambda(t) ||eps - eps_hat(x_t, t)||^2, mean over pixels then over the batch.
+
+        ``predict_eps(x_t, t)`` is the method's prediction. Returns (loss, per-sample error).
+        """
+        if t is None:
+            t = self.sample_time(x0.shape[0], x0.device)
+        eps = torch.randn_like(x0)
+        x_t = q_sample(self.schedule, x0, t, eps)
+        eps_hat = predict_eps(x_t, t)
+        per_sample = (eps - eps_hat.float()).pow(2).flatten(1).mean(1)
+        weight = loss_weight(self.weighting, self.schedule, t, self.gamma)
+        return (weight * per_sample).mean(), per_sample
+
+    def check_finite(self, loss: Tensor) -> None:
+        if not torch.isfinite(loss):
+            step = self.global_step  # type: ignore[attr-defined]
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at step {step}; the last good checkpoint is intact. "
+                "Lower the learning rate, set trainer.gradient_clip_val, or use precision 32."
+            )
+
+    # --------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        params = self.trainable_parameters()
+        fused = bool(params) and params[0].is_cuda
+        optimizer = torch.optim.Adam(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
+        if not self.warmup_steps:
+            return optimizer
+        warmup = self.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update()
+
+    # ---------------------------------------------- validation under EMA weights
+    def on_validation_epoch_start(self) -> None:
+        if self.ema is not None:
+            self._ema_stack = ExitStack()
+            self._ema_stack.enter_context(self.ema.average_parameters())
+
+    def on_validation_epoch_end(self) -> None:
+        if self._ema_stack is not None:
+            self._ema_stack.close()
+            self._ema_stack = None
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """What a later stage needs to rebuild this model without the training config."""
+        return {"schedule": vars(self.schedule_config).copy(), "image_shape": list(self.image_shape)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["diffrep"] = {"method": type(self).__name__, **self.checkpoint_metadata()}
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore RNG streams so a resumed run draws the same t and noise as an unbroken one."""
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        np.random.set_state(_numpy_state_from_plain(states["numpy"]))
+        random.setstate(states["python"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+    # ------------------------------------------------------- public evaluation API
+    def model_device(self) -> torch.device:
+        return next(self.parameters()).device  # type: ignore[attr-defined]
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """x_T ~ N(0, sigma_max^2 I) for the schedule's largest time."""
+        t_max = torch.full((1,), self.schedule.t_max, device=self.model_device())
+        scale = float(self.schedule.sigma(t_max if not self.schedule.discrete else t_max.long()))
+        return scale * torch.randn(n, *self.image_shape, generator=generator, device=self.model_device())
+
+    def encode(self, x0: Tensor) -> Tensor:
+        """The representation of images x0 in [-1, 1]: (B, C, H, W) -> (B, D)."""
+        raise UnsupportedOperation(f"{type(self).__name__} has no encoder")
+
+    def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+        """n new images in [-1, 1]."""
+        raise UnsupportedOperation(f"{type(self).__name__} cannot sample")
+
+    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
+        """Images decoded from their own code (and inverted x_T where the method has one)."""
+        raise UnsupportedOperation(f"{type(self).__name__} cannot reconstruct")
+
+    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
+        """(num_points, C, H, W) images along the path between two images."""
+        raise UnsupportedOperation(f"{type(self).__name__} cannot interpolate")
+
+
+def slerp(a: Tensor, b: Tensor, weight: Tensor) -> Tensor:
+    """Spherical interpolation of Gaussian noise (DDIM, Song et al. 2021, sec. 5.3)."""
+    a_flat, b_flat = a.flatten(1), b.flatten(1)
+    cos = (a_flat * b_flat).sum(1) / (a_flat.norm(dim=1) * b_flat.norm(dim=1))
+    theta = torch.arccos(cos.clamp(-1, 1))
+    w = weight.reshape(-1, *([1] * (a.ndim - 1)))
+    th = theta.reshape(-1, *([1] * (a.ndim - 1)))
+    return (torch.sin((1 - w) * th) * a + torch.sin(w * th) * b) / torch.sin(th)
+
+
+def _numpy_state_to_plain(state: tuple) -> tuple:
+    """numpy's RNG state without numpy objects, so checkpoints stay weights_only-loadable."""
+    kind, keys, pos, has_gauss, cached = state
+    return kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)
+
+
+def _numpy_state_from_plain(state: tuple) -> tuple:
+    kind, keys, pos, has_gauss, cached = state
+    return kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached

@@ -1,0 +1,140 @@
+"""PDAE: an autoencoder from a frozen pre-trained DPM (Lin, Zhao, Zhang, NeurIPS 2022).
+
+An encoder z = E(x0) and the gradient estimator G(x_t, z, t) fill the gap between the DPM's
+posterior mean and the true one: mu = mu_theta(x_t, t) + btilde_t G. In eps space (eq. 9-11)
+    L = E lambda_t || eps - (eps_theta(x_t, t) + c_t G(x_t, z, t)) ||^2,
+    lambda_t = SNR^gamma / (1 + SNR), gamma = 0.1.
+Only E and G's new decoder learn; the DPM is frozen, builds no graph, and is stored once.
+Sampling uses the classifier-guidance form eps_hat = eps_theta - sqrt(1 - abar_t) G.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from diffrep.checkpoints import load_dpm
+from diffrep.diffusion.process import append_dims, mean_shift_eps_coefficient
+from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
+from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation, slerp
+from diffrep.nets.encoders import build_encoder
+from diffrep.nets.shift_unet import ShiftUNet
+
+
+class PDAE(DiffusionBackboneMixin, L.LightningModule):
+    def __init__(
+        self,
+        dpm_checkpoint: str = "runs/dpm/checkpoints/last.ckpt",
+        dpm_config: str | None = None,
+        encoder: str = "conv",
+        encoder_kwargs: dict[str, Any] | None = None,
+        latent_dim: int = 32,
+        gamma: float = 0.1,
+        lr: float = 1e-4,
+        ema_decay: float | None = 0.9999,
+        shift_off_fraction: float = 0.3,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        unet, schedule = load_dpm(dpm_checkpoint, dpm_config)
+        if schedule.kind != "discrete":
+            raise ValueError(f"PDAE needs a DPM on a discrete (DDPM) schedule; {dpm_checkpoint} uses {schedule.kind!r}")
+        cfg = unet.config
+        self.setup_backbone(
+            schedule, "pdae", gamma, "uniform", lr, ema_decay=ema_decay,
+            image_shape=(cfg.in_channels, cfg.image_size, cfg.image_size),
+        )
+        self.encoder = build_encoder(encoder, cfg.in_channels, cfg.image_size, latent_dim, **(encoder_kwargs or {}))
+        self.decoder = ShiftUNet(unet, latent_dim)
+        for module in self.decoder.frozen_modules():
+            self.freeze(module)
+        self.shift_off_fraction = shift_off_fraction
+        self.setup_fast_paths(self.decoder, channels_last, compile)
+        self.setup_ema()
+
+    def setup(self, stage: str) -> None:
+        """Refuse data the pre-trained DPM was not trained for, before any step runs."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        size = getattr(datamodule, "image_size", None)
+        if size is not None and size != self.image_shape[-1]:
+            raise ValueError(
+                f"the pre-trained DPM takes {self.image_shape[-1]}x{self.image_shape[-1]} images but the data is "
+                f"{size}x{size}; set --data.init_args.image_size {self.image_shape[-1]} or use a DPM trained at {size}"
+            )
+
+    # ------------------------------------------------------------------ training
+    def shifted_eps(self, x_t: Tensor, t: Tensor, z: Tensor) -> Tensor:
+        """eps_theta + c_t G: the training-time prediction whose error the loss weighs."""
+        eps, g = self.decoder(self.to_memory_format(x_t), t, z)
+        return eps + append_dims(mean_shift_eps_coefficient(self.schedule, t), g) * g.float()
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x0 = self.images(batch)
+        z = self.encoder(x0)
+        loss, _ = self.denoising_loss(x0, lambda x_t, t: self.shifted_eps(x_t, t, z))
+        self.check_finite(loss)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x0 = self.images(batch)
+        with self.fixed_noise(batch_idx):
+            z = self.encoder(x0)
+            loss, _ = self.denoising_loss(x0, lambda x_t, t: self.shifted_eps(x_t, t, z))
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        return {**super().checkpoint_metadata(), "latent_dim": self.hparams.latent_dim}
+
+    # ---------------------------------------------------------------- sampling
+    def guided_eps_fn(self, z: Tensor | None, shift_from: int | float | None = None) -> EpsFn:
+        """eps_hat = eps_theta - sqrt(1 - abar_t) G for DDIM; without z (or below ``shift_from``) plain DPM."""
+
+        def eps_fn(x_t: Tensor, t: Tensor) -> Tensor:
+            x_t = self.to_memory_format(x_t)
+            if z is None or (shift_from is not None and float(t[0]) < shift_from):
+                return self.decoder.unet(x_t, t)
+            eps, g = self.decoder(x_t, t, z)
+            return eps - append_dims(self.schedule.sigma(t), g) * g
+
+        return eps_fn
+
+    def encode(self, x0: Tensor) -> Tensor:
+        with self.inference():
+            return self.encoder(x0)
+
+    def invert(self, x0: Tensor, z: Tensor, num_steps: int = 100) -> Tensor:
+        """x_T of images under the shifted model (PDAE's stochastic code)."""
+        with self.inference():
+            return ddim_invert(self.guided_eps_fn(z), self.schedule, x0, num_steps)
+
+    def decode(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
+        with self.inference():
+            return ddim_sample(self.guided_eps_fn(z), self.schedule, x_T, num_steps)
+
+    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
+        """Decode z = E(x0) from the inverted x_T (the paper inverts with 1000 steps, decodes with 100)."""
+        z = self.encode(x0)
+        return self.decode(z, self.invert(x0, z, inversion_steps or num_steps), num_steps)
+
+    def reconstruct_from_noise(self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+        """Decode z = E(x0) from a random x_T: what z alone carries of the image."""
+        return self.decode(self.encode(x0), self.noise(x0.shape[0], generator), num_steps)
+
+    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
+        """lerp the codes z, slerp the inverted x_T (PDAE sec. 4.3)."""
+        x0 = torch.stack([x_a, x_b])
+        z = self.encode(x0)
+        x_T = self.invert(x0, z, num_steps)
+        w = torch.linspace(0, 1, num_points, device=x0.device)
+        z_path = torch.lerp(z[:1], z[1:], w[:, None])
+        x_path = slerp(x_T[:1].expand(num_points, *x_T.shape[1:]), x_T[1:].expand(num_points, *x_T.shape[1:]), w)
+        return self.decode(z_path, x_path, num_steps)
+
+    def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+        raise UnsupportedOperation("PDAE samples need a latent DPM on z; decode given codes with decode(z, x_T)")

@@ -1,0 +1,141 @@
+"""Building blocks of the guided-diffusion U-Net, named as in PDAE/Diff-AE so weights load as-is.
+
+A ResBlock is conditioned on the time embedding through AdaGN, GN(h)(1 + t_scale) + t_shift,
+and optionally on a code embedding:
+  - ``z_mode="scale"``       (Diff-AE, Preechakul et al. 2022): h * (1 + z_scale)
+  - ``z_mode="scale_shift"`` (PDAE shift blocks, Lin et al. 2022): h * (1 + z_scale) + z_shift
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def zero_module(module: nn.Module) -> nn.Module:
+    """Zero a layer so a residual branch starts as the identity (guided-diffusion's trick)."""
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+def normalization(channels: int, num_groups: int = 32) -> nn.GroupNorm:
+    if channels % num_groups:
+        raise ValueError(f"{channels} channels cannot be split into {num_groups} GroupNorm groups")
+    return nn.GroupNorm(num_groups, channels)
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal embedding of (possibly fractional) times, cos half first as in guided-diffusion."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class ResBlock(nn.Module):
+    """Residual block with AdaGN on time (and optionally z), optional up/down sampling."""
+
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        dropout: float = 0.0,
+        out_channels: int | None = None,
+        up: bool = False,
+        down: bool = False,
+        num_groups: int = 32,
+        z_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        out_channels = out_channels or channels
+        self.up, self.down = up, down
+        self.in_layers = nn.Sequential(
+            normalization(channels, num_groups), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels))
+        self.z_mode = z_mode
+        if z_mode == "scale":
+            self.cond_emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+        elif z_mode == "scale_shift":
+            self.emb_z_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels))
+        elif z_mode is not None:
+            raise ValueError(f"unknown z_mode {z_mode!r}; choose None, 'scale' or 'scale_shift'")
+        self.out_layers = nn.Sequential(
+            normalization(out_channels, num_groups),
+            nn.SiLU(),
+            nn.Dropout(p=dropout),
+            zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
+        )
+        self.skip_connection = (
+            nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        )
+
+    def _resample(self, x: Tensor) -> Tensor:
+        if self.up:
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.down:
+            return F.avg_pool2d(x, kernel_size=2, stride=2)
+        return x
+
+    def forward(self, x: Tensor, emb: Tensor, z_emb: Tensor | None = None) -> Tensor:
+        norm_act, conv = self.in_layers[:-1], self.in_layers[-1]
+        h = conv(self._resample(norm_act(x)))
+        x = self._resample(x)
+        scale, shift = self.emb_layers(emb)[..., None, None].chunk(2, dim=1)
+        out_norm, out_rest = self.out_layers[0], self.out_layers[1:]
+        h = out_norm(h) * (1 + scale) + shift
+        if self.z_mode is not None:
+            if z_emb is None:
+                raise ValueError("this ResBlock is conditioned on z; pass z_emb")
+            if self.z_mode == "scale":
+                h = h * (1 + self.cond_emb_layers(z_emb)[..., None, None])
+            else:
+                z_scale, z_shift = self.emb_z_layers(z_emb)[..., None, None].chunk(2, dim=1)
+                h = h * (1 + z_scale) + z_shift
+        return self.skip_connection(x) + out_rest(h)
+
+
+class AttentionBlock(nn.Module):
+    """Self-attention over pixels.
+
+    ``new_order=False`` splits the qkv channels into heads first, then q/k/v (guided-diffusion's
+    "legacy" order, PDAE's default); ``True`` splits q/k/v first. Both agree for one head.
+    """
+
+    def __init__(
+        self, channels: int, num_heads: int = 1, head_channels: int = -1, num_groups: int = 32, new_order: bool = False
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads if head_channels == -1 else channels // head_channels
+        self.new_order = new_order
+        self.norm = normalization(channels, num_groups)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, hgt, wid = x.shape
+        flat = x.reshape(b, c, hgt * wid)
+        qkv = self.qkv(self.norm(flat))  # (B, 3C, L), laid out head by head as [q, k, v]
+        if self.new_order:
+            parts = (part.reshape(b * self.num_heads, c // self.num_heads, hgt * wid) for part in qkv.chunk(3, dim=1))
+        else:
+            parts = qkv.reshape(b * self.num_heads, 3 * c // self.num_heads, hgt * wid).chunk(3, dim=1)
+        q, k, v = (part.transpose(1, 2) for part in parts)  # (B*H, L, C/H)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, c, hgt * wid)
+        return (flat + self.proj_out(attended)).reshape(b, c, hgt, wid)
+
+
+class TimestepSequential(nn.Sequential):
+    """A Sequential whose ResBlocks receive the time (and code) embeddings."""
+
+    def forward(self, x: Tensor, emb: Tensor, z_emb: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        for layer in self:
+            x = layer(x, emb, z_emb) if isinstance(layer, ResBlock) else layer(x)
+        return x

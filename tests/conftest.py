@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny networks, the digits data set, and one tiny trained DPM per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import lightning as L
+import pytest
+import torch
+
+from diffrep.datamodules import DigitsDataModule
+from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.lightning_modules import DPM
+from diffrep.nets.unet import UNetConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_unet_config(channels: int = 1, size: int = 16) -> UNetConfig:
+    return UNetConfig(
+        in_channels=channels, image_size=size, base_channels=16, channel_mult=[1, 2],
+        num_res_blocks=1, attention_resolutions=[], num_groups=8,
+    )
+
+
+def quiet_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
+    """A CPU trainer with no logger, progress bar or checkpointing unless asked for."""
+    defaults = dict(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=str(tmp_path), num_sanity_val_steps=0, limit_val_batches=0,
+    )
+    defaults.update(kwargs)
+    return L.Trainer(**defaults)
+
+
+def digits(batch_size: int = 64, **kwargs) -> DigitsDataModule:
+    return DigitsDataModule(image_size=16, batch_size=batch_size, val_size=100, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_dpm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DPM trained for 300 steps on 16x16 digits (a few seconds), saved as a diffrep checkpoint."""
+    root = tmp_path_factory.mktemp("tiny_dpm")
+    L.seed_everything(0)
+    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.99)
+    trainer = quiet_trainer(root, max_steps=300)
+    trainer.fit(model, datamodule=digits())
+    path = root / "dpm.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

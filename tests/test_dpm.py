@@ -1,0 +1,98 @@
+import lightning as L
+import pytest
+import torch
+from conftest import digits, quiet_trainer, tiny_unet_config
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from diffrep.checkpoints import load_dpm
+from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.lightning_modules import DPM
+
+
+class LossRecorder(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def make_dpm(**kwargs) -> DPM:
+    L.seed_everything(0)
+    return DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9, **kwargs)
+
+
+def test_tiny_dpm_loss_falls_on_digits(tmp_path):
+    recorder = LossRecorder()
+    quiet_trainer(tmp_path, max_steps=120, callbacks=[recorder]).fit(make_dpm(), datamodule=digits())
+    first, last = sum(recorder.losses[:20]) / 20, sum(recorder.losses[-20:]) / 20
+    assert last < 0.6 * first, (first, last)
+
+
+def test_resume_continues_the_uninterrupted_run(tmp_path):
+    """Stop after one epoch (21 steps), resume from last.ckpt and compare with one run of 42 steps.
+
+    The first resumed step is bit-identical (weights, optimiser, data order and RNG restored);
+    later steps drift apart by float noise amplified through Adam, so the curve is compared on
+    average (known limitation, noted on the reliability issue).
+    """
+    straight = LossRecorder()
+    model_a = make_dpm()
+    quiet_trainer(tmp_path / "a", max_steps=42, callbacks=[straight]).fit(model_a, datamodule=digits())
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "b", save_last=True)
+    first = LossRecorder()
+    quiet_trainer(tmp_path / "b", max_steps=21, callbacks=[first, ckpt], enable_checkpointing=True).fit(
+        make_dpm(), datamodule=digits()
+    )
+    second = LossRecorder()
+    model_b = make_dpm()
+    trainer = quiet_trainer(tmp_path / "b", max_steps=42, callbacks=[second, ModelCheckpoint(dirpath=tmp_path / "b", save_last=True)], enable_checkpointing=True)
+    torch.manual_seed(1234)  # a different RNG state: resume must restore the saved one
+    trainer.fit(model_b, datamodule=digits(), ckpt_path=str(tmp_path / "b" / "last.ckpt"))
+
+    assert trainer.global_step == 42 and len(second.losses) == 21
+    assert first.losses == pytest.approx(straight.losses[:21], rel=1e-6)
+    assert second.losses[0] == pytest.approx(straight.losses[21], rel=1e-6)
+    resumed, unbroken = sum(second.losses) / 21, sum(straight.losses[21:]) / 21
+    assert resumed == pytest.approx(unbroken, rel=0.1)
+
+
+def test_checkpoint_carries_ema_weights_that_load_dpm_returns(tiny_dpm_checkpoint):
+    unet, schedule = load_dpm(tiny_dpm_checkpoint)
+    raw = torch.load(tiny_dpm_checkpoint, weights_only=False)
+    key = "input_blocks.1.0.in_layers.2.weight"
+    ema = raw["state_dict"]["ema.unet__" + key.replace(".", "__")]
+    assert torch.equal(unet.state_dict()[key], ema)
+    assert not torch.equal(ema, raw["state_dict"]["unet." + key])
+    assert schedule.num_timesteps == 1000 and unet.config.image_size == 16
+
+
+def test_round_trip_inversion_of_a_trained_dpm(tiny_dpm_checkpoint):
+    """DDIM inversion then sampling recovers digits: mean abs error below 0.1 on [-1, 1] images with 100 steps."""
+    model = DPM.load_from_checkpoint(tiny_dpm_checkpoint)
+    dm = digits()
+    dm.setup()
+    x0 = torch.stack([dm.splits["val"][i][0] for i in range(8)])
+    recon = model.reconstruct(x0, num_steps=100)
+    error = (recon - x0).abs().mean().item()
+    assert error < 0.1, error
+    assert model.training is False or model.training is True  # mode restored, checked below
+    model.train()
+    model.reconstruct(x0[:1], num_steps=2)
+    assert model.training
+
+
+def test_samples_have_image_shape_and_range(tiny_dpm_checkpoint):
+    model = DPM.load_from_checkpoint(tiny_dpm_checkpoint)
+    samples = model.sample(4, num_steps=10, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (4, 1, 16, 16) and samples.min() >= -1 and samples.max() <= 1
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    from diffrep.lightning_modules.backbone import NonFiniteLossError
+
+    model = make_dpm()
+    model.unet.out[2].bias.data.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        quiet_trainer(tmp_path, max_steps=2).fit(model, datamodule=digits())
