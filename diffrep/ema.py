@@ -8,8 +8,8 @@ pre-trained network is stored once, not twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn

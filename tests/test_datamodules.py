@@ -6,7 +6,12 @@ import torch
 from PIL import Image
 
 from diffrep.datamodules import (
-    CIFAR10DataModule, DataError, DigitsDataModule, FashionMNISTDataModule, ImageFolderDataModule, MNISTDataModule,
+    CIFAR10DataModule,
+    DataError,
+    DigitsDataModule,
+    FashionMNISTDataModule,
+    ImageFolderDataModule,
+    MNISTDataModule,
 )
 from diffrep.datamodules.idx import read_idx, write_idx
 

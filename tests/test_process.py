@@ -1,7 +1,11 @@
 import torch
 
 from diffrep.diffusion.process import (
-    eps_from_score, eps_from_x0, q_sample, score_from_eps, x0_from_eps,
+    eps_from_score,
+    eps_from_x0,
+    q_sample,
+    score_from_eps,
+    x0_from_eps,
 )
 from diffrep.diffusion.schedule import DiscreteSchedule, VESchedule
 

@@ -13,7 +13,7 @@ Step spacing is ``NoiseSchedule.sampling_times``; the last step lands on the cle
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -9,8 +9,8 @@ continuous VE/VP SDEs (Song et al. 2021) alike. Coefficients are computed once i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn

@@ -7,7 +7,7 @@ lambda_score(t) ||s - grad log p||^2 = lambda_score(t) / sigma(t)^2 ||eps - eps_
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

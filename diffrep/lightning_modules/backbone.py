@@ -9,8 +9,9 @@ here. Callbacks use only ``encode``, ``reconstruct``, ``interpolate`` and ``samp
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from diffrep.nets.layers import AttentionBlock, ResBlock, TimestepSequential, normalization, timestep_embedding, zero_module
+from diffrep.nets.layers import (
+    AttentionBlock,
+    ResBlock,
+    TimestepSequential,
+    normalization,
+    timestep_embedding,
+    zero_module,
+)
 
 
 @dataclass

@@ -1,0 +1,50 @@
+"""The real entry point, as a user runs it: console script, config file, clear errors."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+ENV = {**os.environ, "WANDB_MODE": "disabled"}
+
+
+def diffrep(*args, cwd):
+    exe = shutil.which("diffrep") or sys.executable
+    cmd = [exe, *args] if exe.endswith("diffrep") else [exe, "-m", "diffrep.cli", *args]
+    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def test_print_config_shows_the_model_class(tmp_path):
+    out = diffrep("fit", "--config", str(REPO / "configs/dpm.yaml"), "--print_config", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "diffrep.lightning_modules.DPM" in out.stdout and "base_channels: 16" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="needs dataset-fashion-mnist")
+def test_two_step_fit_of_the_main_config_writes_a_checkpoint_and_grid(tmp_path):
+    out = diffrep(
+        "fit", "--config", str(REPO / "configs/dpm.yaml"), "--trainer.max_steps", "2",
+        "--trainer.logger", str(REPO / "configs/logger/csv.yaml"), "--trainer.limit_val_batches", "1",
+        "--data.init_args.num_workers", "0", cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "runs/dpm/checkpoints/last.ckpt").is_file()
+    assert list((tmp_path / "runs/dpm/images").glob("samples_*.png"))
+
+
+def test_missing_data_gives_one_clear_error_and_exit_2(tmp_path):
+    out = diffrep(
+        "fit", "--config", str(REPO / "configs/dpm.yaml"), "--data", "diffrep.datamodules.MNISTDataModule",
+        "--data.root", str(tmp_path), "--trainer.max_steps", "1", "--trainer.logger", "false", cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert "diffrep: error:" in out.stderr and "not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_config_key_is_refused(tmp_path):
+    out = diffrep("fit", "--config", str(REPO / "configs/dpm.yaml"), "--model.init_args.learning_rate", "1", cwd=tmp_path)
+    assert out.returncode == 2 and "learning_rate" in out.stderr
