@@ -27,19 +27,12 @@ def time_steps(model, batch: torch.Tensor, steps: int) -> float:
     for i in range(steps + 1):
         if i == 1:
             start = time.perf_counter()
-        loss = _loss(model, batch)
+        loss = model.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         model.ema.update()
     return (time.perf_counter() - start) / steps
-
-
-def _loss(model, batch):
-    if isinstance(model, PDAE):
-        z = model.encoder(batch)
-        return model.denoising_loss(batch, lambda x_t, t: model.shifted_eps(x_t, t, z))[0]
-    return model.denoising_loss(batch, model.eps)[0]
 
 
 def main() -> None:

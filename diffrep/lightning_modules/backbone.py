@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from abc import ABC, abstractmethod
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -31,7 +32,7 @@ class UnsupportedOperation(RuntimeError):
     """A method was asked for something it does not have (e.g. ``encode`` on a plain DPM)."""
 
 
-class DiffusionBackboneMixin:
+class DiffusionBackboneMixin(ABC):
     """Shared machinery; mix in before ``lightning.LightningModule``."""
 
     schedule: NoiseSchedule
@@ -144,6 +145,22 @@ class DiffusionBackboneMixin:
         per_sample = (eps - eps_hat.float()).pow(2).flatten(1).mean(1)
         weight = loss_weight(self.weighting, self.schedule, t, self.gamma)
         return (weight * per_sample).mean(), per_sample
+
+    @abstractmethod
+    def loss(self, x0: Tensor) -> Tensor:
+        """The method's training objective on a batch of clean images."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        loss = self.loss(self.images(batch))
+        self.check_finite(loss)
+        self.log("train/loss", loss, prog_bar=True)  # type: ignore[attr-defined]
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """The same objective with seeded t and noise, so validation losses are comparable."""
+        with self.fixed_noise(batch_idx):
+            loss = self.loss(self.images(batch))
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)  # type: ignore[attr-defined]
 
     def check_finite(self, loss: Tensor) -> None:
         if not torch.isfinite(loss):

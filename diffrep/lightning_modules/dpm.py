@@ -52,16 +52,9 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
     def eps(self, x_t: Tensor, t: Tensor) -> Tensor:
         return self.unet(self.to_memory_format(x_t), self.schedule.model_time(t))
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss, _ = self.denoising_loss(self.images(batch), self.eps)
-        self.check_finite(loss)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        with self.fixed_noise(batch_idx):
-            loss, _ = self.denoising_loss(self.images(batch), self.eps)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+    def loss(self, x0: Tensor) -> Tensor:
+        """L_simple (Ho et al. eq. 14), reweighted by ``weighting``."""
+        return self.denoising_loss(x0, self.eps)[0]
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict()}

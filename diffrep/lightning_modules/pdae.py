@@ -73,20 +73,10 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         eps, g = self.decoder(self.to_memory_format(x_t), t, z)
         return eps + append_dims(mean_shift_eps_coefficient(self.schedule, t), g) * g.float()
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        x0 = self.images(batch)
+    def loss(self, x0: Tensor) -> Tensor:
+        """PDAE eq. 11: the lambda_t-weighted error of eps_theta + c_t G(x_t, E(x0), t)."""
         z = self.encoder(x0)
-        loss, _ = self.denoising_loss(x0, lambda x_t, t: self.shifted_eps(x_t, t, z))
-        self.check_finite(loss)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x0 = self.images(batch)
-        with self.fixed_noise(batch_idx):
-            z = self.encoder(x0)
-            loss, _ = self.denoising_loss(x0, lambda x_t, t: self.shifted_eps(x_t, t, z))
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        return self.denoising_loss(x0, lambda x_t, t: self.shifted_eps(x_t, t, z))[0]
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {**super().checkpoint_metadata(), "latent_dim": self.hparams.latent_dim}
