@@ -31,7 +31,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         warmup_steps: int = 0,
         ema_decay: float | None = 0.9999,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()

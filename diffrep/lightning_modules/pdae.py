@@ -37,7 +37,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         ema_decay: float | None = 0.9999,
         shift_off_fraction: float = 0.3,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
