@@ -1,7 +1,8 @@
 """Loading a pre-trained DPM for a later stage: a diffrep checkpoint or an official PDAE one.
 
 - diffrep: a Lightning ``.ckpt`` written by ``diffrep fit --config configs/dpm.yaml``; its
-  ``diffrep`` entry holds the U-Net and schedule, and the EMA weights are taken.
+  ``diffrep`` entry holds the U-Net and schedule, and the EMA weights are taken. A PDAE
+  checkpoint also works: it stores its frozen DPM once, so it is self-contained.
 - official PDAE (ckczzj/PDAE): ``checkpoint.pt`` with ``ema_denoise_fn`` and the ``config.yml``
   beside it (``denoise_fn_config``, ``diffusion_config``, ``dataset_config``).
 """
@@ -55,7 +56,10 @@ def load_dpm(path: str | Path, config_path: str | Path | None = None) -> tuple[U
         if "unet" not in meta:
             raise CheckpointError(f"{path} is a {meta.get('method')} checkpoint, not a DPM; pass the DPM's checkpoint")
         unet = UNet(UNetConfig(**meta["unet"]))
-        state = ema_state_dict(checkpoint, "unet.")
+        # A PDAE checkpoint holds its frozen DPM under decoder.<official U-Net names>.
+        prefix = "decoder." if meta.get("method") == "PDAE" else "unet."
+        wanted = unet.state_dict().keys()
+        state = {k: v for k, v in ema_state_dict(checkpoint, prefix).items() if k in wanted or prefix == "unet."}
         schedule = ScheduleConfig(**meta["schedule"])
     elif "ema_denoise_fn" in checkpoint:
         unet_cfg, schedule = official_config(Path(config_path) if config_path else Path(path).with_name("config.yml"))

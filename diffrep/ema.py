@@ -47,6 +47,12 @@ class EMA(nn.Module):
             shadows, weights = zip(*pairs)
             torch._foreach_lerp_(list(shadows), list(weights), 1.0 - self.decay)
 
+    @torch.no_grad()
+    def copy_to_model(self) -> None:
+        """Put the EMA weights into the model for good (a frozen later stage uses only them)."""
+        for name, p in self._tracked():
+            p.copy_(self.shadow(name))
+
     @contextmanager
     def average_parameters(self) -> Iterator[None]:
         """Temporarily put the EMA weights into the model (for evaluation and sampling)."""

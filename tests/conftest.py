@@ -37,8 +37,8 @@ def quiet_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
     return L.Trainer(**defaults)
 
 
-def digits(batch_size: int = 64, **kwargs) -> DigitsDataModule:
-    return DigitsDataModule(image_size=16, batch_size=batch_size, val_size=100, **kwargs)
+def digits(batch_size: int = 64, image_size: int = 16, **kwargs) -> DigitsDataModule:
+    return DigitsDataModule(image_size=image_size, batch_size=batch_size, val_size=100, **kwargs)
 
 
 @pytest.fixture(scope="session")

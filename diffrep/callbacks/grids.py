@@ -1,7 +1,8 @@
 """Image grids during training: samples, reconstructions and interpolations.
 
-Each calls only the module's public ``sample`` / ``reconstruct`` / ``interpolate``, so it works
-for every method, and logs on rank 0 every ``every_n_epochs`` epochs and at the end of fit.
+Each calls only the module's public ``sample`` / ``reconstruct`` / ``interpolate`` (and
+``manipulate`` for edits), so it works for every method, and logs every ``every_n_epochs``
+epochs, at the end of fit and at the end of ``diffrep test``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import torch
 from torch import Tensor
 
 from diffrep.callbacks.logging import log_image_grid
+from diffrep.evaluation.features import collect_codes
+from diffrep.manipulation import fit_code_direction
 
 
 class _GridCallback(L.Callback, ABC):
@@ -26,13 +29,13 @@ class _GridCallback(L.Callback, ABC):
     def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
         """Return the images of the grid (in [-1, 1]) and its row length."""
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str = "") -> None:
         if trainer.sanity_checking:
             return
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             images, nrow = self.make(trainer, pl_module)
-        self.last_path = log_image_grid(trainer, self.key, images, nrow)
+        self.last_path = log_image_grid(trainer, prefix + self.key, images, nrow)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:
@@ -41,17 +44,26 @@ class _GridCallback(L.Callback, ABC):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log(trainer, pl_module)
 
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """`diffrep test --config C --ckpt_path P` draws the grids of a trained checkpoint (test_*.png)."""
+        self._log(trainer, pl_module, prefix="test/")
 
-def _eval_images(trainer: L.Trainer, pl_module: L.LightningModule, n: int) -> Tensor:
-    """The first n validation images (or training images when there is no validation set)."""
+
+def _eval_batch(trainer: L.Trainer, pl_module: L.LightningModule, n: int) -> tuple[Tensor, Tensor]:
+    """The first n validation images and labels (training ones when there is no validation set)."""
     datamodule = trainer.datamodule
     loader = datamodule.val_dataloader() if len(datamodule.splits.get("val", [])) else datamodule.train_dataloader()
-    images = []
+    images, labels = [], []
     for batch in loader:
         images.append(batch[0])
+        labels.append(batch[1])
         if sum(len(b) for b in images) >= n:
             break
-    return torch.cat(images)[:n].to(pl_module.device)
+    return torch.cat(images)[:n].to(pl_module.device), torch.cat(labels)[:n].to(pl_module.device)
+
+
+def _eval_images(trainer: L.Trainer, pl_module: L.LightningModule, n: int) -> Tensor:
+    return _eval_batch(trainer, pl_module, n)[0]
 
 
 class SampleGrid(_GridCallback):
@@ -89,3 +101,27 @@ class InterpolationGrid(_GridCallback):
         x0 = _eval_images(trainer, pl_module, 2 * self.num_rows)
         rows = [pl_module.interpolate(x0[2 * i], x0[2 * i + 1], self.num_points, self.num_steps) for i in range(self.num_rows)]
         return torch.cat(rows), self.num_points
+
+
+class ManipulationGrid(_GridCallback):
+    """Edits towards class ``positive_class``: one row per image, one column per edit scale.
+
+    The direction is a logistic-regression normal on ``num_codes`` training codes
+    (``diffrep.manipulation``); the images are validation images of other classes.
+    """
+
+    key = "manipulations"
+
+    def __init__(self, positive_class: int = 0, scales: tuple[float, ...] = (-0.6, -0.3, 0.0, 0.3, 0.6),
+                 num_codes: int = 2000, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.positive_class, self.scales, self.num_codes = positive_class, list(scales), num_codes
+
+    def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
+        codes, labels = collect_codes(pl_module, trainer.datamodule.train_dataloader(), self.num_codes)
+        direction = fit_code_direction(codes.to(pl_module.device), labels.to(pl_module.device), self.positive_class)
+        x0, y = _eval_batch(trainer, pl_module, 4 * self.num_images)
+        x0 = x0[y != self.positive_class][: self.num_images]
+        edits = pl_module.manipulate(x0, direction, self.scales, self.num_steps)  # (S, B, C, H, W)
+        rows = torch.cat([x0[:, None], edits.transpose(0, 1)], dim=1)  # original, then the edits
+        return rows.flatten(0, 1), len(self.scales) + 1

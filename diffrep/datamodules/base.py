@@ -113,6 +113,12 @@ class ImageDataModule(L.LightningDataModule):
             "test": ImageArrayDataset(test_images, test_labels, size),
         }
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, size, size) of the images this module yields."""
+        self.setup()
+        return (self.splits["train"].images.shape[1], self.image_size, self.image_size)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
         return DataLoader(

@@ -130,7 +130,10 @@ class DiscreteSchedule(NoiseSchedule):
 
 
 def make_betas(kind: str, num_timesteps: int, beta_start: float, beta_end: float) -> Tensor:
-    """Beta sequence in float64; 'linear' is scaled for T != 1000 as in improved DDPM."""
+    """Beta sequence in float64; 'linear' is scaled for T != 1000 as in improved DDPM;
+    'constant' puts every beta at ``beta_end`` (Diff-AE's latent DPM: 0.008)."""
+    if kind == "constant":
+        return torch.full((num_timesteps,), float(beta_end), dtype=torch.float64)
     if kind == "linear":
         scale = 1000 / num_timesteps
         return torch.linspace(scale * beta_start, scale * beta_end, num_timesteps, dtype=torch.float64)
@@ -139,7 +142,7 @@ def make_betas(kind: str, num_timesteps: int, beta_start: float, beta_end: float
         steps = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps
         f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
         return (1 - f[1:] / f[:-1]).clamp(max=0.999)
-    raise ValueError(f"unknown beta_schedule {kind!r}; choose 'linear' or 'cosine'")
+    raise ValueError(f"unknown beta_schedule {kind!r}; choose 'linear', 'cosine' or 'constant'")
 
 
 class VESchedule(NoiseSchedule):

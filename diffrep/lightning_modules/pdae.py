@@ -10,13 +10,14 @@ Sampling uses the classifier-guidance form eps_hat = eps_theta - sqrt(1 - abar_t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from diffrep.checkpoints import load_dpm
+from diffrep.checkpoints import CheckpointError, load_dpm, read_checkpoint
 from diffrep.diffusion.process import append_dims, mean_shift_eps_coefficient
 from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation, slerp
@@ -57,29 +58,23 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         self.setup_fast_paths(self.decoder, channels_last, compile)
         self.setup_ema()
 
-    def setup(self, stage: str) -> None:
-        """Refuse data the pre-trained DPM was not trained for, before any step runs."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        size = getattr(datamodule, "image_size", None)
-        if size is not None and size != self.image_shape[-1]:
-            raise ValueError(
-                f"the pre-trained DPM takes {self.image_shape[-1]}x{self.image_shape[-1]} images but the data is "
-                f"{size}x{size}; set --data.init_args.image_size {self.image_shape[-1]} or use a DPM trained at {size}"
-            )
-
     # ------------------------------------------------------------------ training
     def shifted_eps(self, x_t: Tensor, t: Tensor, z: Tensor) -> Tensor:
         """eps_theta + c_t G: the training-time prediction whose error the loss weighs."""
         eps, g = self.decoder(self.to_memory_format(x_t), t, z)
         return eps + append_dims(mean_shift_eps_coefficient(self.schedule, t), g) * g.float()
 
-    def loss(self, x0: Tensor) -> Tensor:
+    def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
         """PDAE eq. 11: the lambda_t-weighted error of eps_theta + c_t G(x_t, E(x0), t)."""
         z = self.encoder(x0)
-        return self.denoising_loss(x0, lambda x_t, t: self.shifted_eps(x_t, t, z))[0]
+        return self.denoising_loss(x0, lambda x_t, tt: self.shifted_eps(x_t, tt, z), t)[0]
 
     def checkpoint_metadata(self) -> dict[str, Any]:
-        return {**super().checkpoint_metadata(), "latent_dim": self.hparams.latent_dim}
+        return {
+            **super().checkpoint_metadata(),
+            "latent_dim": self.encoder.latent_dim,
+            "unet": self.decoder.config.as_dict(),
+        }
 
     # ---------------------------------------------------------------- sampling
     def guided_eps_fn(self, z: Tensor | None, shift_from: int | float | None = None) -> EpsFn:
@@ -126,5 +121,45 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         x_path = slerp(x_T[:1].expand(num_points, *x_T.shape[1:]), x_T[1:].expand(num_points, *x_T.shape[1:]), w)
         return self.decode(z_path, x_path, num_steps)
 
+    def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
+        """Decode new codes (e.g. from a latent DPM) with the shift off for the last steps.
+
+        The paper switches G off for the last ``shift_off_fraction`` (0.3) of the DDIM steps:
+        fine detail then comes from the DPM alone, which suits codes it never saw.
+        """
+        shift_from = self.shift_off_fraction * (self.schedule.t_max + 1)
+        with self.inference():
+            return ddim_sample(self.guided_eps_fn(z, shift_from), self.schedule, x_T, num_steps)
+
+    def manipulate(self, x0: Tensor, direction: Tensor, scales: list[float], num_steps: int = 100) -> Tensor:
+        """Edit images along a code direction (from ``fit_code_direction``): (len(scales), B, C, H, W).
+
+        Each image keeps its own inverted x_T; only its code moves, by
+        z' = z + s sqrt(d) w / ||w|| in the normalised space the classifier was fit in.
+        """
+        z = self.encode(x0)
+        x_T = self.invert(x0, z, num_steps)
+        return torch.stack([self.decode(direction.edit(z, s), x_T, num_steps) for s in scales])
+
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        raise UnsupportedOperation("PDAE samples need a latent DPM on z; decode given codes with decode(z, x_T)")
+        raise UnsupportedOperation(
+            "PDAE generates through a DPM on its codes: train one with `diffrep fit --config "
+            "configs/pdae_latent.yaml` and sample from that checkpoint (or decode codes with generate(z, x_T))"
+        )
+
+
+def load_pdae(path: str | Path) -> PDAE:
+    """A trained PDAE from its checkpoint alone, with its EMA weights in place (for later stages)."""
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint.get("diffrep", {})
+    if meta.get("method") != "PDAE":
+        raise CheckpointError(f"{path} is not a PDAE checkpoint (method: {meta.get('method')}); pass the one "
+                              "`diffrep fit --config configs/pdae.yaml` writes")
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hparams.update(dpm_checkpoint=str(path), dpm_config=None)
+    model = PDAE(**hparams)
+    model.load_state_dict(checkpoint["state_dict"])
+    if model.ema is not None:
+        model.ema.copy_to_model()
+        model.ema = None
+    return model.eval()
