@@ -48,3 +48,29 @@ def test_missing_data_gives_one_clear_error_and_exit_2(tmp_path):
 def test_unknown_config_key_is_refused(tmp_path):
     out = diffrep("fit", "--config", str(REPO / "configs/dpm.yaml"), "--model.init_args.learning_rate", "1", cwd=tmp_path)
     assert out.returncode == 2 and "learning_rate" in out.stderr
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_every_shipped_config_parses(config, tmp_path):
+    out = diffrep("fit", "--config", str(REPO / "configs" / config), "--print_config", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_pdae_without_its_dpm_names_the_stage_1_command(tmp_path):
+    out = diffrep("fit", "--config", str(REPO / "configs/pdae.yaml"), "--trainer.logger", "false", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "configs/dpm.yaml" in out.stderr and "dpm_checkpoint" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="needs dataset-fashion-mnist")
+def test_pdae_config_fits_on_a_given_dpm_and_draws_its_grids(tiny_dpm_checkpoint, tmp_path):
+    out = diffrep(
+        "fit", "--config", str(REPO / "configs/pdae.yaml"), "--model.init_args.dpm_checkpoint", str(tiny_dpm_checkpoint),
+        "--data.init_args.image_size", "16", "--data.init_args.num_workers", "0", "--trainer.max_steps", "3",
+        "--trainer.logger", "false", "--trainer.limit_val_batches", "1", cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    images = tmp_path / "runs/pdae/images"
+    for key in ("reconstructions", "interpolations", "manipulations"):
+        assert list(images.glob(f"{key}_*.png")), key

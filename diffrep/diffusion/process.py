@@ -20,6 +20,15 @@ def q_sample(schedule: NoiseSchedule, x0: Tensor, t: Tensor, eps: Tensor) -> Ten
     return append_dims(schedule.alpha(t), x0) * x0 + append_dims(schedule.sigma(t), x0) * eps
 
 
+def network_input(schedule: NoiseSchedule, x_t: Tensor, t: Tensor) -> Tensor:
+    """x_t / sqrt(alpha_t^2 + sigma_t^2): unit variance for unit-variance data on any schedule.
+
+    On a VP/DDPM schedule the factor is 1 (no change); on the VE SDE it keeps the U-Net's input
+    near unit scale even at sigma = 50 (the EDM c_in preconditioning, Karras et al. 2022).
+    """
+    return x_t / append_dims((schedule.alpha(t) ** 2 + schedule.sigma(t) ** 2).sqrt(), x_t).to(x_t.dtype)
+
+
 def x0_from_eps(schedule: NoiseSchedule, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
     """Invert q_sample for x0 given a noise prediction."""
     return (x_t - append_dims(schedule.sigma(t), x_t) * eps) / append_dims(schedule.alpha(t), x_t)

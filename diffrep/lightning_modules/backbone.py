@@ -133,27 +133,43 @@ class DiffusionBackboneMixin(ABC):
         finally:
             self.train(was_training)
 
+    def setup(self, stage: str) -> None:
+        """Refuse data of another shape before any step runs (a pre-trained DPM fixes the shape)."""
+        datamodule = getattr(self.trainer, "datamodule", None)  # type: ignore[attr-defined]
+        data_shape = getattr(datamodule, "image_shape", None)
+        if data_shape is not None and tuple(data_shape) != self.image_shape:
+            c, s = self.image_shape[0], self.image_shape[-1]
+            raise ValueError(
+                f"{type(self).__name__} takes {c}x{s}x{s} images but the data gives "
+                f"{'x'.join(map(str, data_shape))}; set --data.init_args.image_size {s} and use {c}-channel "
+                "data, or a model (pre-trained DPM) built for this data"
+            )
+
     # -------------------------------------------------------------------- loss
     def sample_time(self, n: int, device: torch.device) -> Tensor:
         return sample_time(self.time_sampler, self.schedule, n, device)
 
-    def denoising_loss(self, x0: Tensor, predict_eps: Any, t: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def denoising_loss(
+        self, x0: Tensor, predict_eps: Any, t: Tensor | None = None, norm: str = "l2"
+    ) -> tuple[Tensor, Tensor]:
         """E_t lambda(t) ||eps - eps_hat(x_t, t)||^2, mean over pixels then over the batch.
 
-        ``predict_eps(x_t, t)`` is the method's prediction. Returns (loss, per-sample error).
+        ``predict_eps(x_t, t)`` is the method's prediction; ``norm='l1'`` uses |.| instead
+        (Diff-AE's latent DPM). Works for images and for flat codes. Returns (loss, per-sample error).
         """
         if t is None:
             t = self.sample_time(x0.shape[0], x0.device)
         eps = torch.randn_like(x0)
         x_t = q_sample(self.schedule, x0, t, eps)
         eps_hat = predict_eps(x_t, t)
-        per_sample = (eps - eps_hat.float()).pow(2).flatten(1).mean(1)
+        error = eps - eps_hat.float()
+        per_sample = (error.abs() if norm == "l1" else error.pow(2)).flatten(1).mean(1)
         weight = loss_weight(self.weighting, self.schedule, t, self.gamma)
         return (weight * per_sample).mean(), per_sample
 
     @abstractmethod
-    def loss(self, x0: Tensor) -> Tensor:
-        """The method's training objective on a batch of clean images."""
+    def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
+        """The method's training objective on a batch of clean images (at times t, or sampled)."""
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self.loss(self.images(batch))
@@ -166,6 +182,11 @@ class DiffusionBackboneMixin(ABC):
         with self.fixed_noise(batch_idx):
             loss = self.loss(self.images(batch))
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)  # type: ignore[attr-defined]
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        with self.ema_scope(), self.fixed_noise(batch_idx):
+            loss = self.loss(self.images(batch))
+        self.log("test/loss", loss, sync_dist=True)  # type: ignore[attr-defined]
 
     def check_finite(self, loss: Tensor) -> None:
         if not torch.isfinite(loss):

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from diffrep.diffusion.process import network_input
 from diffrep.diffusion.sampling import ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, slerp
@@ -50,11 +51,11 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         self.setup_ema()
 
     def eps(self, x_t: Tensor, t: Tensor) -> Tensor:
-        return self.unet(self.to_memory_format(x_t), self.schedule.model_time(t))
+        return self.unet(self.to_memory_format(network_input(self.schedule, x_t, t)), self.schedule.model_time(t))
 
-    def loss(self, x0: Tensor) -> Tensor:
+    def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
         """L_simple (Ho et al. eq. 14), reweighted by ``weighting``."""
-        return self.denoising_loss(x0, self.eps)[0]
+        return self.denoising_loss(x0, self.eps, t)[0]
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict()}

@@ -60,10 +60,56 @@ class TimmEncoder(nn.Module):
         return self.head(self.backbone(x0))
 
 
+class HalfUNetEncoder(nn.Module):
+    """Diff-AE's semantic encoder: a U-Net's input blocks and middle block, then GN, SiLU,
+    global average pooling and a 1x1 conv to the code. It has no time input; its ResBlocks get
+    a zero time embedding, which leaves them a learned per-channel shift."""
+
+    def __init__(self, in_channels: int = 1, image_size: int = 32, latent_dim: int = 512, **unet_kwargs) -> None:
+        super().__init__()
+        from diffrep.nets.unet import UNet, UNetConfig
+
+        cfg = UNetConfig(in_channels=in_channels, image_size=image_size, **unet_kwargs)
+        unet = UNet(cfg)
+        self.input_blocks, self.middle_block = unet.input_blocks, unet.middle_block
+        ch = unet.bottleneck_channels
+        self.emb_dim = cfg.time_embed_dim
+        self.out = nn.Sequential(
+            normalization(ch, cfg.num_groups), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, latent_dim, 1), nn.Flatten()
+        )
+        self.latent_dim = latent_dim
+
+    def forward(self, x0: Tensor) -> Tensor:
+        emb = x0.new_zeros(x0.shape[0], self.emb_dim)
+        h = x0
+        for block in self.input_blocks:
+            h = block(h, emb)
+        return self.out(self.middle_block(h, emb))
+
+
+class FlattenEncoder(nn.Module):
+    """z = x0 flattened: a perfect-information code (tests, and an upper bound for a decoder)."""
+
+    def __init__(self, in_channels: int, image_size: int, latent_dim: int) -> None:
+        super().__init__()
+        if latent_dim != in_channels * image_size * image_size:
+            raise ValueError(f"the flatten encoder's latent_dim must be C*H*W = {in_channels * image_size**2}")
+        self.latent_dim = latent_dim
+
+    def forward(self, x0: Tensor) -> Tensor:
+        return x0.flatten(1)
+
+
 def build_encoder(kind: str, in_channels: int, image_size: int, latent_dim: int, **kwargs) -> nn.Module:
-    """'conv' for the official PDAE encoder, 'timm:<model name>' for a timm backbone."""
+    """'conv' (official PDAE encoder), 'halfunet' (Diff-AE), 'flatten', or 'timm:<model name>'."""
     if kind == "conv":
         return ConvEncoder(in_channels, image_size, latent_dim, **kwargs)
+    if kind == "halfunet":
+        return HalfUNetEncoder(in_channels, image_size, latent_dim, **kwargs)
+    if kind == "flatten":
+        return FlattenEncoder(in_channels, image_size, latent_dim)
     if kind.startswith("timm:"):
         return TimmEncoder(kind.split(":", 1)[1], in_channels, latent_dim, **kwargs)
-    raise ValueError(f"unknown encoder {kind!r}; use 'conv' or 'timm:<model name>' (e.g. 'timm:resnet18')")
+    raise ValueError(
+        f"unknown encoder {kind!r}; use 'conv', 'halfunet', 'flatten' or 'timm:<model name>' (e.g. 'timm:resnet18')"
+    )

@@ -1,0 +1,213 @@
+"""DRL and VDRL: an encoder trained jointly with a code-conditioned denoiser (Mittal et al., ICML 2023).
+
+Loss (score space, as in the paper): E_t lambda(t) || s(x_t, t, z) - grad log p_0t(x_t | x0) ||^2
+with z = E(x0) (or E(x0, t)). With lambda(t) = sigma(t)^2 this is exactly the unit-weighted eps
+error the mixin computes (``weighting: sigma2`` = ``uniform`` in eps space; see
+``diffrep.diffusion.weighting``). Unconditional denoising has an irreducible error; z lowers it
+only by carrying information about x0, which is what makes it a representation. The time
+sampler chooses which noise levels — and so which details — the code is paid to explain
+(``uniform`` vs ``high_noise``).
+
+VDRL (``variational: true``): z = mu + sigma n and the loss adds
+kl_weight * KL(q(z|x0) || N(0, I)). ``kl_weight`` is the paper's lambda_z, stated against its
+summed per-sample denoising term 0.5 sum_pixels(...); since the mixin's term is a per-pixel
+mean, the KL enters here multiplied by 2 kl_weight / num_pixels (same optimum).
+
+Time-dependent code (``time_dependent: true``): E(x0, t) is trained at the same t as the noisy
+sample; ``encode`` returns the codes at ``encode_times`` (fractions of the time range), joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from diffrep.diffusion.process import network_input
+from diffrep.diffusion.sampling import ddim_invert, ddim_sample
+from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation, slerp
+from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
+from diffrep.nets.encoders import build_encoder
+from diffrep.nets.unet import UNet, UNetConfig
+
+CodeFn = Callable[[Tensor], Tensor]  # model time t -> code z (batch-aligned)
+
+
+class DRL(DiffusionBackboneMixin, L.LightningModule):
+    def __init__(
+        self,
+        unet: UNetConfig | dict | None = None,
+        schedule: ScheduleConfig | dict | None = None,
+        encoder: str = "conv",
+        encoder_kwargs: dict[str, Any] | None = None,
+        latent_dim: int = 32,
+        z_mode: str = "scale",
+        variational: bool = False,
+        kl_weight: float = 1e-5,
+        time_dependent: bool = False,
+        encode_times: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+        weighting: str = "sigma2",
+        time_sampler: str = "uniform",
+        lr: float = 2e-4,
+        warmup_steps: int = 0,
+        ema_decay: float | None = 0.999,
+        prior_momentum: float = 0.99,
+        channels_last: bool = False,
+        compile: bool | str = False,
+    ) -> None:
+        super().__init__()
+        unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
+        schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or self.default_schedule()
+        self.save_hyperparameters()
+        self.hparams["unet"], self.hparams["schedule"] = unet.as_dict(), vars(schedule).copy()
+        self.setup_backbone(
+            schedule, weighting, None, time_sampler, lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
+            image_shape=(unet.in_channels, unet.image_size, unet.image_size),
+        )
+        self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
+        self.time_dependent, self.encode_times = time_dependent, list(encode_times)
+        code_out = 2 * latent_dim if variational else latent_dim
+        feature_dim = 4 * latent_dim if time_dependent else code_out
+        self.encoder = build_encoder(encoder, unet.in_channels, unet.image_size, feature_dim, **(encoder_kwargs or {}))
+        self.time_head = TimeCodeHead(feature_dim, code_out) if time_dependent else None
+        self.unet = UNet(unet, z_dim=latent_dim, z_mode=z_mode)
+        # A Gaussian fitted to the training codes (running mean/covariance): DRL's prior for `sample`.
+        self.register_buffer("code_mean", torch.zeros(latent_dim))
+        self.register_buffer("code_cov", torch.eye(latent_dim))
+        self.prior_momentum = prior_momentum
+        self.setup_fast_paths(self.unet, channels_last, compile)
+        self.setup_ema()
+
+    @staticmethod
+    def default_schedule() -> ScheduleConfig:
+        """The paper's VE SDE: sigma(t) = 0.01 * 5000^t, t in [1e-5, 1]."""
+        return ScheduleConfig(kind="ve", sigma_min=0.01, sigma_max=50.0)
+
+    # ------------------------------------------------------------------ codes
+    def code_params(self, x0: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """(mean, logvar) of q(z | x0[, t]); logvar is None for a deterministic code."""
+        h = self.encoder(x0)
+        if self.time_head is not None:
+            if t is None:
+                raise ValueError("a time-dependent code needs t")
+            h = self.time_head(h, self.schedule.model_time(t))
+        if self.variational:
+            mean, logvar = h.chunk(2, dim=1)
+            return mean, logvar.clamp(-30.0, 20.0)
+        return h, None
+
+    def code_fn(self, x0: Tensor) -> CodeFn:
+        """t -> the (mean) code of x0 at t; a static code ignores t and is computed once."""
+        if self.time_dependent:
+            return lambda t: self.code_params(x0, t)[0]
+        z = self.code_params(x0)[0]
+        return lambda t: z
+
+    def eps(self, x_t: Tensor, t: Tensor, z: Tensor) -> Tensor:
+        x_in = self.to_memory_format(network_input(self.schedule, x_t, t))
+        return self.unet(x_in, self.schedule.model_time(t), z)
+
+    def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
+        if t is None:
+            t = self.sample_time(x0.shape[0], x0.device)
+        mean, logvar = self.code_params(x0, t if self.time_dependent else None)
+        z = reparameterise(mean, logvar) if logvar is not None else mean
+        loss = self.denoising_loss(x0, lambda x_t, tt: self.eps(x_t, tt, z), t=t)[0]
+        if logvar is not None:
+            kl = gaussian_kl(mean, logvar).mean()
+            loss = loss + 2.0 * self.kl_weight / x0[0].numel() * kl
+            if self.training:
+                self.log("train/kl", kl)
+        if self.training and not self.time_dependent:
+            self.track_code_prior(mean.detach())
+        return loss
+
+    @torch.no_grad()
+    def track_code_prior(self, codes: Tensor) -> None:
+        m = self.prior_momentum
+        centred = codes.float() - codes.float().mean(0)
+        self.code_mean.lerp_(codes.float().mean(0), 1 - m)
+        self.code_cov.lerp_(centred.T @ centred / max(len(codes) - 1, 1), 1 - m)
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict(), "latent_dim": self.latent_dim}
+
+    # --------------------------------------------------------- evaluation API
+    def conditional_eps_fn(self, code_fn: CodeFn) -> Callable[[Tensor, Tensor], Tensor]:
+        return lambda x_t, t: self.eps(x_t, t, code_fn(t))
+
+    def times_at(self, fractions: Sequence[float], n: int) -> list[Tensor]:
+        """Model-independent times at fractions of [t_min, t_max], one batch of n per fraction."""
+        lo, hi = self.schedule.t_min, self.schedule.t_max
+        values = [lo + f * (hi - lo) for f in fractions]
+        dtype = torch.long if self.schedule.discrete else torch.float32
+        return [torch.full((n,), round(v) if self.schedule.discrete else v, device=self.model_device(), dtype=dtype)
+                for v in values]
+
+    def encode(self, x0: Tensor, times: Sequence[float] | None = None) -> Tensor:
+        """The mean code; for a time-dependent code, the codes at ``times`` (fractions) joined."""
+        with self.inference():
+            if not self.time_dependent:
+                return self.code_params(x0)[0]
+            ts = self.times_at(times if times is not None else self.encode_times, x0.shape[0])
+            return torch.cat([self.code_params(x0, t)[0] for t in ts], dim=1)
+
+    def invert(self, x0: Tensor, code_fn: CodeFn, num_steps: int = 100) -> Tensor:
+        with self.inference():
+            return ddim_invert(self.conditional_eps_fn(code_fn), self.schedule, x0, num_steps)
+
+    def decode(self, code_fn: CodeFn, x_T: Tensor, num_steps: int = 100) -> Tensor:
+        with self.inference():
+            return ddim_sample(self.conditional_eps_fn(code_fn), self.schedule, x_T, num_steps)
+
+    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
+        """Decode the code of x0 from its inverted x_T (deterministic DDIM both ways)."""
+        with self.inference():
+            code_fn = self.code_fn(x0)
+            return self.decode(code_fn, self.invert(x0, code_fn, inversion_steps or num_steps), num_steps)
+
+    def reconstruct_from_noise(self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+        """Decode the code of x0 from random x_T: what the code alone keeps."""
+        with self.inference():
+            return self.decode(self.code_fn(x0), self.noise(x0.shape[0], generator), num_steps)
+
+    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
+        """lerp the codes (at every t for a time-dependent code), slerp the inverted x_T."""
+        with self.inference():
+            x0 = torch.stack([x_a, x_b])
+            ends = self.code_fn(x0)
+            x_T = self.invert(x0, ends, num_steps)
+            w = torch.linspace(0, 1, num_points, device=x0.device)
+
+            def path(t: Tensor) -> Tensor:
+                z = ends(t[:2] if t.shape[0] >= 2 else t.expand(2))
+                return torch.lerp(z[:1], z[1:], w[:, None])
+
+            x_path = slerp(x_T[:1].expand(num_points, *x_T.shape[1:]), x_T[1:].expand(num_points, *x_T.shape[1:]), w)
+            return self.decode(path, x_path, num_steps)
+
+    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """VDRL: z ~ N(0, I). DRL: z ~ N(mean, cov) of the training codes (a simple fitted prior)."""
+        if self.time_dependent:
+            raise UnsupportedOperation("a time-dependent code has no prior to sample from; use reconstruct/interpolate")
+        noise = torch.randn(n, self.latent_dim, generator=generator, device=self.model_device())
+        if self.variational:
+            return noise
+        eye = torch.eye(self.latent_dim, device=noise.device)
+        chol = torch.linalg.cholesky(self.code_cov.float() + 1e-5 * eye)
+        return self.code_mean + noise @ chol.T
+
+    def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+        z = self.sample_codes(n, generator)
+        return self.decode(lambda t: z, self.noise(n, generator), num_steps)
+
+
+class VDRL(DRL):
+    """DRL with a variational code: ``variational`` defaults to True (see the module docstring)."""
+
+    def __init__(self, *args: Any, variational: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, variational=variational, **kwargs)
