@@ -145,7 +145,24 @@ def make_betas(kind: str, num_timesteps: int, beta_start: float, beta_end: float
     raise ValueError(f"unknown beta_schedule {kind!r}; choose 'linear', 'cosine' or 'constant'")
 
 
-class VESchedule(NoiseSchedule):
+class ContinuousSchedule(NoiseSchedule):
+    """An SDE schedule on t in [t_eps, 1] (t_eps keeps sigma off 0 at the clean end)."""
+
+    t_eps: float
+
+    @property
+    def t_min(self) -> float:
+        return self.t_eps
+
+    @property
+    def t_max(self) -> float:
+        return 1.0
+
+    def clamp_time(self, t: Tensor) -> Tensor:
+        return t.clamp(self.t_eps, 1.0).to(torch.float32)
+
+
+class VESchedule(ContinuousSchedule):
     """Variance-exploding SDE: alpha = 1, sigma(t) = sigma_min (sigma_max/sigma_min)^t (DRL)."""
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, t_eps: float = 1e-5) -> None:
@@ -160,19 +177,10 @@ class VESchedule(NoiseSchedule):
         return self._out(self.sigma_min * (self.sigma_max / self.sigma_min) ** t64, t)
 
     def t_from_sigma_ratio(self, ratio: Tensor) -> Tensor:
-        t = torch.log(ratio.double() / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
-        return t.clamp(self.t_eps, 1.0).to(torch.float32)
-
-    @property
-    def t_min(self) -> float:
-        return self.t_eps
-
-    @property
-    def t_max(self) -> float:
-        return 1.0
+        return self.clamp_time(torch.log(ratio.double() / self.sigma_min) / math.log(self.sigma_max / self.sigma_min))
 
 
-class VPSchedule(NoiseSchedule):
+class VPSchedule(ContinuousSchedule):
     """Variance-preserving SDE with linear beta(t) in [beta_min, beta_max] (Song et al. 2021)."""
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, t_eps: float = 1e-5) -> None:
@@ -193,16 +201,7 @@ class VPSchedule(NoiseSchedule):
         # sigma/alpha = r  <=>  log alpha = -0.5 log(1 + r^2); solve the quadratic in t.
         log_alpha = -0.5 * torch.log1p(ratio.double() ** 2)
         a, b = 0.25 * (self.beta_max - self.beta_min), 0.5 * self.beta_min
-        t = (-b + torch.sqrt(b * b - 4 * a * log_alpha)) / (2 * a)
-        return t.clamp(self.t_eps, 1.0).to(torch.float32)
-
-    @property
-    def t_min(self) -> float:
-        return self.t_eps
-
-    @property
-    def t_max(self) -> float:
-        return 1.0
+        return self.clamp_time((-b + torch.sqrt(b * b - 4 * a * log_alpha)) / (2 * a))
 
 
 @dataclass

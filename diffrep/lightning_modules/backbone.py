@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from diffrep.diffusion.process import q_sample
+from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
 from diffrep.ema import EMA
@@ -265,13 +266,49 @@ class DiffusionBackboneMixin(ABC):
         """n new images in [-1, 1]."""
         raise UnsupportedOperation(f"{type(self).__name__} cannot sample")
 
-    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
-        """Images decoded from their own code (and inverted x_T where the method has one)."""
+    # A method that decodes from a code writes three hooks; reconstruction, inversion and
+    # interpolation below then work unchanged for it (PDAE: z; DRL: t -> z; DPM: no code).
+    def code_of(self, x0: Tensor) -> Any:
+        """The code a decoder is conditioned on, for images x0."""
         raise UnsupportedOperation(f"{type(self).__name__} cannot reconstruct")
 
-    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
-        """(num_points, C, H, W) images along the path between two images."""
+    def code_eps_fn(self, code: Any) -> EpsFn:
+        """The noise prediction DDIM runs with, given a code."""
+        raise UnsupportedOperation(f"{type(self).__name__} cannot reconstruct")
+
+    def code_path(self, ends: Any, weight: Tensor) -> Any:
+        """Codes along the path between the two codes in ``ends`` at ``weight`` in [0, 1]."""
         raise UnsupportedOperation(f"{type(self).__name__} cannot interpolate")
+
+    def invert(self, x0: Tensor, code: Any = None, num_steps: int = 100) -> Tensor:
+        """x_T of images by deterministic DDIM inversion under the (code-conditioned) model."""
+        with self.inference():
+            return ddim_invert(self.code_eps_fn(code), self.schedule, x0, num_steps)
+
+    def decode(self, code: Any, x_T: Tensor, num_steps: int = 100) -> Tensor:
+        with self.inference():
+            return ddim_sample(self.code_eps_fn(code), self.schedule, x_T, num_steps)
+
+    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
+        """Decode the code of x0 from its inverted x_T (the paper inverts with more steps than it decodes)."""
+        with self.inference():
+            code = self.code_of(x0)
+            return self.decode(code, self.invert(x0, code, inversion_steps or num_steps), num_steps)
+
+    def reconstruct_from_noise(self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+        """Decode the code of x0 from random x_T: what the code alone carries of the image."""
+        with self.inference():
+            return self.decode(self.code_of(x0), self.noise(x0.shape[0], generator), num_steps)
+
+    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
+        """(num_points, C, H, W): codes along ``code_path``, inverted x_T slerped (DDIM sec. 5.3)."""
+        with self.inference():
+            x0 = torch.stack([x_a, x_b])
+            ends = self.code_of(x0)
+            x_T = self.invert(x0, ends, num_steps)
+            w = torch.linspace(0, 1, num_points, device=x0.device)
+            x_path = slerp(x_T[:1].expand(num_points, *x_T.shape[1:]), x_T[1:].expand(num_points, *x_T.shape[1:]), w)
+            return self.decode(self.code_path(ends, w), x_path, num_steps)
 
 
 def slerp(a: Tensor, b: Tensor, weight: Tensor) -> Tensor:

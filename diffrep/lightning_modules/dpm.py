@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 
 from diffrep.diffusion.process import network_input
-from diffrep.diffusion.sampling import ddim_invert, ddim_sample
+from diffrep.diffusion.sampling import EpsFn
 from diffrep.diffusion.schedule import ScheduleConfig
-from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, slerp
+from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.nets.unet import UNet, UNetConfig
 
 
@@ -62,25 +62,17 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
 
     # --------------------------------------------------------- evaluation API
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        with self.inference():
-            return ddim_sample(self.eps, self.schedule, self.noise(n, generator), num_steps)
+        return self.decode(None, self.noise(n, generator), num_steps)
 
-    def invert(self, x0: Tensor, num_steps: int = 100) -> Tensor:
-        """x_T of images by deterministic DDIM inversion (the DPM's only 'code')."""
-        with self.inference():
-            return ddim_invert(self.eps, self.schedule, x0, num_steps)
+    def code_of(self, x0: Tensor) -> None:
+        return None  # a DPM's only "code" is its inverted x_T
+
+    def code_eps_fn(self, code: None) -> EpsFn:
+        return self.eps
+
+    def code_path(self, ends: None, weight: Tensor) -> None:
+        return None
 
     def encode(self, x0: Tensor) -> Tensor:
+        """The flattened DDIM-inverted x_T."""
         return self.invert(x0).flatten(1)
-
-    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
-        x_T = self.invert(x0, inversion_steps or num_steps)
-        with self.inference():
-            return ddim_sample(self.eps, self.schedule, x_T, num_steps)
-
-    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
-        ends = self.invert(torch.stack([x_a, x_b]), num_steps)
-        w = torch.linspace(0, 1, num_points, device=ends.device)
-        x_T = slerp(ends[:1].expand(num_points, *ends.shape[1:]), ends[1:].expand(num_points, *ends.shape[1:]), w)
-        with self.inference():
-            return ddim_sample(self.eps, self.schedule, x_T, num_steps)

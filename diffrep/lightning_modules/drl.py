@@ -27,9 +27,8 @@ import torch
 from torch import Tensor
 
 from diffrep.diffusion.process import network_input
-from diffrep.diffusion.sampling import ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import ScheduleConfig
-from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation, slerp
+from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.unet import UNet, UNetConfig
@@ -100,7 +99,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             return mean, logvar.clamp(-30.0, 20.0)
         return h, None
 
-    def code_fn(self, x0: Tensor) -> CodeFn:
+    def code_of(self, x0: Tensor) -> CodeFn:
         """t -> the (mean) code of x0 at t; a static code ignores t and is computed once."""
         if self.time_dependent:
             return lambda t: self.code_params(x0, t)[0]
@@ -137,9 +136,6 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict(), "latent_dim": self.latent_dim}
 
     # --------------------------------------------------------- evaluation API
-    def conditional_eps_fn(self, code_fn: CodeFn) -> Callable[[Tensor, Tensor], Tensor]:
-        return lambda x_t, t: self.eps(x_t, t, code_fn(t))
-
     def times_at(self, fractions: Sequence[float], n: int) -> list[Tensor]:
         """Model-independent times at fractions of [t_min, t_max], one batch of n per fraction."""
         lo, hi = self.schedule.t_min, self.schedule.t_max
@@ -156,39 +152,17 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             ts = self.times_at(times if times is not None else self.encode_times, x0.shape[0])
             return torch.cat([self.code_params(x0, t)[0] for t in ts], dim=1)
 
-    def invert(self, x0: Tensor, code_fn: CodeFn, num_steps: int = 100) -> Tensor:
-        with self.inference():
-            return ddim_invert(self.conditional_eps_fn(code_fn), self.schedule, x0, num_steps)
+    def code_eps_fn(self, code_fn: CodeFn) -> Callable[[Tensor, Tensor], Tensor]:
+        return lambda x_t, t: self.eps(x_t, t, code_fn(t))
 
-    def decode(self, code_fn: CodeFn, x_T: Tensor, num_steps: int = 100) -> Tensor:
-        with self.inference():
-            return ddim_sample(self.conditional_eps_fn(code_fn), self.schedule, x_T, num_steps)
+    def code_path(self, ends: CodeFn, weight: Tensor) -> CodeFn:
+        """lerp the two codes, at every t for a time-dependent code."""
 
-    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
-        """Decode the code of x0 from its inverted x_T (deterministic DDIM both ways)."""
-        with self.inference():
-            code_fn = self.code_fn(x0)
-            return self.decode(code_fn, self.invert(x0, code_fn, inversion_steps or num_steps), num_steps)
+        def path(t: Tensor) -> Tensor:
+            z = ends(t[:1].expand(2))
+            return torch.lerp(z[:1], z[1:], weight[:, None])
 
-    def reconstruct_from_noise(self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        """Decode the code of x0 from random x_T: what the code alone keeps."""
-        with self.inference():
-            return self.decode(self.code_fn(x0), self.noise(x0.shape[0], generator), num_steps)
-
-    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
-        """lerp the codes (at every t for a time-dependent code), slerp the inverted x_T."""
-        with self.inference():
-            x0 = torch.stack([x_a, x_b])
-            ends = self.code_fn(x0)
-            x_T = self.invert(x0, ends, num_steps)
-            w = torch.linspace(0, 1, num_points, device=x0.device)
-
-            def path(t: Tensor) -> Tensor:
-                z = ends(t[:2] if t.shape[0] >= 2 else t.expand(2))
-                return torch.lerp(z[:1], z[1:], w[:, None])
-
-            x_path = slerp(x_T[:1].expand(num_points, *x_T.shape[1:]), x_T[1:].expand(num_points, *x_T.shape[1:]), w)
-            return self.decode(path, x_path, num_steps)
+        return path
 
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """VDRL: z ~ N(0, I). DRL: z ~ N(mean, cov) of the training codes (a simple fitted prior)."""

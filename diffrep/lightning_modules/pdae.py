@@ -19,8 +19,8 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError, load_dpm, read_checkpoint
 from diffrep.diffusion.process import append_dims, mean_shift_eps_coefficient
-from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
-from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation, slerp
+from diffrep.diffusion.sampling import EpsFn, ddim_sample
+from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.shift_unet import ShiftUNet
 
@@ -93,33 +93,15 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         with self.inference():
             return self.encoder(x0)
 
-    def invert(self, x0: Tensor, z: Tensor, num_steps: int = 100) -> Tensor:
-        """x_T of images under the shifted model (PDAE's stochastic code)."""
-        with self.inference():
-            return ddim_invert(self.guided_eps_fn(z), self.schedule, x0, num_steps)
+    def code_of(self, x0: Tensor) -> Tensor:
+        return self.encoder(x0)
 
-    def decode(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
-        with self.inference():
-            return ddim_sample(self.guided_eps_fn(z), self.schedule, x_T, num_steps)
+    def code_eps_fn(self, z: Tensor | None) -> EpsFn:
+        return self.guided_eps_fn(z)
 
-    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
-        """Decode z = E(x0) from the inverted x_T (the paper inverts with 1000 steps, decodes with 100)."""
-        z = self.encode(x0)
-        return self.decode(z, self.invert(x0, z, inversion_steps or num_steps), num_steps)
-
-    def reconstruct_from_noise(self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        """Decode z = E(x0) from a random x_T: what z alone carries of the image."""
-        return self.decode(self.encode(x0), self.noise(x0.shape[0], generator), num_steps)
-
-    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
-        """lerp the codes z, slerp the inverted x_T (PDAE sec. 4.3)."""
-        x0 = torch.stack([x_a, x_b])
-        z = self.encode(x0)
-        x_T = self.invert(x0, z, num_steps)
-        w = torch.linspace(0, 1, num_points, device=x0.device)
-        z_path = torch.lerp(z[:1], z[1:], w[:, None])
-        x_path = slerp(x_T[:1].expand(num_points, *x_T.shape[1:]), x_T[1:].expand(num_points, *x_T.shape[1:]), w)
-        return self.decode(z_path, x_path, num_steps)
+    def code_path(self, ends: Tensor, weight: Tensor) -> Tensor:
+        """lerp z (PDAE sec. 4.3; x_T is slerped)."""
+        return torch.lerp(ends[:1], ends[1:], weight[:, None])
 
     def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
         """Decode new codes (e.g. from a latent DPM) with the shift off for the last steps.
