@@ -130,7 +130,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         m = self.prior_momentum
         centred = codes.float() - codes.float().mean(0)
         self.code_mean.lerp_(codes.float().mean(0), 1 - m)
-        self.code_cov.lerp_(centred.T @ centred / max(len(codes) - 1, 1), 1 - m)
+        self.code_cov.lerp_((centred.T @ centred).float() / max(len(codes) - 1, 1), 1 - m)
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict(), "latent_dim": self.latent_dim}
