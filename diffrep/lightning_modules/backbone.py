@@ -175,7 +175,8 @@ class DiffusionBackboneMixin(ABC):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self.loss(self.images(batch))
         self.check_finite(loss)
-        self.log("train/loss", loss, prog_bar=True)  # type: ignore[attr-defined]
+        # The mean over ranks (one all-reduce of a scalar); on one device it is the loss itself.
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)  # type: ignore[attr-defined]
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -207,6 +208,14 @@ class DiffusionBackboneMixin(ABC):
         warmup = self.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """Under DDP, give each rank its own t and noise stream (the seed, or the resumed RNG
+        state, is the same on every rank; identical draws would waste the larger batch)."""
+        trainer = self.trainer  # type: ignore[attr-defined]
+        if trainer.world_size > 1:
+            shared = int(torch.randint(2**62, (1,)))
+            torch.manual_seed(shared + trainer.global_rank)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:

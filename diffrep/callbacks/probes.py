@@ -1,0 +1,111 @@
+"""Representation quality during fit and test: linear/k-NN probes, few-label accuracy, latent plots.
+
+Each callback encodes up to ``max_train`` training and ``max_test`` test images with the model's
+public ``encode`` (EMA weights, eval mode, restored afterwards), on rank 0 only: the numbers are
+computed once and the other ranks never wait on a collective. Scalars go to every logger
+(``probe/...``), plots to the run folder and the loggers.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from diffrep.callbacks.logging import log_image_grid
+from diffrep.evaluation.features import collect_codes
+from diffrep.evaluation.probes import few_label_accuracy, knn_accuracy, linear_probe
+
+
+class _ProbeCallback(L.Callback, ABC):
+    def __init__(self, every_n_epochs: int = 1, max_train: int = 10000, max_test: int = 5000) -> None:
+        self.every_n_epochs, self.max_train, self.max_test = every_n_epochs, max_train, max_test
+        self.last: dict[str, Any] = {}
+
+    @abstractmethod
+    def evaluate(self, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], trainer: L.Trainer) -> dict[str, float]:
+        """Scalars to log, from (codes, labels) of both splits."""
+
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        datamodule = trainer.datamodule
+        train = collect_codes(pl_module, datamodule.train_dataloader(), self.max_train)
+        test = collect_codes(pl_module, datamodule.test_dataloader(), self.max_test)
+        if (train[1] < 0).all():
+            raise ValueError(f"{type(self).__name__} needs labels; this data set has none")
+        self.last = self.evaluate(train, test, trainer)
+        for logger in trainer.loggers:
+            logger.log_metrics(self.last, step=trainer.global_step)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:
+            self.run(trainer, pl_module)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.run(trainer, pl_module)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.run(trainer, pl_module)
+
+
+class LinearProbe(_ProbeCallback):
+    """Logistic-regression (L2 chosen on a validation part) and cosine 20-NN test accuracy."""
+
+    def evaluate(self, train, test, trainer) -> dict[str, float]:
+        result = linear_probe(*train, *test)
+        return {"probe/linear_accuracy": result["accuracy"], "probe/linear_l2": result["l2"],
+                "probe/knn_accuracy": knn_accuracy(*train, *test)}
+
+
+class FewLabelProbe(_ProbeCallback):
+    """Test accuracy with k labels per class (mean and std over seeds)."""
+
+    def __init__(self, labels_per_class: tuple[int, ...] = (1, 10, 100), seeds: tuple[int, ...] = (0, 1, 2), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.labels_per_class, self.seeds = list(labels_per_class), list(seeds)
+
+    def evaluate(self, train, test, trainer) -> dict[str, float]:
+        result = few_label_accuracy(*train, *test, labels_per_class=self.labels_per_class, seeds=self.seeds)
+        out = {}
+        for k, r in result.items():
+            out[f"probe/few_label_{k}_mean"], out[f"probe/few_label_{k}_std"] = r["mean"], r["std"]
+        return out
+
+
+class LatentPlot(_ProbeCallback):
+    """A 2-D scatter of test codes coloured by label: the codes themselves if 2-D, else their PCA."""
+
+    def evaluate(self, train, test, trainer) -> dict[str, float]:
+        codes, labels = test
+        if codes.shape[1] > 2:
+            centred = codes - codes.mean(0)
+            _, _, v = torch.pca_lowrank(centred, q=2, center=False)
+            codes = centred @ v[:, :2]
+        log_image_grid(trainer, "latent_plot", _scatter_image(codes, labels), nrow=1)
+        return {}
+
+
+def _scatter_image(points: Tensor, labels: Tensor) -> Tensor:
+    """Render a labelled scatter plot to a (1, 3, H, W) image in [-1, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    scatter = ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), c=labels.numpy(), cmap="tab10", s=4)
+    ax.legend(*scatter.legend_elements(), loc="best", fontsize=6, markerscale=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    image = torch.from_numpy(np.asarray(Image.open(buffer).convert("RGB")).copy())
+    return image.permute(2, 0, 1)[None].float() / 127.5 - 1
