@@ -21,11 +21,13 @@ import torch
 
 from diffrep.datamodules import FashionMNISTDataModule
 from diffrep.diffusion.sampling import ddim_invert, ddim_sample
+from diffrep.evaluation.reconstruction import image_errors
 from diffrep.lightning_modules.pdae import load_pdae
 
 
-def mse(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).pow(2).mean().item()
+def scores(reconstruction: torch.Tensor, original: torch.Tensor) -> dict[str, float]:
+    """Mean MSE, PSNR and SSIM on pixels in [0, 1], as ``diffrep test`` reports them."""
+    return {k: v.mean().item() for k, v in image_errors(reconstruction, original).items()}
 
 
 def main() -> None:
@@ -41,23 +43,23 @@ def main() -> None:
     start = time.perf_counter()
     z = model.encode(x0)
     x_T = model.invert(x0, z, args.steps)
-    plain = model.guided_eps_fn(None)
+    plain = model.code_eps_fn(None)  # the frozen DPM alone
     with torch.no_grad():
         dpm_x_T = ddim_invert(plain, model.schedule, x0, args.steps)
         rows = {
-            "pdae, inverted x_T": mse(model.decode(z, x_T, args.steps), x0),
-            "dpm, own inversion": mse(ddim_sample(plain, model.schedule, dpm_x_T, args.steps), x0),
-            "dpm, pdae's x_T": mse(ddim_sample(plain, model.schedule, x_T, args.steps), x0),
-            "pdae, random x_T": mse(model.decode(z, model.noise(len(x0)), args.steps), x0),
+            "pdae, inverted x_T": scores(model.decode(z, x_T, args.steps), x0),
+            "dpm, own inversion": scores(ddim_sample(plain, model.schedule, dpm_x_T, args.steps), x0),
+            "dpm, pdae's x_T": scores(ddim_sample(plain, model.schedule, x_T, args.steps), x0),
+            "pdae, random x_T": scores(model.decode(z, model.noise(len(x0)), args.steps), x0),
         }
     seconds = time.perf_counter() - start
-    print(f"Fashion-MNIST test, {len(x0)} images, {args.steps} DDIM steps, pixels in [-1, 1] ({seconds:.0f} s)")
-    print(f"{'reconstruction':24} {'MSE':>8}")
-    for name, value in rows.items():
-        print(f"{name:24} {value:8.4f}")
+    print(f"Fashion-MNIST test, {len(x0)} images, {args.steps} DDIM steps, pixels in [0, 1] ({seconds:.0f} s)")
+    print(f"{'reconstruction':24} {'MSE':>8} {'PSNR':>6} {'SSIM':>6}")
+    for name, r in rows.items():
+        print(f"{name:24} {r['mse']:8.5f} {r['psnr']:6.2f} {r['ssim']:6.3f}")
     out = Path(__file__).parent / "results" / "reconstruction.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"checkpoint": args.pdae, "images": len(x0), "steps": args.steps, "mse": rows}, indent=2))
+    out.write_text(json.dumps({"checkpoint": args.pdae, "images": len(x0), "steps": args.steps, "pixel_range": [0, 1], "scores": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -5,16 +5,28 @@ from conftest import digits, quiet_trainer
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from test_drl import make
 
-from diffrep.callbacks import FewLabelProbe, InterpolationGrid, LatentPlot, LinearProbe, ReconstructionGrid, SampleGrid
+from diffrep.callbacks import (
+    FID,
+    FewLabelProbe,
+    InterpolationGrid,
+    LatentPlot,
+    LinearProbe,
+    ReconstructionGrid,
+    ReconstructionMetrics,
+    SampleGrid,
+)
+from diffrep.evaluation.extractor import SmallClassifier, save_classifier
 
 
 def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     model = make(latent_dim=2, ema_decay=0.9)
+    save_classifier(SmallClassifier(width=8, feature_dim=16), tmp_path / "extractor.pt")
     callbacks = [
         LinearProbe(max_train=400, max_test=200), FewLabelProbe(labels_per_class=(1, 5), seeds=(0, 1), max_train=400, max_test=200),
         LatentPlot(max_test=200), SampleGrid(num_steps=3, num_images=4), ReconstructionGrid(num_steps=3, num_images=4),
-        InterpolationGrid(num_steps=3, num_rows=1, num_points=3),
+        InterpolationGrid(num_steps=3, num_rows=1, num_points=3), ReconstructionMetrics(num_images=16, num_steps=3),
+        FID(num_images=32, num_steps=3, weights_path=str(tmp_path / "extractor.pt")),
     ]
     loggers = [CSVLogger(str(tmp_path), name="csv"), WandbLogger(save_dir=str(tmp_path), offline=True, project="test")]
     trainer = quiet_trainer(tmp_path, max_epochs=2, logger=loggers, callbacks=callbacks, log_every_n_steps=1)
@@ -24,7 +36,8 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         rows = list(csv.DictReader(f))
     logged = {k for r in rows for k, v in r.items() if v}
-    for key in ("probe/linear_accuracy", "probe/knn_accuracy", "probe/few_label_1_mean", "probe/few_label_5_std"):
+    for key in ("probe/linear_accuracy", "probe/knn_accuracy", "probe/few_label_1_mean", "probe/few_label_5_std",
+                "recon/inverted_ssim", "recon/random_mse", "fid/samples", "fid/reconstructions"):
         assert key in logged, key
     accuracy = [float(r["probe/linear_accuracy"]) for r in rows if r.get("probe/linear_accuracy")]
     assert all(0.1 <= a <= 1 for a in accuracy) and len(accuracy) == 3  # two epoch ends and fit end
@@ -32,3 +45,5 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     assert images == {"latent_plot", "samples", "reconstructions", "interpolations"}
     assert list(tmp_path.rglob("offline-run-*"))  # W&B wrote its offline run
     assert torch.isfinite(model.code_mean).all()
+    fids = [float(r["fid/samples"]) for r in rows if r.get("fid/samples")]
+    assert len(fids) == 3 and all(f > 0 for f in fids)

@@ -7,46 +7,36 @@ epochs, at the end of fit and at the end of ``diffrep test``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from diffrep.callbacks.base import EvaluationCallback
 from diffrep.callbacks.logging import log_image_grid
-from diffrep.evaluation.features import collect_codes
+from diffrep.evaluation.features import encode_split
 from diffrep.manipulation import fit_code_direction
 
 
-class _GridCallback(L.Callback, ABC):
+class _GridCallback(EvaluationCallback):
     key = "grid"
 
     def __init__(self, every_n_epochs: int = 1, num_steps: int = 50, num_images: int = 16, seed: int = 0) -> None:
-        self.every_n_epochs, self.num_steps, self.num_images, self.seed = every_n_epochs, num_steps, num_images, seed
+        super().__init__(every_n_epochs, seed)
+        self.num_steps, self.num_images = num_steps, num_images
         self.last_path = None
 
     @abstractmethod
     def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
         """Return the images of the grid (in [-1, 1]) and its row length."""
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str = "") -> None:
-        if trainer.sanity_checking:
-            return
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            images, nrow = self.make(trainer, pl_module)
-        self.last_path = log_image_grid(trainer, prefix + self.key, images, nrow)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:
-            self._log(trainer, pl_module)
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log(trainer, pl_module)
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """`diffrep test --config C --ckpt_path P` draws the grids of a trained checkpoint (test_*.png)."""
-        self._log(trainer, pl_module, prefix="test/")
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
+        """Every rank draws the same seeded grid (no collectives), rank 0 writes it; under
+        ``diffrep test`` the files are test_*.png."""
+        images, nrow = self.make(trainer, pl_module)
+        self.last_path = log_image_grid(trainer, ("test/" if stage == "test" else "") + self.key, images, nrow)
+        return {}
 
 
 def _eval_batch(trainer: L.Trainer, pl_module: L.LightningModule, n: int) -> tuple[Tensor, Tensor]:
@@ -118,7 +108,7 @@ class ManipulationGrid(_GridCallback):
         self.positive_class, self.scales, self.num_codes = positive_class, list(scales), num_codes
 
     def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
-        codes, labels = collect_codes(pl_module, trainer.datamodule.train_dataloader(), self.num_codes)
+        codes, labels = encode_split(pl_module, trainer.datamodule.splits["train"], self.num_codes)
         direction = fit_code_direction(codes.to(pl_module.device), labels.to(pl_module.device), self.positive_class)
         x0, y = _eval_batch(trainer, pl_module, 4 * self.num_images)
         x0 = x0[y != self.positive_class][: self.num_images]

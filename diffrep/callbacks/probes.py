@@ -1,63 +1,49 @@
 """Representation quality during fit and test: linear/k-NN probes, few-label accuracy, latent plots.
 
-Each callback encodes up to ``max_train`` training and ``max_test`` test images with the model's
-public ``encode`` (EMA weights, eval mode, restored afterwards), on rank 0 only: the numbers are
-computed once and the other ranks never wait on a collective. Scalars go to every logger
-(``probe/...``), plots to the run folder and the loggers.
+Each callback encodes the first ``max_train`` training and ``max_test`` test images with the
+model's public ``encode`` (EMA weights, eval mode, restored afterwards). Under DDP every rank
+encodes its share and the codes are gathered; rank 0 fits the probes once and logs them.
+Scalars go to every logger (``probe/...``), plots to the run folder and the loggers.
 """
 
 from __future__ import annotations
 
 import io
-from abc import ABC, abstractmethod
-from typing import Any
+from abc import abstractmethod
 
 import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
 
+from diffrep.callbacks.base import EvaluationCallback
 from diffrep.callbacks.logging import log_image_grid
-from diffrep.evaluation.features import collect_codes
+from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.probes import few_label_accuracy, knn_accuracy, linear_probe
 
 
-class _ProbeCallback(L.Callback, ABC):
-    def __init__(self, every_n_epochs: int = 1, max_train: int = 10000, max_test: int = 5000) -> None:
-        self.every_n_epochs, self.max_train, self.max_test = every_n_epochs, max_train, max_test
-        self.last: dict[str, Any] = {}
+class _ProbeCallback(EvaluationCallback):
+    def __init__(self, every_n_epochs: int = 1, max_train: int = 10000, max_test: int = 5000, seed: int = 0) -> None:
+        super().__init__(every_n_epochs, seed)
+        self.max_train, self.max_test = max_train, max_test
 
     @abstractmethod
-    def evaluate(self, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], trainer: L.Trainer) -> dict[str, float]:
+    def score(self, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], trainer: L.Trainer) -> dict[str, float]:
         """Scalars to log, from (codes, labels) of both splits."""
 
-    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        datamodule = trainer.datamodule
-        train = collect_codes(pl_module, datamodule.train_dataloader(), self.max_train)
-        test = collect_codes(pl_module, datamodule.test_dataloader(), self.max_test)
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
+        splits = trainer.datamodule.splits
+        train = encode_split(pl_module, splits["train"], self.max_train)
+        test = encode_split(pl_module, splits["test"], self.max_test)
         if (train[1] < 0).all():
-            raise ValueError(f"{type(self).__name__} needs labels; this data set has none")
-        self.last = self.evaluate(train, test, trainer)
-        for logger in trainer.loggers:
-            logger.log_metrics(self.last, step=trainer.global_step)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:
-            self.run(trainer, pl_module)
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.run(trainer, pl_module)
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.run(trainer, pl_module)
+            raise ValueError(f"{type(self).__name__} needs labels; this data set has none, remove the callback")
+        return self.score(train, test, trainer) if trainer.is_global_zero else {}
 
 
 class LinearProbe(_ProbeCallback):
     """Logistic-regression (L2 chosen on a validation part) and cosine 20-NN test accuracy."""
 
-    def evaluate(self, train, test, trainer) -> dict[str, float]:
+    def score(self, train, test, trainer) -> dict[str, float]:
         result = linear_probe(*train, *test)
         return {"probe/linear_accuracy": result["accuracy"], "probe/linear_l2": result["l2"],
                 "probe/knn_accuracy": knn_accuracy(*train, *test)}
@@ -70,7 +56,7 @@ class FewLabelProbe(_ProbeCallback):
         super().__init__(**kwargs)
         self.labels_per_class, self.seeds = list(labels_per_class), list(seeds)
 
-    def evaluate(self, train, test, trainer) -> dict[str, float]:
+    def score(self, train, test, trainer) -> dict[str, float]:
         result = few_label_accuracy(*train, *test, labels_per_class=self.labels_per_class, seeds=self.seeds)
         out = {}
         for k, r in result.items():
@@ -81,7 +67,7 @@ class FewLabelProbe(_ProbeCallback):
 class LatentPlot(_ProbeCallback):
     """A 2-D scatter of test codes coloured by label: the codes themselves if 2-D, else their PCA."""
 
-    def evaluate(self, train, test, trainer) -> dict[str, float]:
+    def score(self, train, test, trainer) -> dict[str, float]:
         codes, labels = test
         if codes.shape[1] > 2:
             centred = codes - codes.mean(0)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from diffrep.evaluation.distributed import map_items
+
 
 def collect_codes(model, loader: Iterable, max_items: int | None = None) -> tuple[Tensor, Tensor]:
     """(codes, labels) on the CPU for up to ``max_items`` items of ``loader``."""
@@ -22,3 +24,14 @@ def collect_codes(model, loader: Iterable, max_items: int | None = None) -> tupl
         raise ValueError("the loader yielded no batches; check the data split")
     z, y = torch.cat(codes), torch.cat(labels)
     return (z, y) if max_items is None else (z[:max_items], y[:max_items])
+
+
+def encode_split(model, dataset, max_items: int | None = None, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    """(codes, labels) of the first ``max_items`` items of a dataset, the work split over DDP
+    ranks and gathered, so every rank holds the same codes in data set order."""
+
+    def codes(images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        return {"codes": model.encode(images).float(), "labels": labels}
+
+    out = map_items(codes, dataset, max_items, batch_size, model.model_device())
+    return out["codes"], out["labels"]

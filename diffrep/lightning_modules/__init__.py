@@ -1,9 +1,12 @@
 """LightningModules: thin wrappers that build networks and write the training step."""
 
+from diffrep.lightning_modules.baselines import VAE, Autoencoder, PCABaseline, PixelBaseline
 from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.dpm import DPM
 from diffrep.lightning_modules.drl import DRL, VDRL
 from diffrep.lightning_modules.latent_dpm import LatentDPM
 from diffrep.lightning_modules.pdae import PDAE
 
-__all__ = ["DPM", "DRL", "DiffAE", "LatentDPM", "PDAE", "VDRL"]
+__all__ = [
+    "DPM", "DRL", "PDAE", "VAE", "VDRL", "Autoencoder", "DiffAE", "LatentDPM", "PCABaseline", "PixelBaseline",
+]

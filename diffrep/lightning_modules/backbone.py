@@ -9,8 +9,8 @@ here. Callbacks use only ``encode``, ``reconstruct``, ``interpolate`` and ``samp
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -23,14 +23,13 @@ from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
 from diffrep.ema import EMA
+from diffrep.lightning_modules.api import UnsupportedOperation, check_data_shape, codes_and_labels
+
+__all__ = ["DiffusionBackboneMixin", "NonFiniteLossError", "UnsupportedOperation", "slerp"]
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised when a training loss is NaN or infinite, so the run stops with a clear message."""
-
-
-class UnsupportedOperation(RuntimeError):
-    """A method was asked for something it does not have (e.g. ``encode`` on a plain DPM)."""
 
 
 class DiffusionBackboneMixin(ABC):
@@ -135,16 +134,7 @@ class DiffusionBackboneMixin(ABC):
             self.train(was_training)
 
     def setup(self, stage: str) -> None:
-        """Refuse data of another shape before any step runs (a pre-trained DPM fixes the shape)."""
-        datamodule = getattr(self.trainer, "datamodule", None)  # type: ignore[attr-defined]
-        data_shape = getattr(datamodule, "image_shape", None)
-        if data_shape is not None and tuple(data_shape) != self.image_shape:
-            c, s = self.image_shape[0], self.image_shape[-1]
-            raise ValueError(
-                f"{type(self).__name__} takes {c}x{s}x{s} images but the data gives "
-                f"{'x'.join(map(str, data_shape))}; set --data.init_args.image_size {s} and use {c}-channel "
-                "data, or a model (pre-trained DPM) built for this data"
-            )
+        check_data_shape(self, getattr(self.trainer, "datamodule", None))  # type: ignore[attr-defined]
 
     # -------------------------------------------------------------------- loss
     def sample_time(self, n: int, device: torch.device) -> Tensor:
@@ -189,6 +179,10 @@ class DiffusionBackboneMixin(ABC):
         with self.ema_scope(), self.fixed_noise(batch_idx):
             loss = self.loss(self.images(batch))
         self.log("test/loss", loss, sync_dist=True)  # type: ignore[attr-defined]
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        """``diffrep predict``: the code and label of each image (``CodeWriter`` saves them)."""
+        return codes_and_labels(self, batch)
 
     def check_finite(self, loss: Tensor) -> None:
         if not torch.isfinite(loss):

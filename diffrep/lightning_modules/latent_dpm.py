@@ -20,6 +20,7 @@ from torch import Tensor
 
 from diffrep.diffusion.sampling import ddim_sample
 from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.lightning_modules.pdae import PDAE, load_pdae
 from diffrep.nets.latent_mlp import LatentMLP
@@ -61,16 +62,12 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         return z * self.z_std + self.z_mean
 
     def on_fit_start(self) -> None:
-        """Mean and std of the codes over ``norm_batches`` training batches (skipped on resume)."""
+        """Mean and std of the codes of the first ``norm_batches`` training batches (skipped on
+        resume); under DDP the ranks share the encoding and all get the same statistics."""
         if self.trainer.ckpt_path or bool(self.z_std.ne(1).any()):
             return
-        codes = []
-        for i, batch in enumerate(self.trainer.datamodule.train_dataloader()):
-            if i >= self.norm_batches:
-                break
-            codes.append(self.pdae.encoder(self.images(batch).to(self.device)).detach())
-        z = torch.cat(codes)
-        z = self.trainer.strategy.all_gather(z).reshape(-1, z.shape[-1])
+        datamodule = self.trainer.datamodule
+        z, _ = encode_split(self.pdae, datamodule.splits["train"], self.norm_batches * datamodule.batch_size)
         self.z_mean.copy_(z.mean(0))
         self.z_std.copy_(z.std(0).clamp_min(1e-6))
 

@@ -1,0 +1,59 @@
+"""The schedule every evaluation callback shares: every N epochs, at fit end, at test end."""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+
+import lightning as L
+import torch
+
+from diffrep.lightning_modules.api import UnsupportedOperation
+
+
+class EvaluationCallback(L.Callback, ABC):
+    """Calls ``evaluate`` every ``every_n_epochs`` training epochs (skipped when the run is
+    stopping, since fit end follows at once), at the end of fit and at the end of test. A
+    model without the operation the callback needs (``UnsupportedOperation``) is skipped with a
+    warning.
+
+    Every rank calls ``evaluate`` (work that is split over ranks needs all of them); scalars
+    it returns are logged by rank 0 to every logger and kept in ``last`` for the test report.
+    Evaluation draws from its own seeded RNG, so it never shifts the training noise stream.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, seed: int = 0) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.every_n_epochs, self.seed = every_n_epochs, seed
+        self.last: dict[str, float] = {}
+
+    @abstractmethod
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
+        """Run the evaluation ('fit' or 'test'); return scalars to log (may be empty)."""
+
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.sanity_checking:
+            return
+        device = pl_module.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            try:
+                results = self.evaluate(trainer, pl_module, stage)
+            except UnsupportedOperation as err:  # e.g. a grid of samples for a model that cannot sample
+                warnings.warn(f"{type(self).__name__} skipped: {err}", stacklevel=1)
+                results = {}
+        self.last = results
+        if results and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(results, step=trainer.global_step)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:
+            self.run(trainer, pl_module, "fit")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.run(trainer, pl_module, "fit")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.run(trainer, pl_module, "test")

@@ -1,0 +1,31 @@
+"""Pieces of the public evaluation API that diffusion methods and the baselines share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class UnsupportedOperation(RuntimeError):
+    """A method was asked for something it does not have (e.g. ``encode`` on a plain DPM)."""
+
+
+def check_data_shape(model: Any, datamodule: Any) -> None:
+    """Refuse data of another shape before any step runs (a pre-trained DPM fixes the shape)."""
+    data_shape = getattr(datamodule, "image_shape", None)
+    if data_shape is not None and tuple(data_shape) != tuple(model.image_shape):
+        c, s = model.image_shape[0], model.image_shape[-1]
+        raise ValueError(
+            f"{type(model).__name__} takes {c}x{s}x{s} images but the data gives "
+            f"{'x'.join(map(str, data_shape))}; set --data.init_args.image_size {s} and use {c}-channel "
+            "data, or a model (pre-trained DPM) built for this data"
+        )
+
+
+def codes_and_labels(model: Any, batch: Any) -> dict[str, Tensor]:
+    """``predict_step`` of every method: the code and label (-1 if none) of each image."""
+    images = batch[0] if isinstance(batch, (list, tuple)) else batch
+    labels = batch[1] if isinstance(batch, (list, tuple)) and len(batch) > 1 else torch.full((len(images),), -1)
+    return {"codes": model.encode(images).float().cpu(), "labels": labels.cpu()}

@@ -1,0 +1,118 @@
+"""`diffrep fit`, `diffrep test` (the full evaluation suite and its report) and `diffrep predict`
+as a user runs them, on a tiny autoencoder and the 8x8 digits (seconds, offline)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from test_cli import diffrep
+
+from diffrep.evaluation.extractor import SmallClassifier, save_classifier
+
+MODEL = """
+seed_everything: 0
+model:
+  class_path: diffrep.lightning_modules.Autoencoder
+  init_args:
+    image_shape: [1, 16, 16]
+    latent_dim: 8
+    encoder_kwargs: {{channels: [16, 32], num_groups: 8, num_heads: 1}}
+    decoder_channels: [32, 16]
+    lr: 3.0e-3
+data: {data}
+trainer:
+  default_root_dir: {root}
+  max_steps: 40
+  logger: false
+  enable_progress_bar: false
+  limit_val_batches: 1
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {root}/checkpoints, save_last: true, save_top_k: 0}}
+"""
+
+EVAL = """
+trainer:
+  callbacks:
+    - class_path: diffrep.callbacks.LinearProbe
+      init_args: {{max_train: 800, max_test: 200}}
+    - class_path: diffrep.callbacks.FewLabelProbe
+      init_args: {{labels_per_class: [1, 5], seeds: [0, 1], max_train: 800, max_test: 200}}
+    - class_path: diffrep.callbacks.LatentPlot
+      init_args: {{max_test: 200}}
+    - class_path: diffrep.callbacks.ReconstructionMetrics
+      init_args: {{num_images: 64}}
+    - class_path: diffrep.callbacks.FID
+      init_args: {{num_images: 100, weights_path: {extractor}}}
+    - class_path: diffrep.callbacks.ReconstructionGrid
+      init_args: {{num_images: 8}}
+"""
+
+
+@pytest.fixture()
+def configs(tmp_path):
+    torch.manual_seed(0)
+    save_classifier(SmallClassifier(width=8, feature_dim=16), tmp_path / "extractor.pt")
+    (tmp_path / "model.yaml").write_text(MODEL.format(data=REPO / "configs/data/digits.yaml", root=tmp_path / "run"))
+    (tmp_path / "eval.yaml").write_text(EVAL.format(extractor=tmp_path / "extractor.pt"))
+    return tmp_path / "model.yaml", tmp_path / "eval.yaml"
+
+
+@pytest.mark.slow
+def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs, tmp_path):
+    model_cfg, eval_cfg = configs
+    out = diffrep("fit", "--config", str(model_cfg), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = tmp_path / "run/checkpoints/last.ckpt"
+    assert ckpt.is_file()
+
+    out = diffrep("test", "--config", str(model_cfg), "--config", str(eval_cfg), "--ckpt_path", str(ckpt), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "run/checkpoints/last.report.json").read_text())
+    metrics = report["metrics"]
+    assert report["method"] == "Autoencoder" and report["checkpoint"] == str(ckpt)
+    for key in ("probe/linear_accuracy", "probe/knn_accuracy", "probe/few_label_1_mean", "probe/few_label_5_mean",
+                "recon/inverted_mse", "recon/inverted_psnr", "recon/inverted_ssim", "fid/reconstructions", "test/recon_mse"):
+        assert key in metrics, key
+    assert "fid/samples" not in metrics  # a plain autoencoder cannot sample: skipped, not an error
+    assert 0.3 < metrics["probe/linear_accuracy"] <= 1 and metrics["fid/reconstructions"] > 0
+    assert abs(metrics["recon/inverted_psnr"] - 10 * np.log10(1 / metrics["recon/inverted_mse"])) < 3  # mean of logs vs log of mean
+    md = (tmp_path / "run/checkpoints/last.report.md").read_text()
+    assert "| linear_accuracy |" in md and "# Autoencoder on DigitsDataModule" in out.stdout
+    assert list((tmp_path / "run/images").glob("test_reconstructions_*.png"))
+
+    out = diffrep("predict", "--config", str(model_cfg), "--ckpt_path", str(ckpt), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    codes = np.load(tmp_path / "run/checkpoints/last.codes.npz")
+    assert codes["codes"].shape == (297, 8) and codes["labels"].shape == (297,)
+    from diffrep.datamodules import DigitsDataModule
+
+    assert np.array_equal(codes["labels"], DigitsDataModule(image_size=16).load_split("test")[1].numpy())
+
+
+@pytest.mark.slow
+def test_pixel_and_pca_baselines_need_no_training(configs, tmp_path):
+    _, eval_cfg = configs
+    for name in ("pixels", "pca"):
+        out = diffrep(
+            "test", "--config", str(REPO / f"configs/baselines/{name}.yaml"), "--config", str(eval_cfg),
+            "--data", str(REPO / "configs/data/digits.yaml"), "--model.init_args.image_shape", "[1, 16, 16]",
+            *(["--model.init_args.num_components", "16"] if name == "pca" else []),
+            "--trainer.default_root_dir", str(tmp_path / name), "--trainer.enable_progress_bar", "false", cwd=tmp_path,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        metrics = json.loads((tmp_path / name / "report.json").read_text())["metrics"]
+        assert metrics["probe/linear_accuracy"] > 0.8, name
+        assert ("recon/inverted_mse" in metrics) == (name == "pca")
+        assert ("fid/samples" in metrics) == (name == "pca")
+
+
+def test_fid_without_the_extractor_stops_before_training_with_the_command(configs, tmp_path):
+    model_cfg, eval_cfg = configs
+    eval_cfg.write_text(EVAL.format(extractor=tmp_path / "missing.pt"))
+    out = diffrep("fit", "--config", str(model_cfg), "--config", str(eval_cfg), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "python -m diffrep.evaluation.extractor" in out.stderr
+    assert not (tmp_path / "run/checkpoints").exists()
