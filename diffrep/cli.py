@@ -8,16 +8,48 @@ user can fix end with one line naming the fix and exit code 2, never a traceback
 
 from __future__ import annotations
 
+import netrc
+import os
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from diffrep.datamodules.base import DataError
-from diffrep.lightning_modules.backbone import NonFiniteLossError
+from diffrep.lightning_modules.api import NonFiniteLossError
 
 #: Errors whose message already says what to do; anything else is a bug and keeps its traceback.
-USER_ERRORS = (DataError, NonFiniteLossError, FileNotFoundError, ValueError)
+USER_ERRORS = (DataError, NonFiniteLossError, FileNotFoundError, ValueError, MisconfigurationException)
+
+
+def wandb_has_credentials() -> bool:
+    """An API key in the environment or in ~/.netrc (where `wandb login` puts it)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def force_wandb_offline_without_credentials(logger: Any) -> None:
+    """An online W&B logger with no credentials would stop at a login prompt (or fail on a
+    cluster node): switch it to offline, with a warning that says how to sync later."""
+    loggers = logger if isinstance(logger, list) else [logger]
+    for entry in loggers:
+        class_path = getattr(entry, "class_path", "") or ""
+        init_args = getattr(entry, "init_args", None)
+        if not class_path.endswith("WandbLogger") or init_args is None:
+            continue
+        mode = os.environ.get("WANDB_MODE", "")
+        if not init_args.get("offline", False) and mode not in ("offline", "disabled", "dryrun") and not wandb_has_credentials():
+            init_args["offline"] = True
+            warnings.warn("W&B: no credentials (run `wandb login` or set WANDB_API_KEY); logging offline instead. "
+                          "Upload later with `wandb sync <save_dir>/wandb/offline-run-*`", stacklevel=1)
 
 
 class DiffrepCLI(LightningCLI):
@@ -34,13 +66,34 @@ class DiffrepCLI(LightningCLI):
             auto_configure_optimizers=False,
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads ``--ckpt_path`` before anything else; a missing or broken file
+        gets diffrep's message (with the other checkpoints beside it) instead of a traceback."""
+        from diffrep.reliability import AtomicCheckpointIO
+
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and path not in ("last", "best", "hpc") and "://" not in str(path):
+            AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
+        super()._parse_ckpt_path()
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        force_wandb_offline_without_credentials(config.trainer.logger)
+
     def instantiate_trainer(self, **kwargs):
-        """``predict`` always has a ``CodeWriter`` (one from the config wins)."""
+        """Every run writes checkpoints atomically and has the reliability callbacks (ones the
+        config sets win); ``predict`` always has a ``CodeWriter``."""
         from diffrep.callbacks.codes import CodeWriter
+        from diffrep.reliability import AtomicCheckpointIO, NonFiniteGuard, PreemptionCheckpoint
 
         trainer = super().instantiate_trainer(**kwargs)
-        if self.subcommand == "predict" and not any(isinstance(c, CodeWriter) for c in trainer.callbacks):
-            trainer.callbacks.append(CodeWriter())
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        wanted = [NonFiniteGuard, PreemptionCheckpoint] + ([CodeWriter] if self.subcommand == "predict" else [])
+        for cls in wanted:
+            if not any(isinstance(c, cls) for c in trainer.callbacks):
+                trainer.callbacks.append(cls())
         return trainer
 
     def after_test(self) -> None:

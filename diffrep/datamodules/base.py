@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from diffrep.datamodules.resumable import ResumableDataLoader
+
 
 class DataError(RuntimeError):
     """A data set is missing or corrupt; the message names the fix."""
@@ -132,7 +134,13 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """Shuffled by (seed, epoch) and resumable mid-epoch (``diffrep.datamodules.resumable``)."""
+        self.setup()
+        train = self.splits["train"]
+        return ResumableDataLoader(
+            train, batch_size=self.batch_size, seed=self.seed, drop_last=len(train) >= self.batch_size,
+            num_workers=self.num_workers, pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -12,6 +12,27 @@ class UnsupportedOperation(RuntimeError):
     """A method was asked for something it does not have (e.g. ``encode`` on a plain DPM)."""
 
 
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training loss or gradient is NaN or infinite; the message names the fix."""
+
+
+def check_state_shapes(module: torch.nn.Module, checkpoint: dict[str, Any]) -> None:
+    """A checkpoint trained with other settings (latent size, channels, image size) would fail
+    in ``load_state_dict`` with a long size-mismatch dump; say what differs and how to fix it."""
+    from diffrep.checkpoints import CheckpointError
+
+    saved = checkpoint.get("state_dict", {})
+    own = module.state_dict()
+    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                  for k, v in saved.items() if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+    if mismatched:
+        shown = "; ".join(mismatched[:3]) + (f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else "")
+        raise CheckpointError(
+            f"the checkpoint was trained with other model settings ({shown}). Use the config it was trained "
+            "with (saved as config.yaml in its run folder), e.g. the same latent_dim, channels and image size"
+        )
+
+
 def check_data_shape(model: Any, datamodule: Any) -> None:
     """Refuse data of another shape before any step runs (a pre-trained DPM fixes the shape)."""
     data_shape = getattr(datamodule, "image_shape", None)

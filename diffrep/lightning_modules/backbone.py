@@ -23,13 +23,15 @@ from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
 from diffrep.ema import EMA
-from diffrep.lightning_modules.api import UnsupportedOperation, check_data_shape, codes_and_labels
+from diffrep.lightning_modules.api import (
+    NonFiniteLossError,
+    UnsupportedOperation,
+    check_data_shape,
+    check_state_shapes,
+    codes_and_labels,
+)
 
 __all__ = ["DiffusionBackboneMixin", "NonFiniteLossError", "UnsupportedOperation", "slerp"]
-
-
-class NonFiniteLossError(RuntimeError):
-    """Raised when a training loss is NaN or infinite, so the run stops with a clear message."""
 
 
 class DiffusionBackboneMixin(ABC):
@@ -185,12 +187,15 @@ class DiffusionBackboneMixin(ABC):
         return codes_and_labels(self, batch)
 
     def check_finite(self, loss: Tensor) -> None:
-        if not torch.isfinite(loss):
-            step = self.global_step  # type: ignore[attr-defined]
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at step {step}; the last good checkpoint is intact. "
-                "Lower the learning rate, set trainer.gradient_clip_val, or use precision 32."
-            )
+        """Stop on a NaN/inf loss, unless a ``NonFiniteGuard`` callback is installed (the CLI
+        always installs one): it then sees the non-finite gradients and stops or skips."""
+        if torch.isfinite(loss) or getattr(self, "_nonfinite_guard", None) is not None:
+            return
+        step = self.global_step  # type: ignore[attr-defined]
+        raise NonFiniteLossError(
+            f"non-finite loss ({loss.item()}) at step {step}; the last checkpoint on disk is intact. "
+            "Lower the learning rate, set trainer.gradient_clip_val, or use precision 32."
+        )
 
     # --------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
@@ -211,7 +216,11 @@ class DiffusionBackboneMixin(ABC):
             shared = int(torch.randint(2**62, (1,)))
             torch.manual_seed(shared + trainer.global_rank)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Step, then update the EMA at once: callbacks' ``on_train_batch_end`` (checkpoints
+        among them) run before the module's, so an EMA updated there would be saved one step
+        stale and a resumed run would drift from an unbroken one."""
+        super().optimizer_step(*args, **kwargs)  # type: ignore[misc]
         if self.ema is not None:
             self.ema.update()
 
@@ -241,7 +250,9 @@ class DiffusionBackboneMixin(ABC):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore RNG streams so a resumed run draws the same t and noise as an unbroken one."""
+        """Refuse a checkpoint of other model settings with a clear message, then restore the RNG
+        streams so a resumed run draws the same t and noise as an unbroken one."""
+        check_state_shapes(self, checkpoint)
         states = checkpoint.get("rng_states")
         if not states:
             return

@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffrep.lightning_modules.api import UnsupportedOperation, check_data_shape, codes_and_labels
+from diffrep.lightning_modules.api import (
+    NonFiniteLossError,
+    UnsupportedOperation,
+    check_data_shape,
+    check_state_shapes,
+    codes_and_labels,
+)
 from diffrep.nets.codes import gaussian_kl, reparameterise
 from diffrep.nets.decoders import ConvDecoder
 from diffrep.nets.encoders import build_encoder
@@ -38,6 +44,9 @@ class _Baseline(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         check_data_shape(self, getattr(self.trainer, "datamodule", None))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_state_shapes(self, checkpoint)
 
     def decode_codes(self, z: Tensor) -> Tensor:
         raise UnsupportedOperation(f"{type(self).__name__} has no decoder")
@@ -61,7 +70,8 @@ class _Baseline(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         x0 = batch[0]
         try:
-            self.log("test/recon_mse", F.mse_loss(self.reconstruct(x0), x0))
+            # on pixels in [0, 1], as the reconstruction metrics report it
+            self.log("test/recon_mse", F.mse_loss(self.reconstruct(x0), x0) / 4)
         except UnsupportedOperation:
             pass
 
@@ -181,9 +191,7 @@ class Autoencoder(_Baseline):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self.loss(batch[0])
-        if not torch.isfinite(loss):
-            from diffrep.lightning_modules.backbone import NonFiniteLossError
-
+        if not torch.isfinite(loss) and getattr(self, "_nonfinite_guard", None) is None:
             raise NonFiniteLossError(f"non-finite loss at step {self.global_step}; lower the learning rate")
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss

@@ -1,0 +1,224 @@
+"""Faults a long run meets: SIGKILL mid-epoch, SIGTERM, a kill while a checkpoint is written,
+NaN batches, and the bad inputs that must end with one clear message and exit code 2."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lightning as L
+import pytest
+import torch
+from conftest import REPO, digits, quiet_trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from test_cli import ENV, diffrep
+from test_dpm import make_dpm
+
+from diffrep.checkpoints import CheckpointError
+from diffrep.lightning_modules.api import NonFiniteLossError
+from diffrep.reliability import AtomicCheckpointIO, NonFiniteGuard
+
+SCRIPT = str(REPO / "tests/scripts/fault_fit.py")
+
+
+def fit(out, max_steps, *flags):
+    return subprocess.run([sys.executable, SCRIPT, str(out), str(max_steps), *flags], env=ENV,
+                          capture_output=True, text=True, timeout=600)
+
+
+def final_weights(out):
+    return torch.load(out / "final.pt")["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unbroken")
+    result = fit(out, 30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_reaches_the_unbroken_weights(unbroken, tmp_path):
+    """Killed at step 13 (last checkpoint: step 10, mid-epoch of 21 steps); resuming redoes
+    steps 11-30 and ends bit-identical to the unbroken run (model, EMA)."""
+    killed = fit(tmp_path, 30, "--kill-at", "13")
+    assert killed.returncode == -signal.SIGKILL and not (tmp_path / "final.pt").exists()
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 10
+    resumed = fit(tmp_path, 30, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_weights(final_weights(tmp_path), final_weights(unbroken))
+
+
+@pytest.mark.slow
+def test_sigterm_saves_at_that_step_and_resume_matches(unbroken, tmp_path):
+    stopped = fit(tmp_path, 30, "--sigterm-at", "12")
+    assert "saved" in stopped.stdout and "step 12" in stopped.stdout, stopped.stdout[-2000:] + stopped.stderr[-2000:]
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 12
+    resumed = fit(tmp_path, 30, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_weights(final_weights(tmp_path), final_weights(unbroken))
+
+
+@pytest.mark.slow
+def test_same_seed_and_config_give_the_same_weights_in_a_new_process(unbroken, tmp_path):
+    assert fit(tmp_path, 30).returncode == 0
+    assert_same_weights(final_weights(tmp_path), final_weights(unbroken))
+
+
+_SLOW_SAVE = """
+import sys, time, torch
+from diffrep.reliability import AtomicCheckpointIO
+
+class Slow:
+    def __reduce__(self):
+        open(sys.argv[2], "w").close()  # tell the test we are inside the write
+        time.sleep(60)
+        return (int, (0,))
+
+io = AtomicCheckpointIO()
+io.save_checkpoint({"step": 1, "w": torch.ones(3)}, sys.argv[1])
+io.save_checkpoint({"step": 2, "w": torch.zeros(3), "slow": Slow()}, sys.argv[1])
+"""
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_path):
+    target, inside = tmp_path / "last.ckpt", tmp_path / "writing"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SAVE, str(target), str(inside)], env=ENV)
+    deadline = time.time() + 120
+    while not inside.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert inside.exists(), "the writer never reached the second save"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert AtomicCheckpointIO().load_checkpoint(target)["step"] == 1
+
+
+def test_a_corrupt_checkpoint_names_the_others_beside_it(tmp_path):
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, tmp_path / "step5.ckpt")
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    with pytest.raises(CheckpointError, match="step5.ckpt"):
+        io.load_checkpoint(tmp_path / "last.ckpt")
+
+
+class PoisonAt(L.Callback):
+    def __init__(self, steps):
+        self.steps = set(steps)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step in self.steps:
+            batch[0][0] = float("nan")
+
+
+def test_a_nan_batch_stops_the_run_naming_the_step_and_last_checkpoint(tmp_path):
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpts", save_last=True, every_n_train_steps=3)
+    trainer = quiet_trainer(tmp_path, max_steps=10, enable_checkpointing=True, callbacks=[PoisonAt([5]), NonFiniteGuard(), ckpt])
+    model = make_dpm()
+    with pytest.raises(NonFiniteLossError, match=r"at step 5\..*last\.ckpt|at step 5\..*step=2"):
+        trainer.fit(model, datamodule=digits())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_nan_batches_can_be_skipped_up_to_a_limit(tmp_path):
+    guard = NonFiniteGuard(max_skips=2)
+    model = make_dpm()
+    quiet_trainer(tmp_path, max_steps=10, callbacks=[PoisonAt([3, 6]), guard]).fit(model, datamodule=digits())
+    assert guard.skipped == 2 and all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(NonFiniteLossError, match="after skipping 1 steps"):
+        quiet_trainer(tmp_path, max_steps=10, callbacks=[PoisonAt([2, 4]), NonFiniteGuard(max_skips=1)]).fit(
+            make_dpm(), datamodule=digits())
+
+
+TINY = """
+seed_everything: 0
+model:
+  class_path: diffrep.lightning_modules.Autoencoder
+  init_args:
+    image_shape: [1, 16, 16]
+    latent_dim: 8
+    encoder_kwargs: {{channels: [16, 32], num_groups: 8, num_heads: 1}}
+    decoder_channels: [32, 16]
+data: {data}
+trainer:
+  default_root_dir: {root}
+  max_steps: 3
+  logger: false
+  enable_progress_bar: false
+  limit_val_batches: 0
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {root}/checkpoints, save_last: true}}
+"""
+
+
+@pytest.fixture()
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.format(data=REPO / "configs/data/digits.yaml", root=tmp_path / "run"))
+    return path
+
+
+def bad_input_cases(tmp_path, config):
+    """(name, extra arguments, text the message must contain); each must exit 2 without a traceback."""
+    gz = tmp_path / "fashion"
+    gz.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        import gzip
+
+        with gzip.open(gz / name, "wb") as f:
+            f.write(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"short")
+    (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+    return [
+        ("a value of the wrong type", ["--trainer.max_steps", "many"], "max_steps"),
+        ("a corrupt IDX file", ["--data", "diffrep.datamodules.FashionMNISTDataModule", "--data.root", str(gz),
+                                "--model.init_args.image_shape", "[1, 32, 32]"], "corrupt"),
+        ("a GPU request on a machine without one", ["--trainer.accelerator", "cuda"], "CUDA"),
+        ("an unreadable checkpoint to resume", ["--ckpt_path", str(tmp_path / "broken.ckpt")], "unreadable"),
+        ("a missing checkpoint to resume", ["--ckpt_path", str(tmp_path / "nowhere.ckpt")], "does not exist"),
+    ]
+
+
+@pytest.mark.slow
+def test_bad_inputs_end_with_one_message_and_exit_2(tiny_config, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("the GPU-request case needs a machine without a GPU")
+    for name, extra, text in bad_input_cases(tmp_path, tiny_config):
+        out = diffrep("fit", "--config", str(tiny_config), *extra, cwd=tmp_path)
+        assert out.returncode == 2, (name, out.stderr[-1500:])
+        assert "Traceback" not in out.stderr and text in out.stderr, (name, out.stderr[-1500:])
+
+
+@pytest.mark.slow
+def test_resuming_with_another_latent_size_says_which_setting_differs(tiny_config, tmp_path):
+    assert diffrep("fit", "--config", str(tiny_config), cwd=tmp_path).returncode == 0
+    out = diffrep("fit", "--config", str(tiny_config), "--model.init_args.latent_dim", "16", "--trainer.max_steps", "6",
+                  "--ckpt_path", "last", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "other model settings" in out.stderr and "latent_dim" in out.stderr
+
+
+def test_wandb_online_without_credentials_falls_back_to_offline(monkeypatch, tmp_path):
+    from jsonargparse import Namespace
+
+    from diffrep.cli import force_wandb_offline_without_credentials
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    logger = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args={"offline": False, "project": "p"})
+    with pytest.warns(UserWarning, match="wandb login"):
+        force_wandb_offline_without_credentials(logger)
+    assert logger.init_args["offline"] is True
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    logger.init_args["offline"] = False
+    force_wandb_offline_without_credentials([logger])
+    assert logger.init_args["offline"] is False
