@@ -1,4 +1,5 @@
-"""A 2-process CPU DDP fit of a tiny PDAE; each rank writes its weights, losses and RNG state.
+"""A 2-process CPU DDP fit of a tiny PDAE; each rank writes its weights, losses and RNG state,
+and rank 0 a checkpoint at step 8 (ckpts/last.ckpt).
 
 Run by tests/test_ddp.py as: python tests/scripts/ddp_fit.py OUT_DIR (Lightning launches rank 1).
 """
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -40,8 +42,9 @@ def main(out: Path) -> None:
                  lr=1e-3, ema_decay=0.9)
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy="ddp", max_steps=8, log_every_n_steps=1, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0, default_root_dir=str(out),
-        logger=L.pytorch.loggers.CSVLogger(str(out), name="logs"), callbacks=[RankRecorder(out)],
+        enable_model_summary=False, limit_val_batches=0, default_root_dir=str(out),
+        logger=L.pytorch.loggers.CSVLogger(str(out), name="logs"),
+        callbacks=[RankRecorder(out), ModelCheckpoint(dirpath=out / "ckpts", save_last=True, every_n_train_steps=8)],
     )
     trainer.fit(model, datamodule=digits(batch_size=16))
 
