@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: setup test test-fast demo demo-latent bench lint
+.PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-quick bench lint
 
 setup:  ## install diffrep with its dev tools (torch from the local wheel cache when present)
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -19,6 +19,26 @@ demo:  ## Fashion-MNIST on CPU: DPM pre-training, then PDAE on it, then reconstr
 
 demo-latent:  ## optional stage 3: a DPM on PDAE's codes, for sampling (~5 min)
 	diffrep fit --config configs/pdae_latent.yaml
+
+fid-extractor:  ## the small Fashion-MNIST classifier whose features FID uses (~5 min)
+	$(PY) -m diffrep.evaluation.extractor --out runs/fid/fashion_mnist_classifier.pt
+
+evaluate:  ## the whole evaluation suite on the demo PDAE; report next to the checkpoint
+	diffrep test --config configs/pdae.yaml --config configs/eval/fashion_mnist.yaml --ckpt_path runs/pdae/checkpoints/last.ckpt
+
+baselines:  ## pixels, PCA, autoencoder and VAE under the same evaluation
+	diffrep test --config configs/baselines/pixels.yaml --config configs/eval/fashion_mnist.yaml
+	diffrep test --config configs/baselines/pca.yaml --config configs/eval/fashion_mnist.yaml
+	diffrep fit --config configs/baselines/autoencoder.yaml
+	diffrep test --config configs/baselines/autoencoder.yaml --config configs/eval/fashion_mnist.yaml --ckpt_path runs/baselines/autoencoder/checkpoints/last.ckpt
+	diffrep fit --config configs/baselines/vae.yaml
+	diffrep test --config configs/baselines/vae.yaml --config configs/eval/fashion_mnist.yaml --ckpt_path runs/baselines/vae/checkpoints/last.ckpt
+
+compare:  ## every method and baseline at one budget, one evaluation (runs/compare/results.md)
+	$(PY) benchmarks/compare.py
+
+compare-quick:  ## the same pipeline with 60 steps each and a small evaluation
+	$(PY) benchmarks/compare.py --quick --out runs/compare_quick
 
 bench:
 	$(PY) benchmarks/throughput.py

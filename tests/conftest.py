@@ -41,6 +41,35 @@ def digits(batch_size: int = 64, image_size: int = 16, **kwargs) -> DigitsDataMo
     return DigitsDataModule(image_size=image_size, batch_size=batch_size, val_size=100, **kwargs)
 
 
+TINY_AUTOENCODER = """
+seed_everything: 0
+model:
+  class_path: diffrep.lightning_modules.Autoencoder
+  init_args:
+    image_shape: [1, 16, 16]
+    latent_dim: 8
+    encoder_kwargs: {{channels: [16, 32], num_groups: 8, num_heads: 1}}
+    decoder_channels: [32, 16]
+    lr: 3.0e-3
+data: {data}
+trainer:
+  default_root_dir: {root}
+  max_steps: {max_steps}
+  logger: false
+  enable_progress_bar: false
+  limit_val_batches: 0
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {root}/checkpoints, save_last: true, save_top_k: 0}}
+"""
+
+
+def write_tiny_autoencoder_config(path: Path, root: Path, max_steps: int) -> Path:
+    """A CLI config of a tiny autoencoder on 16x16 digits: the quickest real `diffrep fit`."""
+    path.write_text(TINY_AUTOENCODER.format(data=REPO / "configs/data/digits.yaml", root=root, max_steps=max_steps))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_dpm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DPM trained for 300 steps on 16x16 digits (a few seconds), saved as a diffrep checkpoint."""

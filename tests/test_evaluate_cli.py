@@ -6,32 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, write_tiny_autoencoder_config
 from test_cli import diffrep
 
 from diffrep.evaluation.extractor import SmallClassifier, save_classifier
-
-MODEL = """
-seed_everything: 0
-model:
-  class_path: diffrep.lightning_modules.Autoencoder
-  init_args:
-    image_shape: [1, 16, 16]
-    latent_dim: 8
-    encoder_kwargs: {{channels: [16, 32], num_groups: 8, num_heads: 1}}
-    decoder_channels: [32, 16]
-    lr: 3.0e-3
-data: {data}
-trainer:
-  default_root_dir: {root}
-  max_steps: 40
-  logger: false
-  enable_progress_bar: false
-  limit_val_batches: 1
-  callbacks:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{dirpath: {root}/checkpoints, save_last: true, save_top_k: 0}}
-"""
 
 EVAL = """
 trainer:
@@ -55,7 +33,7 @@ trainer:
 def configs(tmp_path):
     torch.manual_seed(0)
     save_classifier(SmallClassifier(width=8, feature_dim=16), tmp_path / "extractor.pt")
-    (tmp_path / "model.yaml").write_text(MODEL.format(data=REPO / "configs/data/digits.yaml", root=tmp_path / "run"))
+    write_tiny_autoencoder_config(tmp_path / "model.yaml", tmp_path / "run", max_steps=40)
     (tmp_path / "eval.yaml").write_text(EVAL.format(extractor=tmp_path / "extractor.pt"))
     return tmp_path / "model.yaml", tmp_path / "eval.yaml"
 

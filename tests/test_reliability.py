@@ -10,7 +10,7 @@ import time
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, digits, quiet_trainer
+from conftest import REPO, digits, quiet_trainer, write_tiny_autoencoder_config
 from lightning.pytorch.callbacks import ModelCheckpoint
 from test_cli import ENV, diffrep
 from test_dpm import make_dpm
@@ -45,6 +45,12 @@ def assert_same_weights(a, b):
         assert torch.equal(a[key], b[key]), key
 
 
+def resume_and_compare(out, unbroken):
+    resumed = fit(out, 30, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_weights(final_weights(out), final_weights(unbroken))
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_reaches_the_unbroken_weights(unbroken, tmp_path):
     """Killed at step 13 (last checkpoint: step 10, mid-epoch of 21 steps); resuming redoes
@@ -52,9 +58,7 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_unbroken_weights(unbroken, tm
     killed = fit(tmp_path, 30, "--kill-at", "13")
     assert killed.returncode == -signal.SIGKILL and not (tmp_path / "final.pt").exists()
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 10
-    resumed = fit(tmp_path, 30, "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert_same_weights(final_weights(tmp_path), final_weights(unbroken))
+    resume_and_compare(tmp_path, unbroken)
 
 
 @pytest.mark.slow
@@ -62,9 +66,7 @@ def test_sigterm_saves_at_that_step_and_resume_matches(unbroken, tmp_path):
     stopped = fit(tmp_path, 30, "--sigterm-at", "12")
     assert "saved" in stopped.stdout and "step 12" in stopped.stdout, stopped.stdout[-2000:] + stopped.stderr[-2000:]
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 12
-    resumed = fit(tmp_path, 30, "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert_same_weights(final_weights(tmp_path), final_weights(unbroken))
+    resume_and_compare(tmp_path, unbroken)
 
 
 @pytest.mark.slow
@@ -137,33 +139,9 @@ def test_nan_batches_can_be_skipped_up_to_a_limit(tmp_path):
             make_dpm(), datamodule=digits())
 
 
-TINY = """
-seed_everything: 0
-model:
-  class_path: diffrep.lightning_modules.Autoencoder
-  init_args:
-    image_shape: [1, 16, 16]
-    latent_dim: 8
-    encoder_kwargs: {{channels: [16, 32], num_groups: 8, num_heads: 1}}
-    decoder_channels: [32, 16]
-data: {data}
-trainer:
-  default_root_dir: {root}
-  max_steps: 3
-  logger: false
-  enable_progress_bar: false
-  limit_val_batches: 0
-  callbacks:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{dirpath: {root}/checkpoints, save_last: true}}
-"""
-
-
 @pytest.fixture()
 def tiny_config(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY.format(data=REPO / "configs/data/digits.yaml", root=tmp_path / "run"))
-    return path
+    return write_tiny_autoencoder_config(tmp_path / "tiny.yaml", tmp_path / "run", max_steps=3)
 
 
 def bad_input_cases(tmp_path, config):
