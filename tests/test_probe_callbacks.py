@@ -44,6 +44,8 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     images = {p.name.split("_step")[0] for p in (tmp_path / "images").glob("*.png")}
     assert images == {"latent_plot", "samples", "reconstructions", "interpolations"}
     assert list(tmp_path.rglob("offline-run-*"))  # W&B wrote its offline run
+    tables = {p.name.split("_")[0] for p in tmp_path.rglob("*.table.json")}
+    assert {"LinearProbe", "FewLabelProbe", "FID", "ReconstructionMetrics"} <= tables, tables
     assert torch.isfinite(model.code_mean).all()
     fids = [float(r["fid/samples"]) for r in rows if r.get("fid/samples")]
     assert len(fids) == 3 and all(f > 0 for f in fids)

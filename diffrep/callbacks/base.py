@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 import lightning as L
 import torch
 
+from diffrep.callbacks.logging import log_metric_table
 from diffrep.lightning_modules.api import UnsupportedOperation
 
 
@@ -18,7 +19,8 @@ class EvaluationCallback(L.Callback, ABC):
     warning.
 
     Every rank calls ``evaluate`` (work that is split over ranks needs all of them); scalars
-    it returns are logged by rank 0 to every logger and kept in ``last`` for the test report.
+    it returns are logged by rank 0 to every logger (and as a table to W&B) and kept in ``last``
+    for the test report.
     Evaluation draws from its own seeded RNG, so it never shifts the training noise stream.
     """
 
@@ -47,6 +49,7 @@ class EvaluationCallback(L.Callback, ABC):
         if results and trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(results, step=trainer.global_step)
+            log_metric_table(trainer, f"tables/{type(self).__name__}", results)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:

@@ -33,3 +33,15 @@ def _send(logger: object, key: str, grid: Tensor, step: int) -> None:
         logger.log_image(key=key, images=[grid.permute(1, 2, 0).numpy()], step=step)
     elif isinstance(logger, TensorBoardLogger):
         logger.experiment.add_image(key, grid, step)
+
+
+def log_metric_table(trainer: L.Trainer, key: str, metrics: dict[str, float]) -> None:
+    """A (metric, value) table of one evaluation for W&B, beside the scalars (rank 0 only)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if not trainer.is_global_zero or not metrics:
+        return
+    rows = [[name, float(value)] for name, value in metrics.items()]
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key=key, columns=["metric", "value"], data=rows, step=trainer.global_step)
