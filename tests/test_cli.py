@@ -50,7 +50,11 @@ def test_unknown_config_key_is_refused(tmp_path):
     assert out.returncode == 2 and "learning_rate" in out.stderr
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+SHIPPED = sorted(str(p.relative_to(REPO / "configs")) for p in [*(REPO / "configs").glob("*.yaml"),
+                                                                *(REPO / "configs/baselines").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("config", SHIPPED)
 def test_every_shipped_config_parses(config, tmp_path):
     out = diffrep("fit", "--config", str(REPO / "configs" / config), "--print_config", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -74,3 +78,10 @@ def test_pdae_config_fits_on_a_given_dpm_and_draws_its_grids(tiny_dpm_checkpoint
     images = tmp_path / "runs/pdae/images"
     for key in ("reconstructions", "interpolations", "manipulations"):
         assert list(images.glob(f"{key}_*.png")), key
+
+
+def test_the_evaluation_suite_config_composes_with_a_method_config(tmp_path):
+    out = diffrep("test", "--config", str(REPO / "configs/pdae.yaml"), "--config", str(REPO / "configs/eval/fashion_mnist.yaml"),
+                  "--print_config", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "diffrep.callbacks.FID" in out.stdout and "ManipulationGrid" not in out.stdout
