@@ -59,3 +59,16 @@ def test_pixel_codes_are_the_pixels_and_mismatched_data_is_refused(tmp_path):
     assert torch.equal(model.encode(x), x.flatten(1))
     with pytest.raises(ValueError, match="image_size 16"):
         quiet_trainer(tmp_path).test(model, datamodule=digits(image_size=8))
+
+
+def test_the_vae_built_from_its_config_is_variational():
+    """jsonargparse fills a ``**kwargs`` signature with the parent's defaults; the VAE must not
+    silently become a plain autoencoder when built by the CLI."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(VAE, "model")
+    config = parser.parse_args(["--model.latent_dim", "8"])
+    model = parser.instantiate_classes(config).model
+    assert model.variational and model.encoder(torch.zeros(2, 1, 32, 32)).shape == (2, 16)
+    assert "variational" not in config.model

@@ -211,8 +211,16 @@ class Autoencoder(_Baseline):
 
 
 class VAE(Autoencoder):
-    """``Autoencoder(variational=True)``."""
+    """``Autoencoder(variational=True)``.
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("variational", True)
-        super().__init__(**kwargs)
+    The signature is spelled out rather than forwarded with ``**kwargs``: jsonargparse fills a
+    forwarded signature with the parent's defaults, which would pass ``variational=False``.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 32, 32), latent_dim: int = 32,
+                 encoder: str = "conv", encoder_kwargs: dict[str, Any] | None = None,
+                 decoder_channels: tuple[int, ...] = (128, 64, 32), num_groups: int = 8,
+                 kl_weight: float = 0.01, lr: float = 1e-3) -> None:
+        super().__init__(image_shape=image_shape, latent_dim=latent_dim, encoder=encoder,
+                         encoder_kwargs=encoder_kwargs, decoder_channels=decoder_channels,
+                         num_groups=num_groups, variational=True, kl_weight=kl_weight, lr=lr)
