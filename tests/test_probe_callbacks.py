@@ -49,3 +49,15 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     assert torch.isfinite(model.code_mean).all()
     fids = [float(r["fid/samples"]) for r in rows if r.get("fid/samples")]
     assert len(fids) == 3 and all(f > 0 for f in fids)
+
+
+def test_a_step_schedule_probes_every_n_optimizer_steps_once(tmp_path):
+    """every_n_steps=4 over 10 steps with 2 batches per step: steps 4 and 8, then fit end (10)."""
+    model = make(latent_dim=2)
+    probe = LinearProbe(every_n_epochs=100, every_n_steps=4, max_train=200, max_test=100)
+    trainer = quiet_trainer(tmp_path, max_steps=10, accumulate_grad_batches=2, logger=CSVLogger(str(tmp_path), name="csv"),
+                            callbacks=[probe], log_every_n_steps=1)
+    trainer.fit(model, datamodule=digits(subset=256, batch_size=16))
+    with open(next(tmp_path.rglob("metrics.csv"))) as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("probe/linear_accuracy")]
+    assert steps == [4, 8, 10]

@@ -1,4 +1,4 @@
-"""The schedule every evaluation callback shares: every N epochs, at fit end, at test end."""
+"""The schedule every evaluation callback shares: every N epochs (or N steps), at fit end, at test end."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from diffrep.lightning_modules.api import UnsupportedOperation
 
 
 class EvaluationCallback(L.Callback, ABC):
-    """Calls ``evaluate`` every ``every_n_epochs`` training epochs (skipped when the run is
-    stopping, since fit end follows at once), at the end of fit and at the end of test. A
+    """Calls ``evaluate`` every ``every_n_epochs`` training epochs and, if set, every
+    ``every_n_steps`` optimizer steps (both skipped when the run is stopping or at its last
+    step, since fit end follows at once), at the end of fit and at the end of test. A
     model without the operation the callback needs (``UnsupportedOperation``) is skipped with a
     warning.
 
@@ -24,11 +25,14 @@ class EvaluationCallback(L.Callback, ABC):
     Evaluation draws from its own seeded RNG, so it never shifts the training noise stream.
     """
 
-    def __init__(self, every_n_epochs: int = 1, seed: int = 0) -> None:
+    def __init__(self, every_n_epochs: int = 1, seed: int = 0, every_n_steps: int | None = None) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
-        self.every_n_epochs, self.seed = every_n_epochs, seed
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1 or null, got {every_n_steps}")
+        self.every_n_epochs, self.every_n_steps, self.seed = every_n_epochs, every_n_steps, seed
         self.last: dict[str, float] = {}
+        self._last_step_run = -1
 
     @abstractmethod
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
@@ -54,6 +58,16 @@ class EvaluationCallback(L.Callback, ABC):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:
             self.run(trainer, pl_module, "fit")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_step_run = trainer.global_step  # a resumed run already evaluated its start step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        step, n = trainer.global_step, self.every_n_steps
+        if not n or step == 0 or step % n or step == self._last_step_run or step == trainer.max_steps or trainer.should_stop:
+            return  # (the step repeats under gradient accumulation)
+        self._last_step_run = step
+        self.run(trainer, pl_module, "fit")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.run(trainer, pl_module, "fit")
