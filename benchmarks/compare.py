@@ -1,19 +1,28 @@
 """Every method and baseline on Fashion-MNIST 32x32 with one budget and one evaluation.
 
-Usage: python benchmarks/compare.py [--quick] [--out runs/compare] [--only NAME ...]
+Usage: python benchmarks/compare.py [--quick] [--steps N] [--out runs/compare] [--only NAME ...] [--redo]
 
-Each entry is trained with `diffrep fit` on its shipped config (the config's own step budget,
-or --steps N for all; --quick: 60 steps) and evaluated with `diffrep test` and
-configs/eval/fashion_mnist.yaml (--quick: fashion_mnist_quick.yaml). Runs happen inside --out,
-so the configs' relative paths (runs/dpm/..., which PDAE reads) point at this comparison's own
-models and never at the demo's. The training callbacks of each config are replaced by one
-checkpoint callback, so fit times measure training. Writes OUT/results.md (the table),
-OUT/results.json (every report and the wall times) and each report beside its checkpoint.
+Budget: the DPM (PDAE's stage 1) trains for its config's 1500 steps; every representation
+learner (PDAE on that DPM, DRL, VDRL, Diff-AE, autoencoder, VAE) for the same --steps (default
+1000) optimizer steps of batch 64; pixels and PCA need no training. --quick: 60 steps each.
+
+Each entry is trained with `diffrep fit` on its shipped config, with the config's training
+callbacks replaced by a checkpoint and a small linear probe every 250 steps (the probe accuracy
+against training step; about 10 s each, included in the fit time), and evaluated with
+`diffrep test` and configs/eval/fashion_mnist_compare.yaml (the DPM, which has no learned code,
+with ..._compare_generative.yaml; --quick: the _quick variants). Runs happen inside --out, so the
+configs' relative paths (runs/dpm/..., which PDAE reads) point at this comparison's own models.
+
+Resumable by entry: OUT/results.json keeps every finished entry, and a rerun with the same
+settings skips them (--redo NAME ... retrains those). Writes OUT/results.md (the tables),
+OUT/results.json (reports, wall times, probe curves) and OUT/figures/ (reconstructions,
+interpolations and latent plots of each method, and the probe curve).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import subprocess
@@ -35,11 +44,16 @@ class Entry:
     run_dir: str  # the config's default_root_dir
     fit_args: list[str] = field(default_factory=list)
     trains: bool = True
-    evaluates: bool = True  # the DPM is trained only as PDAE's stage 1
+    has_code: bool = True  # False: the DPM, evaluated on reconstruction and samples only
+    own_budget: bool = False  # True: the config's max_steps, not --steps
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isalnum() else "_" for c in self.name.lower()).strip("_").replace("__", "_")
 
 
 ENTRIES = [
-    Entry("DPM (stage 1 of PDAE)", "configs/dpm.yaml", "runs/dpm", evaluates=False),
+    Entry("DPM (stage 1 of PDAE)", "configs/dpm.yaml", "runs/dpm", has_code=False, own_budget=True),
     Entry("PDAE", "configs/pdae.yaml", "runs/pdae"),
     Entry("DRL, uniform t", "configs/drl.yaml", "runs/drl"),
     Entry("DRL, high-noise t", "configs/drl.yaml", "runs/drl_high_noise",
@@ -58,12 +72,19 @@ COLUMNS = {
     "recon/inverted_mse": "MSE (inv.)", "recon/inverted_ssim": "SSIM (inv.)", "recon/random_mse": "MSE (rand.)",
     "fid/reconstructions": "rFID", "fid/samples": "FID",
 }
+FIGURES = ("reconstructions", "interpolations", "latent_plot")
+PROBE_EVERY = 250
 
-
-FIT_CALLBACKS = """trainer:
+FIT_OVERRIDES = """trainer:
+  logger:
+    class_path: lightning.pytorch.loggers.CSVLogger
+    init_args: {{save_dir: {run_dir}, name: csv, version: fit}}
   callbacks:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{dirpath: {dirpath}, save_last: true, save_top_k: 0}}
+      init_args: {{dirpath: {run_dir}/checkpoints, save_last: true, save_top_k: 0}}
+{probe}"""
+CURVE_PROBE = """    - class_path: diffrep.callbacks.LinearProbe
+      init_args: {{every_n_steps: {every}, every_n_epochs: 1000000, max_train: 5000, max_test: 2000}}
 """
 
 
@@ -73,59 +94,141 @@ def diffrep(args: list[str], cwd: Path, log: Path) -> float:
     with log.open("a") as f:
         f.write(f"\n$ diffrep {' '.join(args)}\n")
         f.flush()
-        code = subprocess.run([sys.executable, "-m", "diffrep.cli", *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
+        command = [sys.executable, "-m", "diffrep.cli", *args]
+        code = subprocess.run(command, cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
     if code:
         raise SystemExit(f"diffrep {' '.join(args[:3])} failed (exit {code}); see {log}")
     return time.perf_counter() - start
 
 
+def config_steps(config: str) -> int:
+    import yaml
+
+    return int(yaml.safe_load(Path(config).read_text())["trainer"]["max_steps"])
+
+
+def probe_curve(run_dir: Path) -> list[list[float]]:
+    """[step, linear accuracy] rows the fit's CSV log holds."""
+    path = run_dir / "csv/fit/metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("probe/linear_accuracy")]
+    return [[int(r["step"]), float(r["probe/linear_accuracy"])] for r in rows]
+
+
+def collect_figures(run_dir: Path, figures: Path, slug: str) -> list[str]:
+    """Copy the newest test image of each kind to figures/<slug>_<kind>.png."""
+    copied = []
+    for kind in FIGURES:
+        found = sorted((run_dir / "images").glob(f"*{kind}_step*.png"), key=lambda p: p.stat().st_mtime)
+        if found:
+            target = figures / f"{slug}_{kind}.png"
+            shutil.copy(found[-1], target)
+            copied.append(target.name)
+    return copied
+
+
+def plot_probe_curves(curves: dict[str, list[list[float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in curves.items():
+        if rows:
+            ax.plot([r[0] for r in rows], [100 * r[1] for r in rows], marker="o", label=name)
+    ax.set(xlabel="training step", ylabel="linear probe accuracy (%)", title="Fashion-MNIST, 5000/2000 codes")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_results(out: Path, settings: dict, done: dict) -> str:
+    names = [e.name for e in ENTRIES if e.name in done and done[e.name].get("report")]
+    table = comparison([done[n]["report"] for n in names], COLUMNS, names)
+    times = ["| method | steps | fit (min) | test (min) |", "|---|---:|---:|---:|"]
+    for name in (e.name for e in ENTRIES if e.name in done):
+        d = done[name]
+        times.append(f"| {name} | {d['steps'] or '-'} | {d['fit_s'] / 60:.1f} | {d['test_s'] / 60:.1f} |")
+    curves = {n: d["probe_curve"] for n, d in done.items() if d.get("probe_curve")}
+    curve_lines = ["| method | " + " | ".join(f"step {s}" for s, _ in next(iter(curves.values()), [])) + " |"]
+    curve_lines.append("|---|" + "---:|" * (len(curve_lines[0].split("|")) - 3))
+    curve_lines += [f"| {n} | " + " | ".join(f"{100 * a:.1f}%" for _, a in rows) + " |" for n, rows in curves.items()]
+    if curves:
+        plot_probe_curves(curves, out / "figures/probe_curve.png")
+    text = (f"settings: {json.dumps(settings)}\n\n## Fashion-MNIST test\n\n{table}\n## Wall time (2-core CPU)\n\n"
+            + "\n".join(times) + "\n\n## Linear probe against training step (5000 train / 2000 test codes)\n\n"
+            + "\n".join(curve_lines) + "\n")
+    (out / "results.json").write_text(json.dumps({"settings": settings, "entries": done}, indent=2))
+    (out / "results.md").write_text(text)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="60 training steps each and the quick evaluation")
-    parser.add_argument("--steps", type=int, help="training steps for every method (default: each config's)")
+    parser.add_argument("--steps", type=int, help="training steps of every representation learner (default 1000)")
     parser.add_argument("--out", type=Path, default=REPO / "runs/compare")
     parser.add_argument("--only", nargs="*", help="names of entries to run (default: all)")
+    parser.add_argument("--redo", nargs="*", default=[], help="names of finished entries to run again")
     parser.add_argument("--extractor", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt")
     args = parser.parse_args()
     if not args.extractor.is_file():
         raise SystemExit(f"FID extractor {args.extractor} missing: run `make fid-extractor` first")
     out = args.out.resolve()
     (out / "runs/fid").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
     shutil.copy(args.extractor, out / "runs/fid/fashion_mnist_classifier.pt")
-    steps = 60 if args.quick and args.steps is None else args.steps
-    eval_config = str(REPO / f"configs/eval/fashion_mnist{'_quick' if args.quick else ''}.yaml")
+    steps = args.steps or (60 if args.quick else 1000)
+    settings = {"quick": args.quick, "steps": steps}
+    previous = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    done = previous.get("entries", {}) if previous.get("settings") == settings else {}
     log = out / "compare.log"
-    reports, names, times = [], [], {}
+
+    def selected(entry: Entry, names: list[str] | None) -> bool:
+        return bool(names) and (entry.name in names or entry.name.split(",")[0] in names)
+
     for entry in ENTRIES:
-        if args.only and entry.name not in args.only and entry.name.split(",")[0] not in args.only:
+        if args.only and not selected(entry, args.only):
+            continue
+        if entry.name in done and not selected(entry, args.redo):
+            print(f"{entry.name}: done before (results.json), skipped", flush=True)
             continue
         config = str(REPO / entry.config)
         run_dir = out / entry.run_dir
         common = ["--trainer.default_root_dir", str(run_dir), "--trainer.enable_progress_bar", "false"]
         fit_seconds = test_seconds = 0.0
         ckpt_args: list[str] = []
+        entry_steps = None
         if entry.trains:
-            # The method's own training callbacks (grids, probes) are replaced by one checkpoint,
-            # so fit times measure training and every run keeps its checkpoint in its own folder.
-            callbacks = out / f"fit_callbacks_{run_dir.name}.yaml"
-            callbacks.write_text(FIT_CALLBACKS.format(dirpath=run_dir / "checkpoints"))
-            budget = ["--trainer.max_steps", str(steps)] if steps else []
-            fit_seconds = diffrep(["fit", "--config", config, "--config", str(callbacks), "--trainer.logger", "false",
-                                   *budget, *entry.fit_args, *common], out, log)
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # an interrupted or redone entry starts clean
+            overrides = out / f"fit_overrides_{entry.slug}.yaml"
+            probe = CURVE_PROBE.format(every=PROBE_EVERY) if entry.has_code else ""
+            overrides.write_text(FIT_OVERRIDES.format(run_dir=run_dir, probe=probe))
+            entry_steps = (60 if args.quick else None) if entry.own_budget else steps
+            budget = ["--trainer.max_steps", str(entry_steps)] if entry_steps else []
+            fit_seconds = diffrep(["fit", "--config", config, "--config", str(overrides), *budget, *entry.fit_args,
+                                   *common], out, log)
             ckpt_args = ["--ckpt_path", str(run_dir / "checkpoints/last.ckpt")]
-        if entry.evaluates:
-            test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *entry.fit_args, *common,
-                                    *ckpt_args], out, log)
-            report_path = (run_dir / "checkpoints/last.report.json") if ckpt_args else run_dir / "report.json"
-            reports.append(json.loads(report_path.read_text()))
-            names.append(entry.name)
-        times[entry.name] = {"fit_s": round(fit_seconds), "test_s": round(test_seconds)}
+        kind = ("quick" if args.quick else "compare") + ("" if entry.has_code else "_generative")
+        eval_config = str(REPO / f"configs/eval/fashion_mnist_{kind}.yaml")
+        test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *entry.fit_args, *common,
+                                *ckpt_args], out, log)
+        report_path = (run_dir / "checkpoints/last.report.json") if ckpt_args else run_dir / "report.json"
+        done[entry.name] = {
+            "report": json.loads(report_path.read_text()),
+            "steps": (entry_steps or config_steps(config)) if entry.trains else 0,
+            "fit_s": round(fit_seconds), "test_s": round(test_seconds), "probe_curve": probe_curve(run_dir),
+            "figures": collect_figures(run_dir, out / "figures", entry.slug),
+        }
+        write_results(out, settings, done)  # after every entry, so an interrupted comparison keeps its work
         print(f"{entry.name}: fit {fit_seconds / 60:.1f} min, test {test_seconds / 60:.1f} min", flush=True)
-    table = comparison(reports, COLUMNS, names)
-    (out / "results.json").write_text(json.dumps({"quick": args.quick, "steps": steps, "times": times,
-                                                  "reports": dict(zip(names, reports, strict=True))}, indent=2))
-    (out / "results.md").write_text(table)
-    print(table)
+    print(write_results(out, settings, done))
 
 
 if __name__ == "__main__":

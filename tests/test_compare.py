@@ -1,0 +1,41 @@
+"""benchmarks/compare.py's bookkeeping: probe curves from the CSV log, the resumable results file."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("compare", REPO / "benchmarks/compare.py")
+compare = importlib.util.module_from_spec(spec)
+sys.modules["compare"] = compare  # dataclasses look their module up while the class is built
+spec.loader.exec_module(compare)
+
+
+def report(**metrics: float) -> dict:
+    return {"method": "x", "data": "d", "checkpoint": None, "metrics": metrics}
+
+
+def test_probe_curve_reads_only_the_rows_that_hold_a_probe(tmp_path):
+    log = tmp_path / "csv/fit/metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch,probe/linear_accuracy,step,train/loss\n0,,24,0.5\n0,0.61,250,\n0,,274,0.4\n1,0.7,500,\n")
+    assert compare.probe_curve(tmp_path) == [[250, 0.61], [500, 0.7]]
+    assert compare.probe_curve(tmp_path / "missing") == []
+
+
+def test_results_keep_every_entry_in_order_with_missing_metrics_as_dashes(tmp_path):
+    (tmp_path / "figures").mkdir()
+    done = {
+        "VAE": {"report": report(**{"probe/linear_accuracy": 0.8}), "steps": 1000, "fit_s": 120, "test_s": 30,
+                "probe_curve": [[250, 0.5], [1000, 0.8]]},
+        "PDAE": {"report": report(**{"probe/linear_accuracy": 0.9, "recon/inverted_mse": 0.001}), "steps": 1000,
+                 "fit_s": 1200, "test_s": 300, "probe_curve": [[250, 0.6], [1000, 0.9]]},
+    }
+    text = compare.write_results(tmp_path, {"quick": False, "steps": 1000}, done)
+    rows = [line for line in text.splitlines() if line.startswith("| PDAE") or line.startswith("| VAE")]
+    assert rows[0].startswith("| PDAE | 0.9000 | - |") and "| 0.0010 |" in rows[0]  # ENTRIES order, not insertion
+    assert "| VAE | 1000 | 2.0 | 0.5 |" in text and "| PDAE | 60.0% | 90.0% |" in text
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["settings"] == {"quick": False, "steps": 1000} and set(saved["entries"]) == {"VAE", "PDAE"}
+    assert (tmp_path / "figures/probe_curve.png").stat().st_size > 1000
