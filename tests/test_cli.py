@@ -80,8 +80,12 @@ def test_pdae_config_fits_on_a_given_dpm_and_draws_its_grids(tiny_dpm_checkpoint
         assert list(images.glob(f"{key}_*.png")), key
 
 
-def test_the_evaluation_suite_config_composes_with_a_method_config(tmp_path):
-    out = diffrep("test", "--config", str(REPO / "configs/pdae.yaml"), "--config", str(REPO / "configs/eval/fashion_mnist.yaml"),
+EVAL_CONFIGS = sorted(p.name for p in (REPO / "configs/eval").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("eval_config", EVAL_CONFIGS)
+def test_every_evaluation_config_composes_with_a_method_config(eval_config, tmp_path):
+    out = diffrep("test", "--config", str(REPO / "configs/pdae.yaml"), "--config", str(REPO / "configs/eval" / eval_config),
                   "--print_config", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "diffrep.callbacks.FID" in out.stdout and "ManipulationGrid" not in out.stdout
