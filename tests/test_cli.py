@@ -8,7 +8,20 @@ import sys
 import pytest
 from conftest import REPO
 
+from diffrep.cli import main
+
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
+
+
+def print_config(*args, cwd, capsys, monkeypatch) -> str:
+    """``diffrep ... --print_config`` in this process (a subprocess costs ~10 s of imports):
+    the composed config as printed; fails the test unless the CLI exits with 0."""
+    monkeypatch.chdir(cwd)
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--print_config"])
+    out = capsys.readouterr()
+    assert exited.value.code in (0, None), out.err[-2000:]
+    return out.out
 
 
 def diffrep(*args, cwd):
@@ -55,9 +68,10 @@ SHIPPED = sorted(str(p.relative_to(REPO / "configs")) for p in [*(REPO / "config
 
 
 @pytest.mark.parametrize("config", SHIPPED)
-def test_every_shipped_config_parses(config, tmp_path):
-    out = diffrep("fit", "--config", str(REPO / "configs" / config), "--print_config", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
+def test_every_shipped_config_parses(config, tmp_path, capsys, monkeypatch):
+    printed = print_config("fit", "--config", str(REPO / "configs" / config), cwd=tmp_path, capsys=capsys,
+                           monkeypatch=monkeypatch)
+    assert "class_path: diffrep.lightning_modules." in printed
 
 
 def test_pdae_without_its_dpm_names_the_stage_1_command(tmp_path):
@@ -84,8 +98,7 @@ EVAL_CONFIGS = sorted(p.name for p in (REPO / "configs/eval").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("eval_config", EVAL_CONFIGS)
-def test_every_evaluation_config_composes_with_a_method_config(eval_config, tmp_path):
-    out = diffrep("test", "--config", str(REPO / "configs/pdae.yaml"), "--config", str(REPO / "configs/eval" / eval_config),
-                  "--print_config", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "diffrep.callbacks.FID" in out.stdout and "ManipulationGrid" not in out.stdout
+def test_every_evaluation_config_composes_with_a_method_config(eval_config, tmp_path, capsys, monkeypatch):
+    printed = print_config("test", "--config", str(REPO / "configs/pdae.yaml"), "--config",
+                           str(REPO / "configs/eval" / eval_config), cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert "diffrep.callbacks.FID" in printed and "ManipulationGrid" not in printed
