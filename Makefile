@@ -7,7 +7,7 @@ setup:  ## install diffrep with its dev tools (torch from the local wheel cache 
 	$(PY) -m pip install -e '.[dev]'
 
 test:  ## the whole suite, slow end-to-end tests included
-	WANDB_MODE=disabled $(PY) -m pytest -q
+	WANDB_MODE=disabled $(PY) -m pytest -q --durations=15
 
 test-fast:
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
