@@ -52,7 +52,11 @@ class Entry:
         return "".join(c if c.isalnum() else "_" for c in self.name.lower()).strip("_").replace("__", "_")
 
 
-ENTRIES = [
+ENTRIES = [  # run (and table) order: the cheap baselines first, then the DPM before PDAE
+    Entry("pixels", "configs/baselines/pixels.yaml", "runs/baselines/pixels", trains=False),
+    Entry("PCA (32)", "configs/baselines/pca.yaml", "runs/baselines/pca", trains=False),
+    Entry("autoencoder", "configs/baselines/autoencoder.yaml", "runs/baselines/autoencoder"),
+    Entry("VAE", "configs/baselines/vae.yaml", "runs/baselines/vae"),
     Entry("DPM (stage 1 of PDAE)", "configs/dpm.yaml", "runs/dpm", has_code=False, own_budget=True),
     Entry("PDAE", "configs/pdae.yaml", "runs/pdae"),
     Entry("DRL, uniform t", "configs/drl.yaml", "runs/drl"),
@@ -60,10 +64,6 @@ ENTRIES = [
           ["--model.init_args.time_sampler", "high_noise"]),
     Entry("VDRL", "configs/vdrl.yaml", "runs/vdrl"),
     Entry("Diff-AE", "configs/diffae.yaml", "runs/diffae"),
-    Entry("pixels", "configs/baselines/pixels.yaml", "runs/baselines/pixels", trains=False),
-    Entry("PCA (32)", "configs/baselines/pca.yaml", "runs/baselines/pca", trains=False),
-    Entry("autoencoder", "configs/baselines/autoencoder.yaml", "runs/baselines/autoencoder"),
-    Entry("VAE", "configs/baselines/vae.yaml", "runs/baselines/vae"),
 ]
 
 COLUMNS = {

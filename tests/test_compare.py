@@ -26,15 +26,16 @@ def test_probe_curve_reads_only_the_rows_that_hold_a_probe(tmp_path):
 
 def test_results_keep_every_entry_in_order_with_missing_metrics_as_dashes(tmp_path):
     (tmp_path / "figures").mkdir()
-    done = {
-        "VAE": {"report": report(**{"probe/linear_accuracy": 0.8}), "steps": 1000, "fit_s": 120, "test_s": 30,
-                "probe_curve": [[250, 0.5], [1000, 0.8]]},
+    done = {  # inserted in the opposite order to ENTRIES
         "PDAE": {"report": report(**{"probe/linear_accuracy": 0.9, "recon/inverted_mse": 0.001}), "steps": 1000,
                  "fit_s": 1200, "test_s": 300, "probe_curve": [[250, 0.6], [1000, 0.9]]},
+        "VAE": {"report": report(**{"probe/linear_accuracy": 0.8}), "steps": 1000, "fit_s": 120, "test_s": 30,
+                "probe_curve": [[250, 0.5], [1000, 0.8]]},
     }
     text = compare.write_results(tmp_path, {"quick": False, "steps": 1000}, done)
     rows = [line for line in text.splitlines() if line.startswith("| PDAE") or line.startswith("| VAE")]
-    assert rows[0].startswith("| PDAE | 0.9000 | - |") and "| 0.0010 |" in rows[0]  # ENTRIES order, not insertion
+    assert rows[1].startswith("| PDAE | 0.9000 | - |") and "| 0.0010 |" in rows[1]
+    assert rows[0].startswith("| VAE")  # ENTRIES order, not insertion order
     assert "| VAE | 1000 | 2.0 | 0.5 |" in text and "| PDAE | 60.0% | 90.0% |" in text
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["settings"] == {"quick": False, "steps": 1000} and set(saved["entries"]) == {"VAE", "PDAE"}
