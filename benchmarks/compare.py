@@ -1,6 +1,7 @@
 """Every method and baseline on Fashion-MNIST 32x32 with one budget and one evaluation.
 
-Usage: python benchmarks/compare.py [--quick] [--steps N] [--out runs/compare] [--only NAME ...] [--redo]
+Usage: python benchmarks/compare.py [--quick] [--steps N] [--out runs/compare] [--only NAME ...] [--redo NAME ...]
+       python benchmarks/compare.py --table-only   # rewrite results.md from results.json
 
 Budget: the DPM (PDAE's stage 1) trains for its config's 1500 steps; every representation
 learner (PDAE on that DPM, DRL, VDRL, Diff-AE, autoencoder, VAE) for the same --steps (default
@@ -72,6 +73,10 @@ COLUMNS = {
     "recon/inverted_mse": "MSE (inv.)", "recon/inverted_ssim": "SSIM (inv.)", "recon/random_mse": "MSE (rand.)",
     "fid/reconstructions": "rFID", "fid/samples": "FID",
 }
+FORMATS = {m: (lambda v: f"{100 * v:.1f}%") for m in COLUMNS if m.startswith("probe/")}
+FORMATS.update({"recon/inverted_mse": "{:.4f}".format, "recon/random_mse": "{:.3f}".format,
+                "recon/inverted_ssim": "{:.3f}".format, "fid/reconstructions": "{:.0f}".format,
+                "fid/samples": "{:.0f}".format})
 FIGURES = ("reconstructions", "interpolations", "latent_plot")
 PROBE_EVERY = 250
 
@@ -149,7 +154,7 @@ def plot_probe_curves(curves: dict[str, list[list[float]]], path: Path) -> None:
 
 def write_results(out: Path, settings: dict, done: dict) -> str:
     names = [e.name for e in ENTRIES if e.name in done and done[e.name].get("report")]
-    table = comparison([done[n]["report"] for n in names], COLUMNS, names)
+    table = comparison([done[n]["report"] for n in names], COLUMNS, names, FORMATS)
     times = ["| method | steps | fit (min) | test (min) |", "|---|---:|---:|---:|"]
     for name in (e.name for e in ENTRIES if e.name in done):
         d = done[name]
@@ -175,8 +180,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs/compare")
     parser.add_argument("--only", nargs="*", help="names of entries to run (default: all)")
     parser.add_argument("--redo", nargs="*", default=[], help="names of finished entries to run again")
+    parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json, run nothing")
     parser.add_argument("--extractor", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt")
     args = parser.parse_args()
+    if args.table_only:
+        if not (args.out / "results.json").is_file():
+            raise SystemExit(f"{args.out / 'results.json'} not found: run the comparison first")
+        saved = json.loads((args.out / "results.json").read_text())
+        print(write_results(args.out.resolve(), saved["settings"], saved["entries"]))
+        return
     if not args.extractor.is_file():
         raise SystemExit(f"FID extractor {args.extractor} missing: run `make fid-extractor` first")
     out = args.out.resolve()

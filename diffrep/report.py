@@ -7,7 +7,7 @@ report reads the same for every method and reports can be set side by side (``co
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,16 @@ def write_report(report: Mapping[str, Any], stem: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def comparison(reports: Sequence[Mapping[str, Any]], columns: Mapping[str, str], names: Sequence[str] | None = None) -> str:
+def comparison(reports: Sequence[Mapping[str, Any]], columns: Mapping[str, str], names: Sequence[str] | None = None,
+               formats: Mapping[str, Callable[[float], str]] | None = None) -> str:
     """A Markdown table, one row per report and one column per metric (``columns``: metric ->
-    heading); a metric a method does not have shows as '-'."""
+    heading); a metric a method does not have shows as '-'. ``formats``: metric -> formatter
+    (e.g. accuracies as percentages); others get four significant places."""
+    formats = formats or {}
     header = "| method | " + " | ".join(columns.values()) + " |"
     lines = [header, "|---|" + "---:|" * len(columns)]
     for i, report in enumerate(reports):
-        cells = [_format(report["metrics"][m]) if m in report["metrics"] else "-" for m in columns]
+        values = report["metrics"]
+        cells = [formats.get(m, _format)(values[m]) if m in values else "-" for m in columns]
         lines.append(f"| {names[i] if names else report['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

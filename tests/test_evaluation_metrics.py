@@ -80,6 +80,9 @@ def test_report_groups_metrics_and_round_trips(tmp_path):
                        {"probe/linear_accuracy": "linear", "fid/samples": "FID"})
     assert table.splitlines()[2] == "| PDAE | 0.7900 | 12.5000 |"
     assert table.splitlines()[3] == "| PCA | 0.8000 | - |"
+    percent = comparison([report], {"probe/linear_accuracy": "linear", "fid/samples": "FID"},
+                         formats={"probe/linear_accuracy": lambda v: f"{100 * v:.1f}%"})
+    assert percent.splitlines()[2] == "| PDAE | 79.0% | 12.5000 |"
 
 
 class _Toy(torch.utils.data.Dataset):
