@@ -35,9 +35,8 @@ def test_results_keep_every_entry_in_order_with_missing_metrics_as_dashes(tmp_pa
     text = compare.write_results(tmp_path, {"quick": False, "steps": 1000}, done)
     rows = [line for line in text.splitlines() if line.startswith("| PDAE") or line.startswith("| VAE")]
     assert rows[1].startswith("| PDAE | 90.0% | - |") and "| 0.0010 |" in rows[1]
-    assert rows[0].startswith("| VAE")  # ENTRIES order, not insertion order
+    assert rows[0].startswith("| VAE | 80.0% | - |")  # ENTRIES order, not insertion order
     assert "| VAE | 1000 | 2.0 | 0.5 |" in text and "| PDAE | 60.0% | 90.0% |" in text
-    assert rows[0].startswith("| VAE | 80.0% | - |")
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["settings"] == {"quick": False, "steps": 1000} and set(saved["entries"]) == {"VAE", "PDAE"}
     assert (tmp_path / "figures/probe_curve.png").stat().st_size > 1000
