@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-quick bench lint
+.PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-diagnostics compare-quick bench lint
 
 setup:  ## install diffrep with its dev tools (torch from the local wheel cache when present)
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -36,6 +36,9 @@ baselines:  ## pixels, PCA, autoencoder and VAE under the same evaluation
 
 compare:  ## every method and baseline at one budget, one evaluation (runs/compare/results.md)
 	$(PY) benchmarks/compare.py
+
+compare-diagnostics:  ## PDAE with a 512-d code and on a DPM trained twice as long (after make compare)
+	$(PY) benchmarks/compare.py --diagnostics
 
 compare-quick:  ## the same pipeline with 60 steps each and a small evaluation
 	$(PY) benchmarks/compare.py --quick --out runs/compare_quick

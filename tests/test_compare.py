@@ -40,3 +40,23 @@ def test_results_keep_every_entry_in_order_with_missing_metrics_as_dashes(tmp_pa
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["settings"] == {"quick": False, "steps": 1000} and set(saved["entries"]) == {"VAE", "PDAE"}
     assert (tmp_path / "figures/probe_curve.png").stat().st_size > 1000
+
+
+def test_budgets_equal_steps_for_learners_and_a_multiple_of_the_config_for_the_dpms():
+    by_name = {e.name: e for e in compare.ALL_ENTRIES}
+    assert compare.fit_steps(by_name["PDAE, 512-d code"], quick=False, steps=1000) == 1000
+    assert compare.fit_steps(by_name["DPM (stage 1 of PDAE)"], quick=False, steps=1000) == 1500
+    assert compare.fit_steps(by_name["DPM, 2x steps"], quick=False, steps=1000) == 3000
+    assert compare.fit_steps(by_name["DPM, 2x steps"], quick=True, steps=60) == 120
+
+
+def test_each_diagnostic_changes_one_pdae_setting_and_uses_runs_made_before_it():
+    run_dirs_so_far = set()
+    for entry in compare.ALL_ENTRIES:
+        if entry.continues:
+            assert entry.continues in run_dirs_so_far
+        for flag, value in zip(entry.fit_args[::2], entry.fit_args[1::2], strict=True):
+            if flag == "--model.init_args.dpm_checkpoint":
+                assert value.split("/checkpoints/")[0] in run_dirs_so_far
+        run_dirs_so_far.add(entry.run_dir)
+    assert [len(e.fit_args) for e in compare.DIAGNOSTICS if e.config == "configs/pdae.yaml"] == [2, 2]
