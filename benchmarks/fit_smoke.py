@@ -2,7 +2,8 @@
 options (precision, compile mode), on the offline digits data upscaled to 32x32: checks that a
 GPU configuration trains end to end and reports its steady-state steps/s.
 
-Usage: python benchmarks/fit_smoke.py [--accelerator gpu] [--precision bf16-mixed] [--compile reduce-overhead] [--steps 60]
+Usage: python benchmarks/fit_smoke.py [--accelerator gpu] [--precision bf16-mixed]
+                                       [--compile reduce-overhead] [--steps 60]
 """
 
 from __future__ import annotations
@@ -53,16 +54,27 @@ def main() -> None:
         for name, model in models.items():
             timer = StepTimer()
             trainer = L.Trainer(
-                accelerator=args.accelerator, devices=1, precision=args.precision, max_steps=args.steps,
-                logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                limit_val_batches=0, callbacks=[timer], default_root_dir=tmp,
+                accelerator=args.accelerator,
+                devices=1,
+                precision=args.precision,
+                max_steps=args.steps,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                limit_val_batches=0,
+                callbacks=[timer],
+                default_root_dir=tmp,
             )
             data = DigitsDataModule(image_size=32, batch_size=args.batch, val_size=0, num_workers=2)
             trainer.fit(model, datamodule=data)
             half = len(timer.times) // 2
             rate = (len(timer.times) - 1 - half) / (timer.times[-1] - timer.times[half])
-            print(f"{name}: {rate * args.batch:.0f} img/s over the second half, loss {timer.losses[0]:.4f} -> "
-                  f"{sum(timer.losses[-10:]) / len(timer.losses[-10:]):.4f}, finite: {all(map(lambda v: v == v, timer.losses))}")
+            print(
+                f"{name}: {rate * args.batch:.0f} img/s over the second half, loss {timer.losses[0]:.4f} -> "
+                f"{sum(timer.losses[-10:]) / len(timer.losses[-10:]):.4f}, "
+                f"finite: {all(map(lambda v: v == v, timer.losses))}"
+            )
 
 
 if __name__ == "__main__":

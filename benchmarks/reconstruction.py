@@ -59,7 +59,12 @@ def main() -> None:
         print(f"{name:24} {r['mse']:8.5f} {r['psnr']:6.2f} {r['ssim']:6.3f}")
     out = Path(__file__).parent / "results" / "reconstruction.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"checkpoint": args.pdae, "images": len(x0), "steps": args.steps, "pixel_range": [0, 1], "scores": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"checkpoint": args.pdae, "images": len(x0), "steps": args.steps, "pixel_range": [0, 1], "scores": rows},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

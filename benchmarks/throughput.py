@@ -184,10 +184,13 @@ def main() -> None:
         "torch": torch.__version__,
     }
     print(json.dumps(setting))
-    print(f"{'method':8} {'train img/s':>12} {'s/step':>8} {'warm-up s':>10} {'sample img/s':>13} {'GFLOP/img':>10} {'MFU':>6}")
+    print(f"{'method':8} {'train img/s':>12} {'s/step':>8} {'warm-up s':>10} "
+          f"{'sample img/s':>13} {'GFLOP/img':>10} {'MFU':>6}")
     for name, r in results.items():
-        print(f"{name:8} {r['train_images_per_s']:12.1f} {r['s_per_step']:8.4f} {r['warmup_s']:10.1f} "
-              f"{r['sample_images_per_s']:13.1f} {r['gflop_per_image']:10.2f} {r['mfu']:6.1%}")
+        print(
+            f"{name:8} {r['train_images_per_s']:12.1f} {r['s_per_step']:8.4f} {r['warmup_s']:10.1f} "
+            f"{r['sample_images_per_s']:13.1f} {r['gflop_per_image']:10.2f} {r['mfu']:6.1%}"
+        )
     out = Path(__file__).parent / "results" / f"throughput{'-' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"setting": setting, "results": results}, indent=2))

@@ -46,10 +46,17 @@ def force_wandb_offline_without_credentials(logger: Any) -> None:
         if not class_path.endswith("WandbLogger") or init_args is None:
             continue
         mode = os.environ.get("WANDB_MODE", "")
-        if not init_args.get("offline", False) and mode not in ("offline", "disabled", "dryrun") and not wandb_has_credentials():
+        if (
+            not init_args.get("offline", False)
+            and mode not in ("offline", "disabled", "dryrun")
+            and not wandb_has_credentials()
+        ):
             init_args["offline"] = True
-            warnings.warn("W&B: no credentials (run `wandb login` or set WANDB_API_KEY); logging offline instead. "
-                          "Upload later with `wandb sync <save_dir>/wandb/offline-run-*`", stacklevel=1)
+            warnings.warn(
+                "W&B: no credentials (run `wandb login` or set WANDB_API_KEY); logging offline instead. "
+                "Upload later with `wandb sync <save_dir>/wandb/offline-run-*`",
+                stacklevel=1,
+            )
 
 
 class DiffrepCLI(LightningCLI):
@@ -109,8 +116,13 @@ class DiffrepCLI(LightningCLI):
         if not trainer.is_global_zero:
             return
         ckpt = trainer.ckpt_path
-        report = build_report(type(self.model).__name__, type(self.datamodule).__name__, ckpt, metrics,
-                              {"global_step": trainer.global_step})
+        report = build_report(
+            type(self.model).__name__,
+            type(self.datamodule).__name__,
+            ckpt,
+            metrics,
+            {"global_step": trainer.global_step},
+        )
         stem = Path(ckpt).with_suffix(".report") if ckpt else Path(trainer.default_root_dir) / "report"
         json_path, md_path = write_report(report, stem)
         print(to_markdown(report))

@@ -44,7 +44,7 @@ class EMA(nn.Module):
         """shadow <- decay * shadow + (1 - decay) * weight."""
         pairs = [(self.shadow(name), p.detach()) for name, p in self._tracked()]
         if pairs:
-            shadows, weights = zip(*pairs)
+            shadows, weights = zip(*pairs, strict=True)
             torch._foreach_lerp_(list(shadows), list(weights), 1.0 - self.decay)
 
     @torch.no_grad()

@@ -44,7 +44,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist; check --ckpt_path (`last` resumes the latest)")
@@ -98,8 +100,9 @@ class PreemptionCheckpoint(L.Callback):
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signalled = True
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         stop = self._signalled or trainer.received_sigterm
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
@@ -122,8 +125,11 @@ class PreemptionCheckpoint(L.Callback):
         self.saved_path = checkpoint_dir(trainer) / (filename or self.filename)
         trainer.save_checkpoint(self.saved_path)
         if trainer.is_global_zero:
-            print(f"diffrep: {reason} at step {trainer.global_step}: saved {self.saved_path}; "
-                  "resume with --ckpt_path last (or that path)", flush=True)
+            print(
+                f"diffrep: {reason} at step {trainer.global_step}: saved {self.saved_path}; "
+                "resume with --ckpt_path last (or that path)",
+                flush=True,
+            )
 
 
 class NonFiniteGuard(L.Callback):
@@ -152,10 +158,16 @@ class NonFiniteGuard(L.Callback):
         if self.skipped < self.max_skips:
             self.skipped += 1
             optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without grads untouched
-            warnings.warn(f"non-finite gradient at step {step}: step skipped ({self.skipped}/{self.max_skips})", stacklevel=1)
+            warnings.warn(
+                f"non-finite gradient at step {step}: step skipped ({self.skipped}/{self.max_skips})", stacklevel=1
+            )
             pl_module.log("train/skipped_steps", float(self.skipped))
             return
-        limit = f" after skipping {self.skipped} steps (NonFiniteGuard max_skips={self.max_skips})" if self.max_skips else ""
+        limit = (
+            f" after skipping {self.skipped} steps (NonFiniteGuard max_skips={self.max_skips})"
+            if self.max_skips
+            else ""
+        )
         raise NonFiniteLossError(
             f"non-finite loss or gradient at step {step}{limit}. Last good checkpoint: {last_checkpoint(trainer)}. "
             "Lower the learning rate, set --trainer.gradient_clip_val 1.0, use precision 32, or allow skips with "

@@ -7,8 +7,13 @@ from conftest import digits, quiet_trainer
 from diffrep.lightning_modules import VAE, Autoencoder, PCABaseline, PixelBaseline
 from diffrep.lightning_modules.api import UnsupportedOperation
 
-SMALL = dict(image_shape=(1, 16, 16), latent_dim=8, encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
-             decoder_channels=(32, 16), num_groups=8)
+SMALL = dict(
+    image_shape=(1, 16, 16),
+    latent_dim=8,
+    encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
+    decoder_channels=(32, 16),
+    num_groups=8,
+)
 
 
 def test_pca_with_all_components_reconstructs_exactly_and_scores_are_decorrelated():

@@ -59,18 +59,23 @@ def test_missing_data_gives_one_clear_error_and_exit_2(tmp_path):
 
 
 def test_unknown_config_key_is_refused(tmp_path):
-    out = diffrep("fit", "--config", str(REPO / "configs/dpm.yaml"), "--model.init_args.learning_rate", "1", cwd=tmp_path)
+    out = diffrep(
+        "fit", "--config", str(REPO / "configs/dpm.yaml"), "--model.init_args.learning_rate", "1", cwd=tmp_path
+    )
     assert out.returncode == 2 and "learning_rate" in out.stderr
 
 
-SHIPPED = sorted(str(p.relative_to(REPO / "configs")) for p in [*(REPO / "configs").glob("*.yaml"),
-                                                                *(REPO / "configs/baselines").glob("*.yaml")])
+SHIPPED = sorted(
+    str(p.relative_to(REPO / "configs"))
+    for p in [*(REPO / "configs").glob("*.yaml"), *(REPO / "configs/baselines").glob("*.yaml")]
+)
 
 
 @pytest.mark.parametrize("config", SHIPPED)
 def test_every_shipped_config_parses(config, tmp_path, capsys, monkeypatch):
-    printed = print_config("fit", "--config", str(REPO / "configs" / config), cwd=tmp_path, capsys=capsys,
-                           monkeypatch=monkeypatch)
+    printed = print_config(
+        "fit", "--config", str(REPO / "configs" / config), cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
+    )
     assert "class_path: diffrep.lightning_modules." in printed
 
 
@@ -84,9 +89,22 @@ def test_pdae_without_its_dpm_names_the_stage_1_command(tmp_path):
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="needs dataset-fashion-mnist")
 def test_pdae_config_fits_on_a_given_dpm_and_draws_its_grids(tiny_dpm_checkpoint, tmp_path):
     out = diffrep(
-        "fit", "--config", str(REPO / "configs/pdae.yaml"), "--model.init_args.dpm_checkpoint", str(tiny_dpm_checkpoint),
-        "--data.init_args.image_size", "16", "--data.init_args.num_workers", "0", "--trainer.max_steps", "3",
-        "--trainer.logger", "false", "--trainer.limit_val_batches", "1", cwd=tmp_path,
+        "fit",
+        "--config",
+        str(REPO / "configs/pdae.yaml"),
+        "--model.init_args.dpm_checkpoint",
+        str(tiny_dpm_checkpoint),
+        "--data.init_args.image_size",
+        "16",
+        "--data.init_args.num_workers",
+        "0",
+        "--trainer.max_steps",
+        "3",
+        "--trainer.logger",
+        "false",
+        "--trainer.limit_val_batches",
+        "1",
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     images = tmp_path / "runs/pdae/images"
@@ -99,6 +117,14 @@ EVAL_CONFIGS = sorted(p.name for p in (REPO / "configs/eval").glob("*.yaml"))
 
 @pytest.mark.parametrize("eval_config", EVAL_CONFIGS)
 def test_every_evaluation_config_composes_with_a_method_config(eval_config, tmp_path, capsys, monkeypatch):
-    printed = print_config("test", "--config", str(REPO / "configs/pdae.yaml"), "--config",
-                           str(REPO / "configs/eval" / eval_config), cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    printed = print_config(
+        "test",
+        "--config",
+        str(REPO / "configs/pdae.yaml"),
+        "--config",
+        str(REPO / "configs/eval" / eval_config),
+        cwd=tmp_path,
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
     assert "diffrep.callbacks.FID" in printed and "ManipulationGrid" not in printed

@@ -34,8 +34,13 @@ class FirstBatch(L.Callback):
 def test_a_two_device_checkpoint_resumes_on_one_device_where_the_data_left_off(ddp_run, tmp_path):
     """8 steps x 2 ranks x 16 images consumed 256 items of epoch 0's permutation; one device
     resumes at item 256 of the same permutation, at global step 8."""
-    model = PDAE(str(ddp_run / "dpm.ckpt"), latent_dim=8, encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
-                 lr=1e-3, ema_decay=0.9)
+    model = PDAE(
+        str(ddp_run / "dpm.ckpt"),
+        latent_dim=8,
+        encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
+        lr=1e-3,
+        ema_decay=0.9,
+    )
     first = FirstBatch()
     trainer = quiet_trainer(tmp_path, max_steps=10, callbacks=[first])
     data = digits(batch_size=16)
@@ -59,6 +64,6 @@ def test_two_process_cpu_ddp_fit_of_a_tiny_pdae(ddp_run):
     assert rank0["losses"] != rank1["losses"]  # different data shards and noise
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         logged = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
-    expected = [(a + b) / 2 for a, b in zip(rank0["losses"], rank1["losses"])]
+    expected = [(a + b) / 2 for a, b in zip(rank0["losses"], rank1["losses"], strict=True)]
     assert len(logged) == len(expected) == 8
     torch.testing.assert_close(torch.tensor(logged), torch.tensor(expected), rtol=1e-5, atol=1e-7)

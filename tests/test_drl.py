@@ -16,9 +16,14 @@ ENCODER = {"channels": (16, 32), "num_groups": 8, "num_heads": 1}
 
 def make(cls=DRL, **kwargs):
     torch.manual_seed(0)
-    defaults = dict(unet=tiny_unet_config(), encoder="conv", encoder_kwargs=ENCODER, latent_dim=8, lr=2e-3, ema_decay=None)
+    defaults = dict(
+        unet=tiny_unet_config(), encoder="conv", encoder_kwargs=ENCODER, latent_dim=8, lr=2e-3, ema_decay=None
+    )
     if cls is DiffAE:
-        defaults.update(encoder="halfunet", encoder_kwargs={"base_channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "num_groups": 8})
+        defaults.update(
+            encoder="halfunet",
+            encoder_kwargs={"base_channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "num_groups": 8},
+        )
     defaults.update(kwargs)
     return cls(**defaults)
 
@@ -127,12 +132,32 @@ def _losses(metrics_csv):
 @pytest.mark.parametrize("config", ["drl.yaml", "vdrl.yaml", "diffae.yaml"])
 def test_tiny_fit_through_the_cli_lowers_the_loss(config, tmp_path):
     out = diffrep(
-        "fit", "--config", str(REPO / "configs" / config), "--data", str(REPO / "configs/data/digits.yaml"),
-        "--model.init_args.unet.image_size", "16", "--model.init_args.unet.channel_mult", "[1, 2]",
-        "--trainer.max_steps", "120", "--trainer.logger", str(REPO / "configs/logger/csv.yaml"),
-        "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.log_every_n_steps", "5",
-        "--trainer.limit_val_batches", "0", "--trainer.callbacks", "[]", "--trainer.enable_checkpointing", "false",
-        "--model.init_args.lr", "2e-3", cwd=tmp_path,
+        "fit",
+        "--config",
+        str(REPO / "configs" / config),
+        "--data",
+        str(REPO / "configs/data/digits.yaml"),
+        "--model.init_args.unet.image_size",
+        "16",
+        "--model.init_args.unet.channel_mult",
+        "[1, 2]",
+        "--trainer.max_steps",
+        "120",
+        "--trainer.logger",
+        str(REPO / "configs/logger/csv.yaml"),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        "--trainer.log_every_n_steps",
+        "5",
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.callbacks",
+        "[]",
+        "--trainer.enable_checkpointing",
+        "false",
+        "--model.init_args.lr",
+        "2e-3",
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     losses = _losses(next(tmp_path.rglob("metrics.csv")))

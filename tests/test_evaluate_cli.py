@@ -51,12 +51,23 @@ def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs,
     report = json.loads((tmp_path / "run/checkpoints/last.report.json").read_text())
     metrics = report["metrics"]
     assert report["method"] == "Autoencoder" and report["checkpoint"] == str(ckpt)
-    for key in ("probe/linear_accuracy", "probe/knn_accuracy", "probe/few_label_1_mean", "probe/few_label_5_mean",
-                "recon/inverted_mse", "recon/inverted_psnr", "recon/inverted_ssim", "fid/reconstructions", "test/recon_mse"):
+    for key in (
+        "probe/linear_accuracy",
+        "probe/knn_accuracy",
+        "probe/few_label_1_mean",
+        "probe/few_label_5_mean",
+        "recon/inverted_mse",
+        "recon/inverted_psnr",
+        "recon/inverted_ssim",
+        "fid/reconstructions",
+        "test/recon_mse",
+    ):
         assert key in metrics, key
     assert "fid/samples" not in metrics  # a plain autoencoder cannot sample: skipped, not an error
     assert 0.3 < metrics["probe/linear_accuracy"] <= 1 and metrics["fid/reconstructions"] > 0
-    assert abs(metrics["recon/inverted_psnr"] - 10 * np.log10(1 / metrics["recon/inverted_mse"])) < 3  # mean of logs vs log of mean
+    assert (
+        abs(metrics["recon/inverted_psnr"] - 10 * np.log10(1 / metrics["recon/inverted_mse"])) < 3
+    )  # mean of logs vs log of mean
     md = (tmp_path / "run/checkpoints/last.report.md").read_text()
     assert "| linear_accuracy |" in md and "# Autoencoder on DigitsDataModule" in out.stdout
     assert list((tmp_path / "run/images").glob("test_reconstructions_*.png"))
@@ -75,10 +86,21 @@ def test_pixel_and_pca_baselines_need_no_training(configs, tmp_path):
     _, eval_cfg = configs
     for name in ("pixels", "pca"):
         out = diffrep(
-            "test", "--config", str(REPO / f"configs/baselines/{name}.yaml"), "--config", str(eval_cfg),
-            "--data", str(REPO / "configs/data/digits.yaml"), "--model.init_args.image_shape", "[1, 16, 16]",
+            "test",
+            "--config",
+            str(REPO / f"configs/baselines/{name}.yaml"),
+            "--config",
+            str(eval_cfg),
+            "--data",
+            str(REPO / "configs/data/digits.yaml"),
+            "--model.init_args.image_shape",
+            "[1, 16, 16]",
             *(["--model.init_args.num_components", "16"] if name == "pca" else []),
-            "--trainer.default_root_dir", str(tmp_path / name), "--trainer.enable_progress_bar", "false", cwd=tmp_path,
+            "--trainer.default_root_dir",
+            str(tmp_path / name),
+            "--trainer.enable_progress_bar",
+            "false",
+            cwd=tmp_path,
         )
         assert out.returncode == 0, out.stderr[-3000:]
         metrics = json.loads((tmp_path / name / "report.json").read_text())["metrics"]

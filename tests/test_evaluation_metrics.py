@@ -69,19 +69,28 @@ def test_the_extractor_trains_to_high_accuracy_and_reloads(tmp_path):
 
 
 def test_report_groups_metrics_and_round_trips(tmp_path):
-    report = build_report("PDAE", "FashionMNIST", "run/last.ckpt",
-                          {"probe/linear_accuracy": 0.79, "recon/inverted_mse": 7e-4, "fid/samples": 12.5, "test/loss": 0.1})
+    report = build_report(
+        "PDAE",
+        "FashionMNIST",
+        "run/last.ckpt",
+        {"probe/linear_accuracy": 0.79, "recon/inverted_mse": 7e-4, "fid/samples": 12.5, "test/loss": 0.1},
+    )
     md = to_markdown(report)
     assert md.index("## Representation") < md.index("## Reconstruction") < md.index("## FID") < md.index("## Objective")
     assert "| linear_accuracy | 0.7900 |" in md and "| inverted_mse | 0.0007 |" in md
     json_path, md_path = write_report(report, tmp_path / "last.report")
     assert json.loads(json_path.read_text())["metrics"]["fid/samples"] == 12.5 and md_path.read_text() == md
-    table = comparison([report, build_report("PCA", "FashionMNIST", None, {"probe/linear_accuracy": 0.8})],
-                       {"probe/linear_accuracy": "linear", "fid/samples": "FID"})
+    table = comparison(
+        [report, build_report("PCA", "FashionMNIST", None, {"probe/linear_accuracy": 0.8})],
+        {"probe/linear_accuracy": "linear", "fid/samples": "FID"},
+    )
     assert table.splitlines()[2] == "| PDAE | 0.7900 | 12.5000 |"
     assert table.splitlines()[3] == "| PCA | 0.8000 | - |"
-    percent = comparison([report], {"probe/linear_accuracy": "linear", "fid/samples": "FID"},
-                         formats={"probe/linear_accuracy": lambda v: f"{100 * v:.1f}%"})
+    percent = comparison(
+        [report],
+        {"probe/linear_accuracy": "linear", "fid/samples": "FID"},
+        formats={"probe/linear_accuracy": lambda v: f"{100 * v:.1f}%"},
+    )
     assert percent.splitlines()[2] == "| PDAE | 79.0% | 12.5000 |"
 
 
@@ -96,7 +105,9 @@ class _Toy(torch.utils.data.Dataset):
 def _rank_main(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    mapped = map_items(lambda x, y: {"x": x[:, 0] * 10, "y": y, "rank": torch.full_like(y, rank)}, _Toy(), 5, 2, torch.device("cpu"))
+    mapped = map_items(
+        lambda x, y: {"x": x[:, 0] * 10, "y": y, "rank": torch.full_like(y, rank)}, _Toy(), 5, 2, torch.device("cpu")
+    )
     generated = generate_items(lambda n, g: torch.rand(n, generator=g), 6, 2, torch.device("cpu"), seed=3)
     torch.save({"mapped": mapped, "generated": generated}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()

@@ -37,7 +37,7 @@ def test_bf16_autocast_loss_matches_fp32(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_channels_last_gives_the_same_loss(device):
     x0 = torch.rand(8, 1, 16, 16, device=device) * 2 - 1
-    for plain, fast in zip(models(device), models(device, channels_last=True)):
+    for plain, fast in zip(models(device), models(device, channels_last=True), strict=True):
         fast.load_state_dict(plain.state_dict())
         t = plain.sample_time(8, torch.device(device))
         torch.testing.assert_close(loss_with(fast, x0, t), loss_with(plain, x0, t), rtol=1e-4, atol=1e-6)

@@ -50,7 +50,11 @@ def test_c_t_shifts_the_posterior_mean_by_btilde_times_g():
 
     schedule = ScheduleConfig(num_timesteps=1000).build()
     t = torch.tensor([1, 10, 500, 999])
-    x_t, eps, g = torch.randn(4, 1, 4, 4, dtype=torch.float64), torch.randn(4, 1, 4, 4, dtype=torch.float64), torch.randn(4, 1, 4, 4, dtype=torch.float64)
+    x_t, eps, g = (
+        torch.randn(4, 1, 4, 4, dtype=torch.float64),
+        torch.randn(4, 1, 4, 4, dtype=torch.float64),
+        torch.randn(4, 1, 4, 4, dtype=torch.float64),
+    )
     c = mean_shift_eps_coefficient(schedule, t).reshape(-1, 1, 1, 1)
     mean_plain, var = posterior_mean_variance(schedule, x0_from_eps(schedule, x_t, t, eps), x_t, t)
     mean_shifted, _ = posterior_mean_variance(schedule, x0_from_eps(schedule, x_t, t, eps + c * g), x_t, t)
@@ -66,7 +70,7 @@ def train_pdae(ckpt, tmp_path, steps=150, **kwargs):
 
 def test_pdae_reconstructions_beat_the_dpm_from_the_same_inverted_noise(tiny_dpm_checkpoint, tmp_path):
     model, _ = train_pdae(tiny_dpm_checkpoint, tmp_path)
-    x0 = torch.cat([b[0] for b, _ in zip(digits(batch_size=32).val_dataloader(), range(1))])
+    x0 = torch.cat([b[0] for b, _ in zip(digits(batch_size=32).val_dataloader(), range(1), strict=False)])
     z = model.encode(x0)
     x_T = model.invert(x0, z, num_steps=20)
     pdae_recon = model.decode(z, x_T, num_steps=20)
@@ -110,13 +114,24 @@ def test_official_pdae_checkpoint_layout_loads(tmp_path):
     cfg = UNetConfig(in_channels=1, image_size=16, base_channels=32, channel_mult=[1, 2], num_res_blocks=1)
     unet = UNet(cfg)  # official nets always use 32 GroupNorm groups
     torch.save({"ema_denoise_fn": unet.state_dict()}, tmp_path / "checkpoint.pt")
-    (tmp_path / "config.yml").write_text(yaml.safe_dump({
-        "dataset_config": {"image_size": 16},
-        "diffusion_config": {"timesteps": 1000, "betas_type": "linear"},
-        "denoise_fn_config": {"input_channel": 1, "base_channel": 32, "channel_multiplier": [1, 2],
-                              "num_residual_blocks_of_a_block": 1, "attention_resolutions": [],
-                              "num_heads": 1, "head_channel": -1, "dropout": 0.0},
-    }))
+    (tmp_path / "config.yml").write_text(
+        yaml.safe_dump(
+            {
+                "dataset_config": {"image_size": 16},
+                "diffusion_config": {"timesteps": 1000, "betas_type": "linear"},
+                "denoise_fn_config": {
+                    "input_channel": 1,
+                    "base_channel": 32,
+                    "channel_multiplier": [1, 2],
+                    "num_residual_blocks_of_a_block": 1,
+                    "attention_resolutions": [],
+                    "num_heads": 1,
+                    "head_channel": -1,
+                    "dropout": 0.0,
+                },
+            }
+        )
+    )
     model = make_pdae(tmp_path / "checkpoint.pt")
     for key, value in unet.state_dict().items():
         assert torch.equal(model.decoder.state_dict()[key], value), key

@@ -23,9 +23,13 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     model = make(latent_dim=2, ema_decay=0.9)
     save_classifier(SmallClassifier(width=8, feature_dim=16), tmp_path / "extractor.pt")
     callbacks = [
-        LinearProbe(max_train=400, max_test=200), FewLabelProbe(labels_per_class=(1, 5), seeds=(0, 1), max_train=400, max_test=200),
-        LatentPlot(max_test=200), SampleGrid(num_steps=3, num_images=4), ReconstructionGrid(num_steps=3, num_images=4),
-        InterpolationGrid(num_steps=3, num_rows=1, num_points=3), ReconstructionMetrics(num_images=16, num_steps=3),
+        LinearProbe(max_train=400, max_test=200),
+        FewLabelProbe(labels_per_class=(1, 5), seeds=(0, 1), max_train=400, max_test=200),
+        LatentPlot(max_test=200),
+        SampleGrid(num_steps=3, num_images=4),
+        ReconstructionGrid(num_steps=3, num_images=4),
+        InterpolationGrid(num_steps=3, num_rows=1, num_points=3),
+        ReconstructionMetrics(num_images=16, num_steps=3),
         FID(num_images=32, num_steps=3, weights_path=str(tmp_path / "extractor.pt")),
     ]
     loggers = [CSVLogger(str(tmp_path), name="csv"), WandbLogger(save_dir=str(tmp_path), offline=True, project="test")]
@@ -36,8 +40,16 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         rows = list(csv.DictReader(f))
     logged = {k for r in rows for k, v in r.items() if v}
-    for key in ("probe/linear_accuracy", "probe/knn_accuracy", "probe/few_label_1_mean", "probe/few_label_5_std",
-                "recon/inverted_ssim", "recon/random_mse", "fid/samples", "fid/reconstructions"):
+    for key in (
+        "probe/linear_accuracy",
+        "probe/knn_accuracy",
+        "probe/few_label_1_mean",
+        "probe/few_label_5_std",
+        "recon/inverted_ssim",
+        "recon/random_mse",
+        "fid/samples",
+        "fid/reconstructions",
+    ):
         assert key in logged, key
     accuracy = [float(r["probe/linear_accuracy"]) for r in rows if r.get("probe/linear_accuracy")]
     assert all(0.1 <= a <= 1 for a in accuracy) and len(accuracy) == 3  # two epoch ends and fit end
@@ -55,8 +67,14 @@ def test_a_step_schedule_probes_every_n_optimizer_steps_once(tmp_path):
     """every_n_steps=4 over 10 steps with 2 batches per step: steps 4 and 8, then fit end (10)."""
     model = make(latent_dim=2)
     probe = LinearProbe(every_n_epochs=100, every_n_steps=4, max_train=200, max_test=100)
-    trainer = quiet_trainer(tmp_path, max_steps=10, accumulate_grad_batches=2, logger=CSVLogger(str(tmp_path), name="csv"),
-                            callbacks=[probe], log_every_n_steps=1)
+    trainer = quiet_trainer(
+        tmp_path,
+        max_steps=10,
+        accumulate_grad_batches=2,
+        logger=CSVLogger(str(tmp_path), name="csv"),
+        callbacks=[probe],
+        log_every_n_steps=1,
+    )
     trainer.fit(model, datamodule=digits(subset=256, batch_size=16))
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("probe/linear_accuracy")]

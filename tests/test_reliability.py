@@ -122,7 +122,9 @@ class PoisonAt(L.Callback):
 
 def test_a_nan_batch_stops_the_run_naming_the_step_and_last_checkpoint(tmp_path):
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpts", save_last=True, every_n_train_steps=3)
-    trainer = quiet_trainer(tmp_path, max_steps=10, enable_checkpointing=True, callbacks=[PoisonAt([5]), NonFiniteGuard(), ckpt])
+    trainer = quiet_trainer(
+        tmp_path, max_steps=10, enable_checkpointing=True, callbacks=[PoisonAt([5]), NonFiniteGuard(), ckpt]
+    )
     model = make_dpm()
     with pytest.raises(NonFiniteLossError, match=r"at step 5\..*last\.ckpt|at step 5\..*step=2"):
         trainer.fit(model, datamodule=digits())
@@ -136,7 +138,8 @@ def test_nan_batches_can_be_skipped_up_to_a_limit(tmp_path):
     assert guard.skipped == 2 and all(torch.isfinite(p).all() for p in model.parameters())
     with pytest.raises(NonFiniteLossError, match="after skipping 1 steps"):
         quiet_trainer(tmp_path, max_steps=10, callbacks=[PoisonAt([2, 4]), NonFiniteGuard(max_skips=1)]).fit(
-            make_dpm(), datamodule=digits())
+            make_dpm(), datamodule=digits()
+        )
 
 
 @pytest.fixture()
@@ -148,8 +151,12 @@ def bad_input_cases(tmp_path, config):
     """(name, extra arguments, text the message must contain); each must exit 2 without a traceback."""
     gz = tmp_path / "fashion"
     gz.mkdir()
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                 "t10k-labels-idx1-ubyte.gz"):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
         import gzip
 
         with gzip.open(gz / name, "wb") as f:
@@ -157,8 +164,18 @@ def bad_input_cases(tmp_path, config):
     (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
     return [
         ("a value of the wrong type", ["--trainer.max_steps", "many"], "max_steps"),
-        ("a corrupt IDX file", ["--data", "diffrep.datamodules.FashionMNISTDataModule", "--data.root", str(gz),
-                                "--model.init_args.image_shape", "[1, 32, 32]"], "corrupt"),
+        (
+            "a corrupt IDX file",
+            [
+                "--data",
+                "diffrep.datamodules.FashionMNISTDataModule",
+                "--data.root",
+                str(gz),
+                "--model.init_args.image_shape",
+                "[1, 32, 32]",
+            ],
+            "corrupt",
+        ),
         ("a GPU request on a machine without one", ["--trainer.accelerator", "cuda"], "CUDA"),
         ("an unreadable checkpoint to resume", ["--ckpt_path", str(tmp_path / "broken.ckpt")], "unreadable"),
         ("a missing checkpoint to resume", ["--ckpt_path", str(tmp_path / "nowhere.ckpt")], "does not exist"),
@@ -178,8 +195,18 @@ def test_bad_inputs_end_with_one_message_and_exit_2(tiny_config, tmp_path):
 @pytest.mark.slow
 def test_resuming_with_another_latent_size_says_which_setting_differs(tiny_config, tmp_path):
     assert diffrep("fit", "--config", str(tiny_config), cwd=tmp_path).returncode == 0
-    out = diffrep("fit", "--config", str(tiny_config), "--model.init_args.latent_dim", "16", "--trainer.max_steps", "6",
-                  "--ckpt_path", "last", cwd=tmp_path)
+    out = diffrep(
+        "fit",
+        "--config",
+        str(tiny_config),
+        "--model.init_args.latent_dim",
+        "16",
+        "--trainer.max_steps",
+        "6",
+        "--ckpt_path",
+        "last",
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "other model settings" in out.stderr and "latent_dim" in out.stderr
 

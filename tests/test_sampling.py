@@ -15,7 +15,9 @@ def oracle(schedule, x0):
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_with_an_exact_oracle_returns_x0(schedule, eta):
     x0 = torch.rand(4, 1, 8, 8) * 2 - 1
-    x_T = torch.randn_like(x0) * schedule.sigma(torch.tensor([schedule.t_max]).to(torch.long if schedule.discrete else torch.float32))
+    x_T = torch.randn_like(x0) * schedule.sigma(
+        torch.tensor([schedule.t_max]).to(torch.long if schedule.discrete else torch.float32)
+    )
     out = ddim_sample(oracle(schedule, x0), schedule, x_T, num_steps=10, eta=eta)
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-4)
 
@@ -27,7 +29,9 @@ def test_ddim_inversion_with_an_oracle_lands_on_the_forward_process():
     x_T = ddim_invert(eps_fn, s, x0, num_steps=20)
     # With an exact x0, every inverted state is alpha_t x0 + sigma_t eps for one fixed eps.
     t_T = torch.full((2,), 999)
-    torch.testing.assert_close(x_T, append_dims(s.alpha(t_T), x0) * x0 + append_dims(s.sigma(t_T), x0) * eps_fn(x_T, t_T))
+    torch.testing.assert_close(
+        x_T, append_dims(s.alpha(t_T), x0) * x0 + append_dims(s.sigma(t_T), x0) * eps_fn(x_T, t_T)
+    )
     torch.testing.assert_close(ddim_sample(eps_fn, s, x_T, num_steps=20), x0, rtol=0, atol=1e-4)
 
 

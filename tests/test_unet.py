@@ -5,10 +5,21 @@ from diffrep.nets.layers import AttentionBlock
 from diffrep.nets.unet import UNet, UNetConfig
 
 
-@pytest.mark.parametrize("channels,size,mult", [(1, 16, [1, 2]), (3, 32, [1, 2, 2]), (3, 8, [1, 2]), (1, 64, [1, 1, 2, 2])])
+@pytest.mark.parametrize(
+    "channels,size,mult", [(1, 16, [1, 2]), (3, 32, [1, 2, 2]), (3, 8, [1, 2]), (1, 64, [1, 1, 2, 2])]
+)
 def test_output_shape_matches_input(channels, size, mult):
-    net = UNet(UNetConfig(in_channels=channels, image_size=size, base_channels=16, channel_mult=mult,
-                          num_res_blocks=1, attention_resolutions=[2], num_groups=8))
+    net = UNet(
+        UNetConfig(
+            in_channels=channels,
+            image_size=size,
+            base_channels=16,
+            channel_mult=mult,
+            num_res_blocks=1,
+            attention_resolutions=[2],
+            num_groups=8,
+        )
+    )
     x = torch.randn(2, channels, size, size)
     assert net(x, torch.tensor([3, 700])).shape == x.shape
 

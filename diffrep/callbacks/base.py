@@ -62,9 +62,18 @@ class EvaluationCallback(L.Callback, ABC):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_step_run = trainer.global_step  # a resumed run already evaluated its start step
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         step, n = trainer.global_step, self.every_n_steps
-        if not n or step == 0 or step % n or step == self._last_step_run or step == trainer.max_steps or trainer.should_stop:
+        if (
+            not n
+            or step == 0
+            or step % n
+            or step == self._last_step_run
+            or step == trainer.max_steps
+            or trainer.should_stop
+        ):
             return  # (the step repeats under gradient accumulation)
         self._last_step_run = step
         self.run(trainer, pl_module, "fit")

@@ -39,7 +39,9 @@ class CodeWriter(BasePredictionWriter):
             batch_indices = batch_indices[0]
         local = {
             "codes": torch.cat([p["codes"] for p in predictions]) if predictions else torch.empty(0),
-            "labels": torch.cat([p["labels"] for p in predictions]) if predictions else torch.empty(0, dtype=torch.long),
+            "labels": torch.cat([p["labels"] for p in predictions])
+            if predictions
+            else torch.empty(0, dtype=torch.long),
             "index": torch.tensor([i for batch in batch_indices for i in batch], dtype=torch.long),
         }
         _, world = rank_and_world()

@@ -89,7 +89,10 @@ class InterpolationGrid(_GridCallback):
 
     def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
         x0 = _eval_images(trainer, pl_module, 2 * self.num_rows)
-        rows = [pl_module.interpolate(x0[2 * i], x0[2 * i + 1], self.num_points, self.num_steps) for i in range(self.num_rows)]
+        rows = [
+            pl_module.interpolate(x0[2 * i], x0[2 * i + 1], self.num_points, self.num_steps)
+            for i in range(self.num_rows)
+        ]
         return torch.cat(rows), self.num_points
 
 
@@ -102,8 +105,13 @@ class ManipulationGrid(_GridCallback):
 
     key = "manipulations"
 
-    def __init__(self, positive_class: int = 0, scales: tuple[float, ...] = (-0.6, -0.3, 0.0, 0.3, 0.6),
-                 num_codes: int = 2000, **kwargs) -> None:
+    def __init__(
+        self,
+        positive_class: int = 0,
+        scales: tuple[float, ...] = (-0.6, -0.3, 0.0, 0.3, 0.6),
+        num_codes: int = 2000,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.positive_class, self.scales, self.num_codes = positive_class, list(scales), num_codes
 

@@ -53,7 +53,9 @@ class LinearProbe(_ProbeCallback):
 class FewLabelProbe(_ProbeCallback):
     """Test accuracy with k labels per class (mean and std over seeds)."""
 
-    def __init__(self, labels_per_class: tuple[int, ...] = (1, 10, 100), seeds: tuple[int, ...] = (0, 1, 2), **kwargs) -> None:
+    def __init__(
+        self, labels_per_class: tuple[int, ...] = (1, 10, 100), seeds: tuple[int, ...] = (0, 1, 2), **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.labels_per_class, self.seeds = list(labels_per_class), list(seeds)
 

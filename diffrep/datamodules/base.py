@@ -60,7 +60,9 @@ def to_model_range(image: Tensor, size: int) -> Tensor:
     if 0 < size - h <= size // 4 and 0 < size - w <= size // 4 and (size - h) % 2 == 0 and (size - w) % 2 == 0:
         ph, pw = (size - h) // 2, (size - w) // 2
         return F.pad(x, (pw, pw, ph, ph), value=-1.0)
-    return F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].clamp(-1, 1)
+    return F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].clamp(
+        -1, 1
+    )
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -138,8 +140,13 @@ class ImageDataModule(L.LightningDataModule):
         self.setup()
         train = self.splits["train"]
         return ResumableDataLoader(
-            train, batch_size=self.batch_size, seed=self.seed, drop_last=len(train) >= self.batch_size,
-            num_workers=self.num_workers, pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+            train,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            drop_last=len(train) >= self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
         )
 
     def val_dataloader(self) -> DataLoader:

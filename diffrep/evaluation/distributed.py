@@ -43,7 +43,11 @@ def gather_in_order(local: dict[str, Tensor], n: int) -> dict[str, Tensor]:
 
 
 def map_items(
-    fn: Callable[[Tensor, Tensor], dict[str, Tensor]], dataset, max_items: int | None, batch_size: int, device: torch.device
+    fn: Callable[[Tensor, Tensor], dict[str, Tensor]],
+    dataset,
+    max_items: int | None,
+    batch_size: int,
+    device: torch.device,
 ) -> dict[str, Tensor]:
     """Apply ``fn(images, labels) -> {name: per-item tensor}`` to the first ``max_items`` items
     of a (image, label) dataset, shared over the ranks, and gather the results in order."""
@@ -66,8 +70,9 @@ def map_items(
     return gather_in_order(local, n)
 
 
-def generate_items(fn: Callable[[int, torch.Generator], Tensor], n: int, batch_size: int, device: torch.device,
-                   seed: int = 0) -> Tensor:
+def generate_items(
+    fn: Callable[[int, torch.Generator], Tensor], n: int, batch_size: int, device: torch.device, seed: int = 0
+) -> Tensor:
     """``n`` generated items, ``fn(count, generator)`` called in batches on every rank with its
     own seeded generator (so ranks draw different items), gathered on every rank."""
     rank, _ = rank_and_world()

@@ -25,11 +25,21 @@ class SmallClassifier(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, feature_dim: int = 128) -> None:
         super().__init__()
-        self.config = {"in_channels": in_channels, "num_classes": num_classes, "width": width, "feature_dim": feature_dim}
+        self.config = {
+            "in_channels": in_channels,
+            "num_classes": num_classes,
+            "width": width,
+            "feature_dim": feature_dim,
+        }
         layers: list[nn.Module] = []
         c = in_channels
         for mult in (1, 2, 4):
-            layers += [nn.Conv2d(c, width * mult, 3, padding=1), nn.BatchNorm2d(width * mult), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c, width * mult, 3, padding=1),
+                nn.BatchNorm2d(width * mult),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             c = width * mult
         self.body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * 16, feature_dim), nn.ReLU())
         self.head = nn.Linear(feature_dim, num_classes)

@@ -51,10 +51,14 @@ def _register_classifier() -> None:
     class ClassifierFeatures(FeatureExtractorBase):
         """torch-fidelity's view of ``SmallClassifier``: uint8 RGB in, 'features' out."""
 
-        def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs) -> None:
+        def __init__(
+            self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs
+        ) -> None:
             super().__init__(name, features_list)
             if feature_extractor_weights_path is None:
-                raise FileNotFoundError("the diffrep-classifier FID extractor needs weights_path (see diffrep.evaluation.extractor)")
+                raise FileNotFoundError(
+                    "the diffrep-classifier FID extractor needs weights_path (see diffrep.evaluation.extractor)"
+                )
             self.classifier = load_classifier(feature_extractor_weights_path)
 
         @staticmethod
@@ -81,8 +85,12 @@ def _register_classifier() -> None:
 
 
 def frechet_distance(
-    generated: Tensor, reference: Tensor, extractor: str = CLASSIFIER, weights_path: str | None = None,
-    batch_size: int = 256, device: torch.device | str = "cpu",
+    generated: Tensor,
+    reference: Tensor,
+    extractor: str = CLASSIFIER,
+    weights_path: str | None = None,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
 ) -> float:
     """FID between two sets of images in [-1, 1] (or uint8 RGB), computed by torch-fidelity."""
     import torch_fidelity
@@ -95,15 +103,26 @@ def frechet_distance(
     else:
         raise ValueError(f"unknown FID extractor {extractor!r}; use {CLASSIFIER!r} or {INCEPTION!r}")
     if weights_path is None or not Path(weights_path).is_file():
-        hint = ("python -m diffrep.evaluation.extractor --out PATH" if extractor == CLASSIFIER
-                else "download pt_inception-2015-12-05 weights once and point weights_path at the file")
+        hint = (
+            "python -m diffrep.evaluation.extractor --out PATH"
+            if extractor == CLASSIFIER
+            else "download pt_inception-2015-12-05 weights once and point weights_path at the file"
+        )
         raise FileNotFoundError(f"FID extractor weights {weights_path!r} not found; {hint}")
     if min(len(generated), len(reference)) < 2:
         raise ValueError("FID needs at least 2 images in each set")
     sets = [x if x.dtype == torch.uint8 else to_uint8_rgb(x) for x in (generated, reference)]
     metrics = torch_fidelity.calculate_metrics(
-        input1=_Uint8Images(sets[0].cpu()), input2=_Uint8Images(sets[1].cpu()), fid=True,
-        feature_extractor=extractor, feature_layer_fid=layer, feature_extractor_weights_path=str(weights_path),
-        cuda=torch.device(device).type == "cuda", batch_size=batch_size, cache=False, save_cpu_ram=True, verbose=False,
+        input1=_Uint8Images(sets[0].cpu()),
+        input2=_Uint8Images(sets[1].cpu()),
+        fid=True,
+        feature_extractor=extractor,
+        feature_layer_fid=layer,
+        feature_extractor_weights_path=str(weights_path),
+        cuda=torch.device(device).type == "cuda",
+        batch_size=batch_size,
+        cache=False,
+        save_cpu_ram=True,
+        verbose=False,
     )
     return float(metrics["frechet_inception_distance"])

@@ -45,7 +45,9 @@ def linear_probe(
     return {"accuracy": accuracy(clf.predict(xt), test_y), "l2": best, "val_accuracy": scores[best]}
 
 
-def knn_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, k: int = 20, chunk: int = 1024) -> float:
+def knn_accuracy(
+    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, k: int = 20, chunk: int = 1024
+) -> float:
     """Similarity-weighted k-NN vote with cosine similarity on standardised codes."""
     scale = Standardiser.fit(train_x)
     bank = torch.nn.functional.normalize(scale(train_x).float(), dim=1)
@@ -60,8 +62,13 @@ def knn_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
 
 
 def few_label_accuracy(
-    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
-    labels_per_class: Sequence[int] = (1, 10, 100), seeds: Sequence[int] = (0, 1, 2), l2: float = 1e-2,
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    labels_per_class: Sequence[int] = (1, 10, 100),
+    seeds: Sequence[int] = (0, 1, 2),
+    l2: float = 1e-2,
 ) -> dict[int, dict[str, float]]:
     """Mean and std of test accuracy with k labelled training codes per class (module docstring)."""
     classes = sorted(int(c) for c in train_y.unique())

@@ -201,7 +201,9 @@ class DiffusionBackboneMixin(ABC):
     def configure_optimizers(self) -> Any:
         params = self.trainable_parameters()
         fused = bool(params) and params[0].is_cuda
-        optimizer = torch.optim.Adam(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
+        optimizer = torch.optim.Adam(
+            params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None
+        )
         if not self.warmup_steps:
             return optimizer
         warmup = self.warmup_steps
@@ -309,7 +311,9 @@ class DiffusionBackboneMixin(ABC):
             code = self.code_of(x0)
             return self.decode(code, self.invert(x0, code, inversion_steps or num_steps), num_steps)
 
-    def reconstruct_from_noise(self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+    def reconstruct_from_noise(
+        self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Decode the code of x0 from random x_T: what the code alone carries of the image."""
         with self.inference():
             return self.decode(self.code_of(x0), self.noise(x0.shape[0], generator), num_steps)

@@ -140,7 +140,9 @@ class PCABaseline(_Baseline):
 
     def encode(self, x0: Tensor) -> Tensor:
         if not self.fitted():
-            raise UnsupportedOperation("PCABaseline is not fitted; run it with a datamodule (diffrep test --config ...)")
+            raise UnsupportedOperation(
+                "PCABaseline is not fitted; run it with a datamodule (diffrep test --config ...)"
+            )
         return (x0.flatten(1) - self.mean) @ self.components
 
     def decode_codes(self, z: Tensor) -> Tensor:
@@ -157,10 +159,18 @@ class PCABaseline(_Baseline):
 class Autoencoder(_Baseline):
     """A conv autoencoder (or VAE) of the PDAE encoder's size, trained by pixel MSE."""
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 32, 32), latent_dim: int = 32,
-                 encoder: str = "conv", encoder_kwargs: dict[str, Any] | None = None,
-                 decoder_channels: tuple[int, ...] = (128, 64, 32), num_groups: int = 8,
-                 variational: bool = False, kl_weight: float = 0.01, lr: float = 1e-3) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 32, 32),
+        latent_dim: int = 32,
+        encoder: str = "conv",
+        encoder_kwargs: dict[str, Any] | None = None,
+        decoder_channels: tuple[int, ...] = (128, 64, 32),
+        num_groups: int = 8,
+        variational: bool = False,
+        kl_weight: float = 0.01,
+        lr: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.image_shape = tuple(image_shape)
@@ -217,10 +227,25 @@ class VAE(Autoencoder):
     forwarded signature with the parent's defaults, which would pass ``variational=False``.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 32, 32), latent_dim: int = 32,
-                 encoder: str = "conv", encoder_kwargs: dict[str, Any] | None = None,
-                 decoder_channels: tuple[int, ...] = (128, 64, 32), num_groups: int = 8,
-                 kl_weight: float = 0.01, lr: float = 1e-3) -> None:
-        super().__init__(image_shape=image_shape, latent_dim=latent_dim, encoder=encoder,
-                         encoder_kwargs=encoder_kwargs, decoder_channels=decoder_channels,
-                         num_groups=num_groups, variational=True, kl_weight=kl_weight, lr=lr)
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 32, 32),
+        latent_dim: int = 32,
+        encoder: str = "conv",
+        encoder_kwargs: dict[str, Any] | None = None,
+        decoder_channels: tuple[int, ...] = (128, 64, 32),
+        num_groups: int = 8,
+        kl_weight: float = 0.01,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__(
+            image_shape=image_shape,
+            latent_dim=latent_dim,
+            encoder=encoder,
+            encoder_kwargs=encoder_kwargs,
+            decoder_channels=decoder_channels,
+            num_groups=num_groups,
+            variational=True,
+            kl_weight=kl_weight,
+            lr=lr,
+        )

@@ -100,7 +100,9 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
     def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
         return self.pdae.reconstruct(x0, num_steps, inversion_steps)
 
-    def reconstruct_from_noise(self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+    def reconstruct_from_noise(
+        self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None
+    ) -> Tensor:
         return self.pdae.reconstruct_from_noise(x0, num_steps, generator)
 
     def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:

@@ -22,8 +22,13 @@ class ConvDecoder(nn.Module):
         widths = [channels[min(i, len(channels) - 1)] for i in range(stages + 1)]
         self.start = nn.Linear(latent_dim, widths[0] * 16)
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [normalization(c_in, num_groups), nn.SiLU(), nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 3, padding=1)]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [
+                normalization(c_in, num_groups),
+                nn.SiLU(),
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+            ]
         layers += [normalization(widths[-1], num_groups), nn.SiLU(), nn.Conv2d(widths[-1], out_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
         self.width = widths[0]

@@ -75,7 +75,11 @@ class HalfUNetEncoder(nn.Module):
         ch = unet.bottleneck_channels
         self.emb_dim = cfg.time_embed_dim
         self.out = nn.Sequential(
-            normalization(ch, cfg.num_groups), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, latent_dim, 1), nn.Flatten()
+            normalization(ch, cfg.num_groups),
+            nn.SiLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(ch, latent_dim, 1),
+            nn.Flatten(),
         )
         self.latent_dim = latent_dim
 

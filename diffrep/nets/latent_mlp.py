@@ -30,7 +30,7 @@ class LatentMLP(nn.Module):
     def forward(self, z_t: Tensor, t: Tensor) -> Tensor:
         emb = self.time_embed(timestep_embedding(t, self.time_dim))
         h = z_t
-        for i, (layer, norm, scale) in enumerate(zip(self.layers, self.norms, self.time_scales)):
+        for i, (layer, norm, scale) in enumerate(zip(self.layers, self.norms, self.time_scales, strict=True)):
             h = layer(h if i == 0 else torch.cat([h, z_t], dim=1))
             h = nn.functional.silu(norm(h) * (1 + scale(emb)))
         return self.out(torch.cat([h, z_t], dim=1))

@@ -49,6 +49,6 @@ class ShiftUNet(nn.Module):
             eps = self.unet.decode_half(h, hs, emb)
         z_emb = self.label_emb(z)
         g = self.shift_middle_block(h, emb, z_emb)
-        for block, skip in zip(self.shift_output_blocks, reversed(hs)):
+        for block, skip in zip(self.shift_output_blocks, reversed(hs), strict=True):
             g = block(torch.cat([g, skip], dim=1), emb, z_emb)
         return eps, self.shift_out(g)

@@ -53,7 +53,9 @@ class UNetConfig:
         if channels != self.in_channels:
             raise ValueError(f"images have {channels} channels but the U-Net takes {self.in_channels}")
         if size % factor:
-            raise ValueError(f"image size {size} is not divisible by {factor} (U-Net with {len(self.channel_mult)} levels)")
+            raise ValueError(
+                f"image size {size} is not divisible by {factor} (U-Net with {len(self.channel_mult)} levels)"
+            )
 
 
 def build_decoder(
@@ -82,7 +84,9 @@ def build_decoder(
                 layers.append(res(ch, ch, up=True))
                 ds //= 2
             blocks.append(TimestepSequential(*layers))
-    head = nn.Sequential(normalization(ch, groups), nn.SiLU(), zero_module(nn.Conv2d(ch, cfg.in_channels, 3, padding=1)))
+    head = nn.Sequential(
+        normalization(ch, groups), nn.SiLU(), zero_module(nn.Conv2d(ch, cfg.in_channels, 3, padding=1))
+    )
     return middle, blocks, head
 
 
@@ -113,7 +117,9 @@ class UNet(nn.Module):
         ds = 1
         for level, mult in enumerate(channel_mult):
             for _ in range(num_res_blocks):
-                layers: list[nn.Module] = [ResBlock(ch, emb, dropout, base_channels * mult, num_groups=num_groups, z_mode=cond)]
+                layers: list[nn.Module] = [
+                    ResBlock(ch, emb, dropout, base_channels * mult, num_groups=num_groups, z_mode=cond)
+                ]
                 ch = base_channels * mult
                 if ds in attention_resolutions:
                     layers.append(AttentionBlock(ch, num_heads, head_channels, num_groups, cfg.new_attention_order))
@@ -151,7 +157,7 @@ class UNet(nn.Module):
     def decode_half(self, h: Tensor, hs: list[Tensor], emb: Tensor, z_emb: Tensor | None = None) -> Tensor:
         """Middle block, output blocks with skips (consumed from the end), output head."""
         h = self.middle_block(h, emb, z_emb)
-        for block, skip in zip(self.output_blocks, reversed(hs)):
+        for block, skip in zip(self.output_blocks, reversed(hs), strict=True):
             h = block(torch.cat([h, skip], dim=1), emb, z_emb)
         return self.out(h)
 
