@@ -7,6 +7,7 @@ Usage: python benchmarks/compare.py [--quick] [--steps N] [--out runs/compare] [
 Budget: the DPM (PDAE's stage 1) trains for its config's 1500 steps; every representation
 learner (PDAE on that DPM, DRL, VDRL, Diff-AE, autoencoder, VAE) for the same --steps (default
 1000) optimizer steps of batch 64; pixels and PCA need no training. --quick: 60 steps each.
+--diagnostics adds the runs that change one setting of an entry (DIAGNOSTICS below).
 
 Each entry is trained with `diffrep fit` on its shipped config, with the config's training
 callbacks replaced by a checkpoint and a small linear probe every 250 steps (the probe accuracy
