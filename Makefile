@@ -37,7 +37,7 @@ baselines:  ## pixels, PCA, autoencoder and VAE under the same evaluation
 compare:  ## every method and baseline at one budget, one evaluation (runs/compare/results.md)
 	$(PY) benchmarks/compare.py
 
-compare-diagnostics:  ## PDAE with a 512-d code and on a DPM trained twice as long (after make compare)
+compare-diagnostics:  ## PDAE with a 512-d code, PDAE on a DPM trained twice as long, Diff-AE with DRL's encoder
 	$(PY) benchmarks/compare.py --diagnostics
 
 compare-quick:  ## the same pipeline with 60 steps each and a small evaluation

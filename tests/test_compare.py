@@ -50,7 +50,7 @@ def test_budgets_equal_steps_for_learners_and_a_multiple_of_the_config_for_the_d
     assert compare.fit_steps(by_name["DPM, 2x steps"], quick=True, steps=60) == 120
 
 
-def test_each_diagnostic_changes_one_pdae_setting_and_uses_runs_made_before_it():
+def test_diagnostics_use_only_runs_made_before_them_and_pdae_ones_change_one_setting():
     run_dirs_so_far = set()
     for entry in compare.ALL_ENTRIES:
         if entry.continues:
