@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from diffrep.evaluation.distributed import rank_and_world
+from diffrep.distributed import rank_and_world
 
 
 def default_codes_path(trainer: L.Trainer) -> Path:

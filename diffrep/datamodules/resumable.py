@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from diffrep.evaluation.distributed import rank_and_world
+from diffrep.distributed import rank_and_world
 
 
 class ResumableSampler(DistributedSampler):

@@ -12,11 +12,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from diffrep.distributed import rank_and_world
 
-def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+__all__ = ["gather_in_order", "generate_items", "map_items", "rank_and_world", "shard"]
 
 
 def shard(n: int) -> range:
