@@ -76,6 +76,26 @@ def test_sampling_times_span_the_schedule():
     assert times[0].item() == 1.0 and times[-1].item() == pytest.approx(1e-5)
     with pytest.raises(ValueError):
         DiscreteSchedule(1000).sampling_times(0)
+    with pytest.raises(ValueError, match="timestep_grid"):
+        DiscreteSchedule(1000).sampling_times(5, "uniform")
+
+
+def test_one_step_sampling_starts_from_pure_noise():
+    """A one-step sampler must call the network at t = T-1, not denoise pure noise at t = 0."""
+    assert DiscreteSchedule(1000).sampling_times(1).tolist() == [999]
+    assert DiscreteSchedule(1000).sampling_times(1, "official").tolist() == [999]
+
+
+def test_official_grid_calls_the_network_where_the_official_samplers_do():
+    """ckczzj/PDAE and phizaz/diffae: map = int(linspace(0, T-1, N+1)), calls at map[N..1]."""
+    s = DiscreteSchedule(1000)
+    assert s.sampling_times(10, "official").tolist() == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]
+    calls = s.sampling_times(100, "official").tolist()
+    assert len(calls) == 100 and calls[:3] == [999, 989, 979] and calls[-3:] == [29, 19, 9]
+    levels, ends_clean = s.ddim_levels(100, "official")
+    assert levels[-1].item() == 0 and not ends_clean  # the loop stops at x_0 of the chain
+    ours = s.sampling_times(100).tolist()  # linspace: 100 calls from 999 down to 0, then the clean image
+    assert len(ours) == 100 and ours[0] == 999 and ours[-1] == 0 and s.ddim_levels(100)[1]
 
 
 def test_schedule_config_rejects_unknown_kind():

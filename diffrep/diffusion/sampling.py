@@ -8,7 +8,8 @@ DDIM (Song et al. 2021, eq. 12) in alpha/sigma form, from time t to the next tim
     x0_hat = (x_t - sigma_t eps) / alpha_t       (clamped to [-1, 1] if asked; eps recomputed)
     x_s    = alpha_s x0_hat + sqrt(sigma_s^2 - v) eps + sqrt(v) n,
     v      = eta^2 (sigma_s^2 / sigma_t^2) (sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2).
-Step spacing is ``NoiseSchedule.sampling_times``; the last step lands on the clean image.
+Step grids are ``NoiseSchedule.ddim_levels``: diffrep's ``linspace`` (the last step lands on the
+clean image) or the ``official`` PDAE/Diff-AE grid (stops at x_0 of the DDPM chain).
 """
 
 from __future__ import annotations
@@ -50,23 +51,27 @@ def ddim_sample(
     eta: float = 0.0,
     clip_x0: bool = True,
     generator: torch.Generator | None = None,
+    grid: str = "linspace",
 ) -> Tensor:
-    """Run DDIM from x_T at t_max to a clean image with ``num_steps`` network calls."""
-    times = schedule.sampling_times(num_steps)
+    """Run DDIM from x_T at t_max down the ``grid``'s levels with ``num_steps`` network calls
+    (``NoiseSchedule.ddim_levels``: ``linspace`` ends on the clean image, ``official`` at t = 0)."""
+    levels, ends_clean = schedule.ddim_levels(num_steps, grid)
+    calls = len(levels) if ends_clean else len(levels) - 1
     x = x_T
-    for i, value in enumerate(times):
-        t = _time_batch(schedule, value, x)
+    for i in range(calls):
+        t = _time_batch(schedule, levels[i], x)
         x0, eps = _predict(eps_fn, schedule, x, t, clip_x0)
         alpha_t, sigma_t = schedule.alpha(t), schedule.sigma(t)
-        if i + 1 < len(times):
-            s = _time_batch(schedule, times[i + 1], x)
-            alpha_s, sigma_s = schedule.alpha(s), schedule.sigma(s)
-        else:
+        to_clean = i + 1 == len(levels)
+        if to_clean:
             alpha_s, sigma_s = torch.ones_like(alpha_t), torch.zeros_like(sigma_t)
+        else:
+            s = _time_batch(schedule, levels[i + 1], x)
+            alpha_s, sigma_s = schedule.alpha(s), schedule.sigma(s)
         var = eta**2 * (sigma_s / sigma_t) ** 2 * (sigma_t**2 - (alpha_t / alpha_s * sigma_s) ** 2)
         var = var.clamp(min=0.0)
         x = append_dims(alpha_s, x) * x0 + append_dims((sigma_s**2 - var).clamp(min=0).sqrt(), x) * eps
-        if eta > 0 and i + 1 < len(times):
+        if eta > 0 and not to_clean:
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = x + append_dims(var.sqrt(), x) * noise
     return x
@@ -79,17 +84,19 @@ def ddim_invert(
     x0: Tensor,
     num_steps: int = 100,
     clip_x0: bool = True,
+    grid: str = "linspace",
 ) -> Tensor:
-    """Deterministic DDIM inversion x0 -> x_T along the same time grid as ``ddim_sample``.
+    """Deterministic DDIM inversion x0 -> x_T up the ``grid``'s levels (those ``ddim_sample`` walks
+    down; the image is taken as x at the lowest level, t = 0, as in the official code).
 
     Each step uses eps evaluated at the current (lower) time and moves to the next higher time,
     the standard first-order approximation (Song et al. 2021, eq. 13).
     """
-    times = schedule.sampling_times(num_steps).flip(0)
+    levels = schedule.ddim_levels(num_steps, grid)[0].flip(0)
     x = x0
-    for i in range(len(times) - 1):
-        t = _time_batch(schedule, times[i], x)
-        s = _time_batch(schedule, times[i + 1], x)
+    for i in range(len(levels) - 1):
+        t = _time_batch(schedule, levels[i], x)
+        s = _time_batch(schedule, levels[i + 1], x)
         x0_hat, eps = _predict(eps_fn, schedule, x, t, clip_x0)
         x = append_dims(schedule.alpha(s), x) * x0_hat + append_dims(schedule.sigma(s), x) * eps
     return x

@@ -12,8 +12,12 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+
+#: DDIM step grids (``NoiseSchedule.ddim_levels``): diffrep's default and the official PDAE/Diff-AE one.
+TIMESTEP_GRIDS = ("linspace", "official")
 
 
 class NoiseSchedule(nn.Module, ABC):
@@ -44,20 +48,41 @@ class NoiseSchedule(nn.Module, ABC):
     @abstractmethod
     def t_max(self) -> float: ...
 
-    def sampling_times(self, num_steps: int) -> Tensor:
-        """``num_steps`` times from t_max down to t_min for DDIM/DDPM loops.
+    def ddim_levels(self, num_steps: int, grid: str = "linspace") -> tuple[Tensor, bool]:
+        """The noise levels a ``num_steps``-call DDIM loop walks, from high to low, and whether it
+        ends on the clean image (alpha = 1, sigma = 0) after the last one.
 
-        Discrete: round(linspace(0, T-1, N)) reversed, i.e. evenly spaced steps that always
-        include T-1 and 0 ("linspace" spacing of Lu et al. / the current PDAE code).
-        Continuous: linspace(t_max, t_min, N). The sampler's last step lands on the clean
-        image (alpha=1, sigma=0).
+        - ``linspace`` (diffrep's default): N levels round(linspace(0, T-1, N)), high to low; the
+          network is called at each and the last call (at t = 0) steps to the clean image.
+          Inversion walks the same levels upwards, so it makes N - 1 calls. With N = 1 the one
+          call is at t = T-1 (from pure noise straight to the clean image).
+        - ``official`` (ckczzj/PDAE's and phizaz/diffae's samplers): N + 1 levels
+          int(linspace(0, T-1, N + 1)); the network is called at the top N of them and the loop
+          stops at the lowest (t = 0), returning x at that level rather than a clean estimate.
+          Inversion calls the network at the lowest N, so it makes N calls.
+        Continuous schedules use linspace(t_max, t_min, N) and linspace(t_max, t_min, N + 1) alike.
         """
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        if self.discrete:
-            grid = torch.linspace(0, self.t_max, num_steps, dtype=torch.float64).round().long()
-            return torch.unique(grid).flip(0)
-        return torch.linspace(self.t_max, self.t_min, num_steps, dtype=torch.float64)
+        if grid not in TIMESTEP_GRIDS:
+            raise ValueError(f"unknown timestep_grid {grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
+        official = grid == "official"
+        points = num_steps + 1 if official else num_steps
+        if not self.discrete:
+            return torch.linspace(self.t_max, self.t_min, points, dtype=torch.float64), not official
+        if official:  # numpy's linspace and int() truncation, exactly as the official samplers
+            grid_np = np.linspace(0, self.t_max, points)
+            levels = torch.tensor(sorted({int(v) for v in grid_np}), dtype=torch.long)
+        elif num_steps == 1:
+            levels = torch.tensor([int(self.t_max)], dtype=torch.long)
+        else:
+            levels = torch.unique(torch.linspace(0, self.t_max, points, dtype=torch.float64).round().long())
+        return levels.flip(0), not official
+
+    def sampling_times(self, num_steps: int, grid: str = "linspace") -> Tensor:
+        """The times at which a ``num_steps``-step DDIM sampler calls the network, high to low."""
+        levels, ends_clean = self.ddim_levels(num_steps, grid)
+        return levels if ends_clean else levels[:-1]
 
     def model_time(self, t: Tensor) -> Tensor:
         """The time fed to a network's sinusoidal embedding: the step index, or 1000 t."""
