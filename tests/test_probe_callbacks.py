@@ -1,5 +1,6 @@
 import csv
 
+import pytest
 import torch
 from conftest import digits, quiet_trainer
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -7,6 +8,7 @@ from test_drl import make
 
 from diffrep.callbacks import (
     FID,
+    EvaluationCallback,
     FewLabelProbe,
     InterpolationGrid,
     LatentPlot,
@@ -15,6 +17,7 @@ from diffrep.callbacks import (
     ReconstructionMetrics,
     SampleGrid,
 )
+from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.evaluation.extractor import SmallClassifier, save_classifier
 
 
@@ -79,3 +82,20 @@ def test_a_step_schedule_probes_every_n_optimizer_steps_once(tmp_path):
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("probe/linear_accuracy")]
     assert steps == [4, 8, 10]
+
+
+class GridRecorder(EvaluationCallback):
+    def evaluate(self, trainer, pl_module, stage):
+        self.seen = (pl_module.timestep_grid, pl_module.schedule.sampling_times(10, pl_module.timestep_grid).tolist())
+        return {}
+
+
+def test_an_evaluation_callback_decodes_on_its_own_timestep_grid_and_restores_the_models(tmp_path):
+    model = make(latent_dim=2)
+    model.schedule = ScheduleConfig(kind="discrete").build()  # the official grid's integer steps
+    recorder = GridRecorder(timestep_grid="official")
+    quiet_trainer(tmp_path, max_steps=1, callbacks=[recorder]).fit(model, datamodule=digits(subset=64))
+    assert recorder.seen == ("official", [999, 899, 799, 699, 599, 499, 399, 299, 199, 99])
+    assert model.timestep_grid == "linspace"
+    with pytest.raises(ValueError, match="timestep_grid"):
+        GridRecorder(timestep_grid="quadratic")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 
 import lightning as L
 import torch
 
 from diffrep.callbacks.logging import log_metric_table
+from diffrep.diffusion.schedule import TIMESTEP_GRIDS
 from diffrep.lightning_modules.api import UnsupportedOperation
 
 
@@ -23,14 +25,20 @@ class EvaluationCallback(L.Callback, ABC):
     it returns are logged by rank 0 to every logger (and as a table to W&B) and kept in ``last``
     for the test report.
     Evaluation draws from its own seeded RNG, so it never shifts the training noise stream.
+    ``timestep_grid`` (``linspace`` or ``official``) sets the DDIM step grid of this evaluation's
+    decoding and inversion; None keeps the model's own (``NoiseSchedule.ddim_levels``).
     """
 
-    def __init__(self, every_n_epochs: int = 1, seed: int = 0, every_n_steps: int | None = None) -> None:
+    def __init__(self, every_n_epochs: int = 1, seed: int = 0, every_n_steps: int | None = None,
+                 timestep_grid: str | None = None) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1 or null, got {every_n_steps}")
+        if timestep_grid is not None and timestep_grid not in TIMESTEP_GRIDS:
+            raise ValueError(f"unknown timestep_grid {timestep_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         self.every_n_epochs, self.every_n_steps, self.seed = every_n_epochs, every_n_steps, seed
+        self.timestep_grid = timestep_grid
         self.last: dict[str, float] = {}
         self._last_step_run = -1
 
@@ -42,7 +50,10 @@ class EvaluationCallback(L.Callback, ABC):
         if trainer.sanity_checking:
             return
         device = pl_module.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        grid_scope = getattr(pl_module, "timestep_grid_scope", None)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), (
+            grid_scope(self.timestep_grid) if grid_scope else nullcontext()
+        ):
             torch.manual_seed(self.seed)
             try:
                 results = self.evaluate(trainer, pl_module, stage)

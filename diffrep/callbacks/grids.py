@@ -22,8 +22,9 @@ from diffrep.manipulation import fit_code_direction
 class _GridCallback(EvaluationCallback):
     key = "grid"
 
-    def __init__(self, every_n_epochs: int = 1, num_steps: int = 50, num_images: int = 16, seed: int = 0) -> None:
-        super().__init__(every_n_epochs, seed)
+    def __init__(self, every_n_epochs: int = 1, num_steps: int = 50, num_images: int = 16, seed: int = 0,
+                 timestep_grid: str | None = None) -> None:
+        super().__init__(every_n_epochs, seed, timestep_grid=timestep_grid)
         self.num_steps, self.num_images = num_steps, num_images
         self.last_path = None
 
@@ -99,8 +100,11 @@ class InterpolationGrid(_GridCallback):
 class ManipulationGrid(_GridCallback):
     """Edits towards class ``positive_class``: one row per image, one column per edit scale.
 
-    The direction is a logistic-regression normal on ``num_codes`` training codes
-    (``diffrep.manipulation``); the images are validation images of other classes.
+    The direction comes from a linear classifier on ``num_codes`` training codes
+    (``classifier``: ``logistic`` one-vs-rest, or the official multi-attribute ``bce`` head; see
+    ``diffrep.manipulation``); the images are validation images of other classes, inverted with
+    ``inversion_steps`` (default ``num_steps``; official: 500) and decoded with ``num_steps``
+    (official: 200).
     """
 
     key = "manipulations"
@@ -110,16 +114,19 @@ class ManipulationGrid(_GridCallback):
         positive_class: int = 0,
         scales: tuple[float, ...] = (-0.6, -0.3, 0.0, 0.3, 0.6),
         num_codes: int = 2000,
+        inversion_steps: int | None = None,
+        classifier: str = "logistic",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.positive_class, self.scales, self.num_codes = positive_class, list(scales), num_codes
+        self.inversion_steps, self.classifier = inversion_steps, classifier
 
     def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
         codes, labels = encode_split(pl_module, trainer.datamodule.splits["train"], self.num_codes)
-        direction = fit_code_direction(codes.to(pl_module.device), labels.to(pl_module.device), self.positive_class)
+        direction = fit_code_direction(codes, labels, self.positive_class, classifier=self.classifier)
         x0, y = _eval_batch(trainer, pl_module, 4 * self.num_images)
         x0 = x0[y != self.positive_class][: self.num_images]
-        edits = pl_module.manipulate(x0, direction, self.scales, self.num_steps)  # (S, B, C, H, W)
+        edits = pl_module.manipulate(x0, direction, self.scales, self.num_steps, self.inversion_steps)  # (S, B, ...)
         rows = torch.cat([x0[:, None], edits.transpose(0, 1)], dim=1)  # original, then the edits
         return rows.flatten(0, 1), len(self.scales) + 1

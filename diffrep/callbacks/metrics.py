@@ -22,13 +22,14 @@ class ReconstructionMetrics(EvaluationCallback):
     """``recon/{inverted,random}_{mse,psnr,ssim}`` on the first ``num_images`` test images."""
 
     def __init__(self, every_n_epochs: int = 1, num_images: int = 256, num_steps: int = 50, batch_size: int = 64,
-                 seed: int = 0) -> None:
-        super().__init__(every_n_epochs, seed)
+                 seed: int = 0, inversion_steps: int | None = None, timestep_grid: str | None = None) -> None:
+        super().__init__(every_n_epochs, seed, timestep_grid=timestep_grid)
+        self.inversion_steps = inversion_steps
         self.num_images, self.num_steps, self.batch_size = num_images, num_steps, batch_size
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
         metrics = reconstruction_metrics(pl_module, trainer.datamodule.splits["test"], self.num_images,
-                                         self.num_steps, self.batch_size, self.seed)
+                                         self.num_steps, self.batch_size, self.seed, self.inversion_steps)
         return {f"recon/{k}": v for k, v in metrics.items()}
 
 
@@ -43,8 +44,9 @@ class FID(EvaluationCallback):
 
     def __init__(self, every_n_epochs: int = 1, num_images: int = 1000, num_steps: int = 50,
                  extractor: str = CLASSIFIER, weights_path: str = "runs/fid/fashion_mnist_classifier.pt",
-                 samples: bool = True, reconstructions: bool = True, batch_size: int = 100, seed: int = 0) -> None:
-        super().__init__(every_n_epochs, seed)
+                 samples: bool = True, reconstructions: bool = True, batch_size: int = 100, seed: int = 0,
+                 timestep_grid: str | None = None) -> None:
+        super().__init__(every_n_epochs, seed, timestep_grid=timestep_grid)
         self.num_images, self.num_steps, self.batch_size = num_images, num_steps, batch_size
         self.extractor, self.weights_path = extractor, weights_path
         self.samples, self.reconstructions = samples, reconstructions

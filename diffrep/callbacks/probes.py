@@ -24,8 +24,8 @@ from diffrep.evaluation.probes import few_label_accuracy, knn_accuracy, linear_p
 
 class _ProbeCallback(EvaluationCallback):
     def __init__(self, every_n_epochs: int = 1, max_train: int = 10000, max_test: int = 5000, seed: int = 0,
-                 every_n_steps: int | None = None) -> None:
-        super().__init__(every_n_epochs, seed, every_n_steps)
+                 every_n_steps: int | None = None, timestep_grid: str | None = None) -> None:
+        super().__init__(every_n_epochs, seed, every_n_steps, timestep_grid)
         self.max_train, self.max_test = max_train, max_test
 
     @abstractmethod

@@ -28,11 +28,14 @@ def image_errors(reconstruction: Tensor, original: Tensor) -> dict[str, Tensor]:
 
 
 def reconstruction_metrics(
-    model, dataset, max_items: int = 256, num_steps: int = 50, batch_size: int = 64, seed: int = 0
+    model, dataset, max_items: int = 256, num_steps: int = 50, batch_size: int = 64, seed: int = 0,
+    inversion_steps: int | None = None,
 ) -> dict[str, float]:
     """Mean MSE/PSNR/SSIM over the first ``max_items`` images of ``dataset`` (work split over
-    DDP ranks), for each decoding the model has: ``{inverted,random}_{mse,psnr,ssim}``."""
-    decoders = {"inverted": lambda x: model.reconstruct(x, num_steps=num_steps)}
+    DDP ranks), for each decoding the model has: ``{inverted,random}_{mse,psnr,ssim}``.
+    ``inversion_steps`` (default ``num_steps``): the DDIM steps of the inversion (the PDAE paper
+    inverts with more steps than it decodes)."""
+    decoders = {"inverted": lambda x: model.reconstruct(x, num_steps=num_steps, inversion_steps=inversion_steps)}
     if hasattr(model, "reconstruct_from_noise"):
         generator = torch.Generator(model.model_device()).manual_seed(seed)
         decoders["random"] = lambda x: model.reconstruct_from_noise(x, num_steps=num_steps, generator=generator)

@@ -1,14 +1,16 @@
-"""What every diffrep method shares: schedule, reweighted denoising loss, time sampling, EMA,
-optimiser, frozen sub-networks, checkpoint metadata, and the public evaluation API.
+"""What every diffrep method shares in training: schedule, reweighted denoising loss, time
+sampling, EMA, optimiser, frozen sub-networks, checkpoint metadata and exact resume.
 
 A method subclasses ``DiffusionBackboneMixin`` together with ``LightningModule``, builds its
-networks, calls ``setup_backbone`` and writes ``predict_eps``/``training_step`` with the helpers
-here. Callbacks use only ``encode``, ``reconstruct``, ``interpolate`` and ``sample``.
+networks, calls ``setup_backbone`` and writes ``loss`` with the helpers here. The evaluation API
+(encode, invert, decode, reconstruct, interpolate, sample) is ``CodeDecodingMixin``
+(``decoding.py``), which this mixin includes; callbacks use only that API.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,7 +21,6 @@ import torch
 from torch import Tensor, nn
 
 from diffrep.diffusion.process import q_sample
-from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
 from diffrep.ema import EMA
@@ -30,11 +31,12 @@ from diffrep.lightning_modules.api import (
     check_state_shapes,
     codes_and_labels,
 )
+from diffrep.lightning_modules.decoding import CodeDecodingMixin, slerp
 
 __all__ = ["DiffusionBackboneMixin", "NonFiniteLossError", "UnsupportedOperation", "slerp"]
 
 
-class DiffusionBackboneMixin(ABC):
+class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     """Shared machinery; mix in before ``lightning.LightningModule``."""
 
     schedule: NoiseSchedule
@@ -52,8 +54,14 @@ class DiffusionBackboneMixin(ABC):
         warmup_steps: int = 0,
         ema_decay: float | None = 0.9999,
         image_shape: tuple[int, int, int] = (1, 32, 32),
+        timestep_grid: str = "linspace",
+        optimizer: str = "adam",
     ) -> None:
         check_names(weighting, time_sampler)
+        if optimizer not in ("adam", "adamw"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'adamw'")
+        self.optimizer_name = optimizer
+        self.set_timestep_grid(timestep_grid)
         self.schedule_config = schedule
         self.schedule = schedule.build()
         self.weighting, self.gamma, self.time_sampler = weighting, gamma, time_sampler
@@ -65,11 +73,13 @@ class DiffusionBackboneMixin(ABC):
         self._ema_stack: ExitStack | None = None
 
     # ----------------------------------------------------------------- networks
-    def freeze(self, module: nn.Module) -> None:
-        """Frozen means frozen: no grads, eval mode even after Lightning calls ``.train()``."""
+    def freeze(self, module: nn.Module, what: str | None = None) -> None:
+        """Frozen means frozen: no grads, eval mode even after Lightning calls ``.train()``.
+        ``what`` names the module in the one log line that says so (default: its class)."""
         module.requires_grad_(False)
         module.eval()
         self._frozen.append(module)
+        self._frozen_names = [*getattr(self, "_frozen_names", []), what or type(module).__name__]
 
     def train(self, mode: bool = True):  # type: ignore[override]
         super().train(mode)  # type: ignore[misc]
@@ -138,6 +148,28 @@ class DiffusionBackboneMixin(ABC):
     def setup(self, stage: str) -> None:
         check_data_shape(self, getattr(self.trainer, "datamodule", None))  # type: ignore[attr-defined]
 
+    def on_fit_start(self) -> None:
+        """Frozen modules are in eval mode on purpose: say so once, in place of Lightning's
+        "Found N module(s) in eval mode" warning, which is silenced only when every module in
+        eval mode lies inside a module this method froze (until training starts)."""
+        frozen = {id(m) for module in self._frozen for m in module.modules()}
+        in_eval = [m for m in self.modules() if not m.training]  # type: ignore[attr-defined]
+        if not in_eval or any(id(m) not in frozen for m in in_eval):
+            return
+        from lightning.pytorch.utilities import rank_zero_info
+
+        self._saved_warning_filters = list(warnings.filters)
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        names = ", ".join(dict.fromkeys(self._frozen_names))
+        rank_zero_info(f"diffrep: the frozen {names} ({len(in_eval)} modules) stays in eval mode while "
+                       f"{type(self).__name__} trains, on purpose (no dropout, no gradients)")
+
+    def on_train_start(self) -> None:
+        if getattr(self, "_saved_warning_filters", None) is not None:
+            warnings.filters[:] = self._saved_warning_filters
+            self._saved_warning_filters = None
+        self.reseed_ranks()
+
     # -------------------------------------------------------------------- loss
     def sample_time(self, n: int, device: torch.device) -> Tensor:
         return sample_time(self.time_sampler, self.schedule, n, device)
@@ -201,16 +233,15 @@ class DiffusionBackboneMixin(ABC):
     def configure_optimizers(self) -> Any:
         params = self.trainable_parameters()
         fused = bool(params) and params[0].is_cuda
-        optimizer = torch.optim.Adam(
-            params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None
-        )
+        cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
+        optimizer = cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
         if not self.warmup_steps:
             return optimizer
         warmup = self.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def on_train_start(self) -> None:
+    def reseed_ranks(self) -> None:
         """Under DDP, give each rank its own t and noise stream (the seed, or the resumed RNG
         state, is the same on every rank; identical draws would waste the larger batch)."""
         trainer = self.trainer  # type: ignore[attr-defined]
@@ -263,80 +294,6 @@ class DiffusionBackboneMixin(ABC):
         random.setstate(states["python"])
         if states["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
-
-    # ------------------------------------------------------- public evaluation API
-    def model_device(self) -> torch.device:
-        return next(self.parameters()).device  # type: ignore[attr-defined]
-
-    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """x_T ~ N(0, sigma_max^2 I) for the schedule's largest time."""
-        t_max = torch.full((1,), self.schedule.t_max, device=self.model_device())
-        scale = float(self.schedule.sigma(t_max if not self.schedule.discrete else t_max.long()))
-        return scale * torch.randn(n, *self.image_shape, generator=generator, device=self.model_device())
-
-    def encode(self, x0: Tensor) -> Tensor:
-        """The representation of images x0 in [-1, 1]: (B, C, H, W) -> (B, D)."""
-        raise UnsupportedOperation(f"{type(self).__name__} has no encoder")
-
-    def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        """n new images in [-1, 1]."""
-        raise UnsupportedOperation(f"{type(self).__name__} cannot sample")
-
-    # A method that decodes from a code writes three hooks; reconstruction, inversion and
-    # interpolation below then work unchanged for it (PDAE: z; DRL: t -> z; DPM: no code).
-    def code_of(self, x0: Tensor) -> Any:
-        """The code a decoder is conditioned on, for images x0."""
-        raise UnsupportedOperation(f"{type(self).__name__} cannot reconstruct")
-
-    def code_eps_fn(self, code: Any) -> EpsFn:
-        """The noise prediction DDIM runs with, given a code."""
-        raise UnsupportedOperation(f"{type(self).__name__} cannot reconstruct")
-
-    def code_path(self, ends: Any, weight: Tensor) -> Any:
-        """Codes along the path between the two codes in ``ends`` at ``weight`` in [0, 1]."""
-        raise UnsupportedOperation(f"{type(self).__name__} cannot interpolate")
-
-    def invert(self, x0: Tensor, code: Any = None, num_steps: int = 100) -> Tensor:
-        """x_T of images by deterministic DDIM inversion under the (code-conditioned) model."""
-        with self.inference():
-            return ddim_invert(self.code_eps_fn(code), self.schedule, x0, num_steps)
-
-    def decode(self, code: Any, x_T: Tensor, num_steps: int = 100) -> Tensor:
-        with self.inference():
-            return ddim_sample(self.code_eps_fn(code), self.schedule, x_T, num_steps)
-
-    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
-        """Decode the code of x0 from its inverted x_T (the paper inverts with more steps than it decodes)."""
-        with self.inference():
-            code = self.code_of(x0)
-            return self.decode(code, self.invert(x0, code, inversion_steps or num_steps), num_steps)
-
-    def reconstruct_from_noise(
-        self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """Decode the code of x0 from random x_T: what the code alone carries of the image."""
-        with self.inference():
-            return self.decode(self.code_of(x0), self.noise(x0.shape[0], generator), num_steps)
-
-    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
-        """(num_points, C, H, W): codes along ``code_path``, inverted x_T slerped (DDIM sec. 5.3)."""
-        with self.inference():
-            x0 = torch.stack([x_a, x_b])
-            ends = self.code_of(x0)
-            x_T = self.invert(x0, ends, num_steps)
-            w = torch.linspace(0, 1, num_points, device=x0.device)
-            x_path = slerp(x_T[:1].expand(num_points, *x_T.shape[1:]), x_T[1:].expand(num_points, *x_T.shape[1:]), w)
-            return self.decode(self.code_path(ends, w), x_path, num_steps)
-
-
-def slerp(a: Tensor, b: Tensor, weight: Tensor) -> Tensor:
-    """Spherical interpolation of Gaussian noise (DDIM, Song et al. 2021, sec. 5.3)."""
-    a_flat, b_flat = a.flatten(1), b.flatten(1)
-    cos = (a_flat * b_flat).sum(1) / (a_flat.norm(dim=1) * b_flat.norm(dim=1))
-    theta = torch.arccos(cos.clamp(-1, 1))
-    w = weight.reshape(-1, *([1] * (a.ndim - 1)))
-    th = theta.reshape(-1, *([1] * (a.ndim - 1)))
-    return (torch.sin((1 - w) * th) * a + torch.sin(w * th) * b) / torch.sin(th)
 
 
 def _numpy_state_to_plain(state: tuple) -> tuple:

@@ -33,6 +33,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         ema_decay: float | None = 0.9999,
         channels_last: bool = False,
         compile: bool | str = False,
+        timestep_grid: str = "linspace",
     ) -> None:
         super().__init__()
         unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
@@ -45,7 +46,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         self.setup_backbone(
             schedule or ScheduleConfig(), weighting, None, time_sampler, lr,
             warmup_steps=warmup_steps, ema_decay=ema_decay,
-            image_shape=(unet.in_channels, unet.image_size, unet.image_size),
+            image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
         )
         self.setup_fast_paths(self.unet, channels_last, compile)
         self.setup_ema()
