@@ -4,7 +4,9 @@
   ``diffrep`` entry holds the U-Net and schedule, and the EMA weights are taken. A PDAE
   checkpoint also works: it stores its frozen DPM once, so it is self-contained.
 - official PDAE (ckczzj/PDAE): ``checkpoint.pt`` with ``ema_denoise_fn`` and the ``config.yml``
-  beside it (``denoise_fn_config``, ``diffusion_config``, ``dataset_config``).
+  beside it: the official trainer's training config, with the U-Net under ``denoise_fn_config``,
+  the schedule under ``diffusion_config`` and the image size under
+  ``train_dataset_config.image_size`` (older files: ``dataset_config``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ class CheckpointError(FileNotFoundError):
     """A checkpoint is missing, unreadable or does not fit; the message names the fix."""
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load with a clear error; only load checkpoints you trust (they are pickles)."""
+def read_checkpoint(path: str | Path, what: str = "pre-trained DPM checkpoint") -> dict[str, Any]:
+    """torch.load with a clear error; only load checkpoints you trust (they are pickles).
+    ``what`` names the checkpoint in the message (the DPM one names the command that makes it)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(
-            f"pre-trained DPM checkpoint {path} does not exist. Train one with "
-            "`diffrep fit --config configs/dpm.yaml` (writes runs/dpm/checkpoints/last.ckpt) "
-            "or pass --model.init_args.dpm_checkpoint PATH"
-        )
+        if what == "pre-trained DPM checkpoint":
+            raise CheckpointError(
+                f"pre-trained DPM checkpoint {path} does not exist. Train one with "
+                "`diffrep fit --config configs/dpm.yaml` (writes runs/dpm/checkpoints/last.ckpt) "
+                "or pass --model.init_args.dpm_checkpoint PATH"
+            )
+        raise CheckpointError(f"{what} {path} does not exist; train it first or pass the right path")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a broken file
@@ -84,7 +89,7 @@ def official_config(path: Path) -> tuple[UNetConfig, ScheduleConfig]:
     net = config.get("denoise_fn_config") or config.get("model_config")
     if net is None:
         raise CheckpointError(f"{path} has no denoise_fn_config section")
-    data, diff = config.get("dataset_config", {}), config.get("diffusion_config", {})
+    diff = config.get("diffusion_config", {})
     unet = UNetConfig(
         in_channels=net["input_channel"],
         base_channels=net["base_channel"],
@@ -94,7 +99,7 @@ def official_config(path: Path) -> tuple[UNetConfig, ScheduleConfig]:
         num_heads=net.get("num_heads", 1),
         head_channels=net.get("head_channel", -1),
         dropout=net.get("dropout", 0.0),
-        image_size=data.get("image_size", 32),
+        image_size=official_image_size(config, path),
         new_attention_order=net.get("use_new_attention_order", False),
     )
     schedule = ScheduleConfig(
@@ -105,3 +110,16 @@ def official_config(path: Path) -> tuple[UNetConfig, ScheduleConfig]:
         beta_end=float(diff.get("linear_beta_end", 0.02)),
     )
     return unet, schedule
+
+
+def official_image_size(config: dict[str, Any], path: Path) -> int:
+    """The image size an official DPM was trained at: ``train_dataset_config.image_size`` (what
+    the official trainer saves), else ``dataset_config.image_size``; never a guess."""
+    for section in ("train_dataset_config", "dataset_config"):
+        size = (config.get(section) or {}).get("image_size")
+        if size is not None:
+            return int(size)
+    raise CheckpointError(
+        f"{path} gives no image size: add `image_size: <pixels>` under train_dataset_config (the key the "
+        "official PDAE trainer writes) for the size the DPM was trained at"
+    )

@@ -1,16 +1,10 @@
 import pytest
 import torch
-from conftest import digits, quiet_trainer
-from test_dpm import LossRecorder
+from conftest import digits, make_pdae, quiet_trainer
 
 from diffrep.checkpoints import CheckpointError
 from diffrep.lightning_modules import PDAE
-
-
-def make_pdae(ckpt, **kwargs) -> PDAE:
-    torch.manual_seed(0)
-    return PDAE(str(ckpt), latent_dim=8, encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
-                lr=1e-3, ema_decay=0.9, **kwargs)
+from diffrep.lightning_modules.pdae import load_pdae
 
 
 def test_shift_is_zero_at_start_so_pdae_equals_the_dpm(tiny_dpm_checkpoint):
@@ -24,14 +18,20 @@ def test_shift_is_zero_at_start_so_pdae_equals_the_dpm(tiny_dpm_checkpoint):
 def test_frozen_dpm_gets_no_gradient_and_stays_bit_identical(tiny_dpm_checkpoint, tmp_path):
     model = make_pdae(tiny_dpm_checkpoint)
     frozen = {k: v.clone() for k, v in model.decoder.unet.state_dict().items()}
-    recorder = LossRecorder()
-    quiet_trainer(tmp_path, max_steps=60, callbacks=[recorder]).fit(model, datamodule=digits())
+    x0 = next(iter(digits(batch_size=128).val_dataloader()))[0]
+
+    def seeded_loss():  # the objective at fixed t and noise, so before and after compare
+        with torch.no_grad(), model.fixed_noise(0):
+            return model.loss(x0).item()
+
+    before = seeded_loss()
+    quiet_trainer(tmp_path, max_steps=40).fit(model, datamodule=digits(batch_size=32))
     model.train()
     assert all(not m.training for m in model.decoder.frozen_modules())
     for key, value in model.decoder.unet.state_dict().items():
         assert torch.equal(value, frozen[key]), key
     assert all(p.grad is None for p in model.decoder.unet.parameters())
-    assert sum(recorder.losses[-15:]) < sum(recorder.losses[:15])
+    assert seeded_loss() < 0.95 * before
     # The frozen U-Net is stored once, and not in the EMA.
     keys = model.state_dict().keys()
     assert sum(k.endswith("input_blocks.1.0.in_layers.2.weight") for k in keys) == 1
@@ -61,15 +61,8 @@ def test_c_t_shifts_the_posterior_mean_by_btilde_times_g():
     torch.testing.assert_close(mean_shifted, mean_plain + var.reshape(-1, 1, 1, 1) * g)
 
 
-def train_pdae(ckpt, tmp_path, steps=150, **kwargs):
-    model = make_pdae(ckpt, **kwargs)
-    trainer = quiet_trainer(tmp_path, max_steps=steps)
-    trainer.fit(model, datamodule=digits())
-    return model, trainer
-
-
-def test_pdae_reconstructions_beat_the_dpm_from_the_same_inverted_noise(tiny_dpm_checkpoint, tmp_path):
-    model, _ = train_pdae(tiny_dpm_checkpoint, tmp_path)
+def test_pdae_reconstructions_beat_the_dpm_from_the_same_inverted_noise(tiny_pdae_checkpoint):
+    model = load_pdae(tiny_pdae_checkpoint)
     x0 = torch.cat([b[0] for b, _ in zip(digits(batch_size=32).val_dataloader(), range(1), strict=False)])
     z = model.encode(x0)
     x_T = model.invert(x0, z, num_steps=20)
@@ -88,56 +81,97 @@ def test_pdae_reconstructions_beat_the_dpm_from_the_same_inverted_noise(tiny_dpm
     assert own < other
 
 
-def test_pdae_checkpoint_is_self_contained_and_reloads(tiny_dpm_checkpoint, tmp_path):
-    from diffrep.lightning_modules.pdae import load_pdae
-
-    model, trainer = train_pdae(tiny_dpm_checkpoint, tmp_path, steps=20)
-    path = tmp_path / "pdae.ckpt"
-    trainer.save_checkpoint(path)
-    tiny_dpm_checkpoint.rename(tiny_dpm_checkpoint.with_suffix(".moved"))  # the DPM file is not needed
+def test_pdae_checkpoint_is_self_contained_and_reloads(tiny_pdae_checkpoint, tiny_dpm_checkpoint):
+    raw = torch.load(tiny_pdae_checkpoint, weights_only=False)
+    moved = tiny_dpm_checkpoint.with_suffix(".moved")
+    tiny_dpm_checkpoint.rename(moved)  # the DPM file is not needed
     try:
-        reloaded = load_pdae(path)
+        reloaded = load_pdae(tiny_pdae_checkpoint)
     finally:
-        tiny_dpm_checkpoint.with_suffix(".moved").rename(tiny_dpm_checkpoint)
+        moved.rename(tiny_dpm_checkpoint)
     x0 = torch.rand(4, 1, 16, 16) * 2 - 1
-    torch.testing.assert_close(reloaded.encoder(x0), model.encode(x0))  # EMA weights baked in
-    for key, value in model.decoder.unet.state_dict().items():
-        assert torch.equal(reloaded.decoder.unet.state_dict()[key], value), key
+    ema = {k[len("ema."):].replace("__", "."): v for k, v in raw["state_dict"].items() if k.startswith("ema.")}
+    for key, value in reloaded.encoder.state_dict().items():  # EMA weights baked in
+        assert torch.equal(value, ema["encoder." + key]), key
+    assert reloaded.encode(x0).shape == (4, 8)
+    for key, value in reloaded.decoder.unet.state_dict().items():
+        assert torch.equal(raw["state_dict"]["decoder." + key], value), key
 
 
-def test_official_pdae_checkpoint_layout_loads(tmp_path):
-    """An official checkpoint.pt ({'ema_denoise_fn': U-Net state dict}) beside its config.yml."""
+def write_official_dpm(folder, size, channel_mult, attention, heads, channels=3, size_key="train_dataset_config"):
+    """An official PDAE pre-trained DPM folder: checkpoint.pt ({'ema_denoise_fn': U-Net state
+    dict}) and the official trainer's config.yml beside it (image size under ``size_key``)."""
     import yaml
 
     from diffrep.nets.unet import UNet, UNetConfig
 
-    cfg = UNetConfig(in_channels=1, image_size=16, base_channels=32, channel_mult=[1, 2], num_res_blocks=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = UNetConfig(in_channels=channels, image_size=size, base_channels=32, channel_mult=channel_mult,
+                     num_res_blocks=1, attention_resolutions=attention, num_heads=heads)
+    torch.manual_seed(0)
     unet = UNet(cfg)  # official nets always use 32 GroupNorm groups
-    torch.save({"ema_denoise_fn": unet.state_dict()}, tmp_path / "checkpoint.pt")
-    (tmp_path / "config.yml").write_text(
-        yaml.safe_dump(
-            {
-                "dataset_config": {"image_size": 16},
-                "diffusion_config": {"timesteps": 1000, "betas_type": "linear"},
-                "denoise_fn_config": {
-                    "input_channel": 1,
-                    "base_channel": 32,
-                    "channel_multiplier": [1, 2],
-                    "num_residual_blocks_of_a_block": 1,
-                    "attention_resolutions": [],
-                    "num_heads": 1,
-                    "head_channel": -1,
-                    "dropout": 0.0,
-                },
-            }
-        )
-    )
-    model = make_pdae(tmp_path / "checkpoint.pt")
-    for key, value in unet.state_dict().items():
-        assert torch.equal(model.decoder.state_dict()[key], value), key
-    # The trainable part carries the official ShiftUNet names.
+    with torch.no_grad():  # every weight non-zero, so each one counts in the comparison
+        for p in unet.parameters():
+            p.normal_(0, 0.05)
+    torch.save({"ema_denoise_fn": unet.state_dict()}, folder / "checkpoint.pt")
+    config = {
+        "diffusion_config": {"timesteps": 1000, "betas_type": "linear"},
+        "denoise_fn_config": {
+            "model": "DenoiseFn", "input_channel": channels, "base_channel": 32, "channel_multiplier": channel_mult,
+            "num_residual_blocks_of_a_block": 1, "attention_resolutions": attention, "num_heads": heads,
+            "head_channel": -1, "use_new_attention_order": False, "dropout": 0.0,
+        },
+    }
+    if size_key:
+        config[size_key] = {"name": "DATA", "image_size": size, "image_channel": channels}
+    (folder / "config.yml").write_text(yaml.safe_dump(config))
+    return unet
+
+
+@pytest.mark.parametrize(
+    "size, channel_mult, attention, heads",
+    [(32, [1, 2], [], 1), (64, [1, 2, 2, 2], [4], 4), (128, [1, 1, 2, 2, 2], [16], 4)],
+    ids=["32px", "64px-celeba64", "128px-ffhq128"],
+)
+def test_an_official_dpm_is_imported_at_its_own_image_size(tmp_path, size, channel_mult, attention, heads):
+    """The size comes from train_dataset_config (what the official trainer saves), never a default of 32."""
+    from diffrep.checkpoints import load_dpm
+
+    unet = write_official_dpm(tmp_path, size, channel_mult, attention, heads)
+    imported, schedule = load_dpm(tmp_path / "checkpoint.pt")
+    assert imported.config.image_size == size and schedule.num_timesteps == 1000
+    x, t = torch.randn(2, 3, size, size), torch.tensor([3, 800])
+    with torch.no_grad():
+        torch.testing.assert_close(imported(x, t), unet(x, t), rtol=0, atol=0)
+    model = PDAE(str(tmp_path / "checkpoint.pt"), latent_dim=8, encoder_kwargs={"channels": (16, 32), "num_heads": 1,
+                 "num_groups": 8}, ema_decay=None)
+    assert model.encode(torch.randn(2, 3, size, size)).shape == (2, 8)
     names = {k.split(".")[0] for k, p in model.decoder.named_parameters() if p.requires_grad}
-    assert names == {"label_emb", "shift_middle_block", "shift_output_blocks", "shift_out"}
+    assert names == {"label_emb", "shift_middle_block", "shift_output_blocks", "shift_out"}  # official ShiftUNet
+
+
+def test_the_celeba64_recipe_builds_on_an_official_64px_dpm(tmp_path):
+    import yaml
+    from conftest import REPO
+
+    write_official_dpm(tmp_path, 64, [1, 2, 2, 2], [4], 4)
+    args = yaml.safe_load((REPO / "configs/pdae_celeba64.yaml").read_text())["model"]["init_args"]
+    args.update(dpm_checkpoint=str(tmp_path / "checkpoint.pt"), compile=False)
+    model = PDAE(**args)
+    x0 = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert model.encode(x0).shape == (2, 512) and model.image_shape == (3, 64, 64)
+    loss = model.loss(x0)
+    assert torch.isfinite(loss)
+
+
+def test_an_official_config_without_an_image_size_is_refused_naming_the_key(tmp_path):
+    write_official_dpm(tmp_path, 64, [1, 2, 2, 2], [4], 4, size_key=None)
+    with pytest.raises(CheckpointError, match="train_dataset_config"):
+        PDAE(str(tmp_path / "checkpoint.pt"))
+    write_official_dpm(tmp_path, 64, [1, 2, 2, 2], [4], 4, size_key="dataset_config")  # older files
+    from diffrep.checkpoints import load_dpm
+
+    assert load_dpm(tmp_path / "checkpoint.pt")[0].config.image_size == 64
 
 
 def test_data_of_another_size_or_channel_count_is_refused_before_training(tiny_dpm_checkpoint, tmp_path):
@@ -154,10 +188,10 @@ def test_a_diffrep_checkpoint_of_another_architecture_is_refused(tiny_dpm_checkp
         make_pdae(tmp_path / "bad.ckpt")
 
 
-def test_generate_switches_the_shift_off_for_the_last_steps(tiny_dpm_checkpoint, tmp_path):
+def test_generate_switches_the_shift_off_for_the_last_steps(tiny_pdae_checkpoint):
     from diffrep.diffusion.sampling import ddim_sample
 
-    model, _ = train_pdae(tiny_dpm_checkpoint, tmp_path, steps=30)
+    model = load_pdae(tiny_pdae_checkpoint)
     z, x_T = torch.randn(3, 8), model.noise(3)
     model.shift_off_fraction = 1.0  # off everywhere: the plain DPM
     with model.inference():
@@ -168,3 +202,17 @@ def test_generate_switches_the_shift_off_for_the_last_steps(tiny_dpm_checkpoint,
     model.shift_off_fraction = 0.3
     partial = model.generate(z, x_T, 10)
     assert not torch.allclose(partial, plain) and not torch.allclose(partial, model.decode(z, x_T, 10))
+
+
+def test_on_the_official_grid_the_shift_is_off_for_the_official_steps(tiny_pdae_checkpoint):
+    """ckczzj/PDAE shift_ddim_sample_loop: call i of N (from the bottom) has the shift iff i - 1 >= int(0.3 N)."""
+    model = load_pdae(tiny_pdae_checkpoint)
+    model.set_timestep_grid("official")
+    shifted = []
+    eps_fn = model.guided_eps_fn(torch.zeros(1, 8), model.shift_from(100))
+    calls = model.schedule.sampling_times(100, "official").tolist()
+    for t in calls:  # which calls of the 100-step official loop take the shift
+        shifted.append(t >= model.shift_from(100))
+    assert sum(shifted) == 100 - 30 and not shifted[-1] and shifted[0]
+    assert min(t for t, s in zip(calls, shifted, strict=True) if s) == 309  # map[31] of int(linspace(0, 999, 101))
+    assert eps_fn(model.noise(1), torch.tensor([309])).shape == (1, 1, 16, 16)

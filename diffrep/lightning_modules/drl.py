@@ -20,14 +20,17 @@ sample; ``encode`` returns the codes at ``encode_times`` (fractions of the time 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.process import network_input
 from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.encoders import build_encoder
@@ -55,8 +58,12 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         warmup_steps: int = 0,
         ema_decay: float | None = 0.999,
         prior_momentum: float = 0.99,
+        code_prior: str = "fitted",
+        prior_items: int = 10000,
+        latent_dpm_checkpoint: str | None = None,
         channels_last: bool = False,
         compile: bool | str = False,
+        timestep_grid: str = "linspace",
     ) -> None:
         super().__init__()
         unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
@@ -65,7 +72,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.hparams["unet"], self.hparams["schedule"] = unet.as_dict(), vars(schedule).copy()
         self.setup_backbone(
             schedule, weighting, None, time_sampler, lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
-            image_shape=(unet.in_channels, unet.image_size, unet.image_size),
+            image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
         )
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
         self.time_dependent, self.encode_times = time_dependent, list(encode_times)
@@ -77,7 +84,14 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         # A Gaussian fitted to the training codes (running mean/covariance): DRL's prior for `sample`.
         self.register_buffer("code_mean", torch.zeros(latent_dim))
         self.register_buffer("code_cov", torch.eye(latent_dim))
-        self.prior_momentum = prior_momentum
+        if code_prior not in ("fitted", "standard_normal"):
+            raise ValueError(f"unknown code_prior {code_prior!r}; choose 'fitted' or 'standard_normal'")
+        self.prior_momentum, self.code_prior, self.prior_items = prior_momentum, code_prior, prior_items
+        if latent_dpm_checkpoint and not Path(latent_dpm_checkpoint).is_file():
+            raise CheckpointError(f"latent DPM checkpoint {latent_dpm_checkpoint} does not exist; train one with "
+                                  "`diffrep fit --config configs/diffae_latent.yaml` or fix the path")
+        self.latent_dpm_checkpoint = latent_dpm_checkpoint
+        self._latent_prior: list[torch.nn.Module] = []  # loaded on first use, not part of the state
         self.setup_fast_paths(self.unet, channels_last, compile)
         self.setup_ema()
 
@@ -164,20 +178,48 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
 
         return path
 
-    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """VDRL: z ~ N(0, I). DRL: z ~ N(mean, cov) of the training codes (a simple fitted prior)."""
+    def on_train_end(self) -> None:
+        """Refit the code Gaussian on ``prior_items`` training codes under the EMA weights (the
+        running estimate saw the raw weights of each step); under DDP the ranks share the work."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.time_dependent or not self.prior_items or datamodule is None:
+            return
+        codes, _ = encode_split(self, datamodule.splits["train"], self.prior_items)
+        codes = codes.to(self.code_mean)
+        centred = codes - codes.mean(0)
+        self.code_mean.copy_(codes.mean(0))
+        self.code_cov.copy_(centred.T @ centred / max(len(codes) - 1, 1))
+
+    def latent_prior(self) -> torch.nn.Module:
+        if not self._latent_prior:
+            from diffrep.lightning_modules.latent_dpm import LatentPrior
+
+            self._latent_prior.append(LatentPrior(self.latent_dpm_checkpoint).to(self.model_device()))
+        return self._latent_prior[0]
+
+    def sample_codes(self, n: int, generator: torch.Generator | None = None, num_steps: int = 100) -> Tensor:
+        """Codes to decode new images from: a latent DPM's samples when ``latent_dpm_checkpoint``
+        is set (Diff-AE's generation), else a Gaussian fitted to the training codes (posterior
+        means for VDRL, whose codes are not N(0, I) at the paper's KL weight), or N(0, I) for
+        ``code_prior: standard_normal``."""
         if self.time_dependent:
             raise UnsupportedOperation("a time-dependent code has no prior to sample from; use reconstruct/interpolate")
+        if self.latent_dpm_checkpoint:
+            return self.latent_prior().sample_codes(n, num_steps, generator)
         noise = torch.randn(n, self.latent_dim, generator=generator, device=self.model_device())
-        if self.variational:
+        if self.code_prior == "standard_normal":
             return noise
         eye = torch.eye(self.latent_dim, device=noise.device)
         chol = torch.linalg.cholesky(self.code_cov.float() + 1e-5 * eye)
         return self.code_mean + noise @ chol.T
 
+    def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
+        """Decode new (static) codes from x_T: the decoder half of generation."""
+        return self.decode(lambda t: z, x_T, num_steps)
+
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        z = self.sample_codes(n, generator)
-        return self.decode(lambda t: z, self.noise(n, generator), num_steps)
+        z = self.sample_codes(n, generator, num_steps)
+        return self.generate(z, self.noise(n, generator), num_steps)
 
 
 class VDRL(DRL):

@@ -1,58 +1,96 @@
-"""Stage 3 of PDAE: a DPM on its codes, so a trained autoencoder can generate new images.
+"""A DPM on the codes of a trained representation model, so it can generate new images: the
+latent DPM of PDAE (sec. 4.4) and of Diff-AE, for any diffrep method with a static code (PDAE,
+Diff-AE, DRL, VDRL).
 
-PDAE (sec. 4.4) and Diff-AE fit a small DPM to the normalised codes z of the frozen encoder:
-an MLP with skips, constant beta 0.008 over T = 1000, eps prediction with an L1 loss. A new
-image is a latent DDIM sample z, de-normalised, then an image DDIM decode from random x_T with
-PDAE's shift on for the first steps and off for the last ``shift_off_fraction`` of them.
+As in the official code (ckczzj/PDAE ``config/*_latent.yml``, ``sampler/infer_latents.py``, the
+latent branch of ``diffusion/gaussian_diffusion.py``; phizaz/diffae ``templates_latent.py``):
+- codes z = E(x0) of the frozen model are standardised with the mean and std of the codes of the
+  whole training split (``norm_items`` limits that, e.g. for a quick run), computed once at the
+  start of fit under the model's EMA weights and saved with the latent DPM;
+- an MLP with skips (``diffrep.nets.LatentMLP``; the paper's 2048 wide x 10 layers) predicts
+  eps on a constant-beta (0.008, T = 1000) schedule, with an L1 loss; AdamW, lr 1e-3, weight
+  decay 0.01, EMA 0.9999;
+- sampling is a latent DDIM from z_T ~ N(0, I). With ``clip_codes`` (PDAE's official sampler,
+  the default) z_T and every predicted z0 are clamped to [-1, 1] ("may slightly improve sample
+  quality", the official comment) and ``latent_grid: official`` stops at the latent schedule's
+  t = 0 level instead of a clean estimate; Diff-AE's official latent sampler clamps nothing
+  (``clip_codes: false``). The image is then decoded by the base model's ``generate`` (PDAE:
+  shift off for the last 30% of steps; DRL/Diff-AE: DDIM conditioned on the code).
 
-The PDAE is loaded from its own checkpoint (self-contained: it holds the frozen DPM), its EMA
-weights are copied in once, and it is frozen; only the MLP trains. ``encode``, ``reconstruct``
-and ``interpolate`` are the PDAE's, so a LatentDPM checkpoint answers the whole evaluation API.
+The base model is loaded from its own checkpoint (self-contained), its EMA weights copied in
+once, and frozen; only the MLP trains. ``encode``, ``reconstruct`` and ``interpolate`` are the
+base model's, so a LatentDPM checkpoint answers the whole evaluation API.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from diffrep.checkpoints import CheckpointError, read_checkpoint
 from diffrep.diffusion.sampling import ddim_sample
-from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.diffusion.schedule import TIMESTEP_GRIDS, ScheduleConfig
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
-from diffrep.lightning_modules.pdae import PDAE, load_pdae
+from diffrep.lightning_modules.loading import load_trained
 from diffrep.nets.latent_mlp import LatentMLP
+
+#: Methods whose codes a latent DPM can model: one static code per image.
+CODE_METHODS = ("PDAE", "DRL", "VDRL", "DiffAE")
 
 
 class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
     def __init__(
         self,
-        pdae_checkpoint: str = "runs/pdae/checkpoints/last.ckpt",
-        hidden: int = 512,
+        model_checkpoint: str = "runs/pdae/checkpoints/last.ckpt",
+        hidden: int = 2048,
         num_layers: int = 10,
+        time_dim: int = 64,
+        dropout: float = 0.0,
         beta: float = 0.008,
         num_timesteps: int = 1000,
-        lr: float = 1e-4,
-        ema_decay: float | None = 0.999,
-        norm_batches: int = 50,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        ema_decay: float | None = 0.9999,
+        norm_items: int | None = None,
+        clip_codes: bool = True,
+        latent_grid: str = "official",
+        latent_steps: int | None = None,
+        timestep_grid: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.pdae: PDAE = load_pdae(pdae_checkpoint)
-        latent_dim = self.pdae.encoder.latent_dim
+        self.base = load_trained(model_checkpoint, CODE_METHODS, "the model whose codes a latent DPM learns")
+        if getattr(self.base, "time_dependent", False):
+            raise ValueError(f"{model_checkpoint} has a time-dependent code E(x0, t); a latent DPM models one "
+                             "static code per image: train the model with time_dependent: false")
+        if latent_grid not in TIMESTEP_GRIDS:
+            raise ValueError(f"unknown latent_grid {latent_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         self.setup_backbone(
             ScheduleConfig(kind="discrete", num_timesteps=num_timesteps, beta_schedule="constant", beta_end=beta),
-            "uniform", None, "uniform", lr, ema_decay=ema_decay, image_shape=self.pdae.image_shape,
+            "uniform", None, "uniform", lr, weight_decay=weight_decay, ema_decay=ema_decay,
+            image_shape=self.base.image_shape, timestep_grid=timestep_grid or self.base.timestep_grid,
+            optimizer="adamw",
         )
-        self.freeze(self.pdae)
-        self.net = LatentMLP(latent_dim, hidden, num_layers)
-        # Code statistics of the training set: estimated at the start of fit, saved with the model.
+        self.freeze(self.base, f"trained {type(self.base).__name__}")
+        latent_dim = self.base.encode(torch.zeros(1, *self.base.image_shape)).shape[1]
+        self.net = LatentMLP(latent_dim, hidden, num_layers, time_dim, dropout=dropout)
+        # Code statistics of the training split: computed at the start of fit, saved with the model.
         self.register_buffer("z_mean", torch.zeros(latent_dim))
         self.register_buffer("z_std", torch.ones(latent_dim))
-        self.norm_batches = norm_batches
+        self.norm_items, self.clip_codes, self.latent_grid = norm_items, clip_codes, latent_grid
+        self.latent_steps = latent_steps
         self.setup_ema()
+
+    def set_timestep_grid(self, grid: str) -> None:
+        """The image decoding grid is the base model's; an evaluation's grid reaches it too."""
+        super().set_timestep_grid(grid)
+        if "base" in self._modules:
+            self.base.set_timestep_grid(grid)
 
     # ------------------------------------------------------------------ codes
     def normalise(self, z: Tensor) -> Tensor:
@@ -62,12 +100,15 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         return z * self.z_std + self.z_mean
 
     def on_fit_start(self) -> None:
-        """Mean and std of the codes of the first ``norm_batches`` training batches (skipped on
-        resume); under DDP the ranks share the encoding and all get the same statistics."""
+        """Mean and std of the codes of the training split (skipped on resume, or when set);
+        under DDP the ranks share the encoding and all get the same statistics."""
+        super().on_fit_start()
         if self.trainer.ckpt_path or bool(self.z_std.ne(1).any()):
             return
-        datamodule = self.trainer.datamodule
-        z, _ = encode_split(self.pdae, datamodule.splits["train"], self.norm_batches * datamodule.batch_size)
+        self.fit_code_statistics(self.trainer.datamodule.splits["train"])
+
+    def fit_code_statistics(self, dataset: Any) -> None:
+        z, _ = encode_split(self.base, dataset, self.norm_items)
         self.z_mean.copy_(z.mean(0))
         self.z_std.copy_(z.std(0).clamp_min(1e-6))
 
@@ -75,35 +116,80 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         return self.net(z_t, t)
 
     def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
-        """L1 eps-prediction loss on normalised codes of the (frozen) PDAE encoder."""
+        """L1 eps-prediction loss on standardised codes of the (frozen) base model's encoder."""
         with torch.no_grad():
-            z = self.normalise(self.pdae.encoder(x0))
+            z = self.normalise(self.base.encode(x0).float())
         return self.denoising_loss(z, self.eps, t, norm="l1")[0]
 
     def checkpoint_metadata(self) -> dict[str, Any]:
-        return {**super().checkpoint_metadata(), "latent_dim": self.net.latent_dim}
+        return {**super().checkpoint_metadata(), "latent_dim": self.net.latent_dim,
+                "base_method": type(self.base).__name__}
 
     # --------------------------------------------------------- evaluation API
     def sample_codes(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        """New codes z (de-normalised) by latent DDIM from N(0, I)."""
-        noise = torch.randn(n, self.net.latent_dim, generator=generator, device=self.model_device())
+        """New codes z (de-normalised) by latent DDIM from N(0, I); see the module docstring."""
         with self.inference():
-            return self.denormalise(ddim_sample(self.eps, self.schedule, noise, num_steps, clip_x0=False))
+            z = latent_ddim(self.net, self.schedule, n, self.latent_steps or num_steps, self.clip_codes,
+                            self.latent_grid, generator, self.model_device())
+        return self.denormalise(z)
 
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
         z = self.sample_codes(n, num_steps, generator)
-        return self.pdae.generate(z, self.pdae.noise(n, generator), num_steps)
+        return self.base.generate(z, self.base.noise(n, generator), num_steps)
 
     def encode(self, x0: Tensor) -> Tensor:
-        return self.pdae.encode(x0)
+        return self.base.encode(x0)
 
     def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
-        return self.pdae.reconstruct(x0, num_steps, inversion_steps)
+        return self.base.reconstruct(x0, num_steps, inversion_steps)
 
     def reconstruct_from_noise(
         self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None
     ) -> Tensor:
-        return self.pdae.reconstruct_from_noise(x0, num_steps, generator)
+        return self.base.reconstruct_from_noise(x0, num_steps, generator)
 
     def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
-        return self.pdae.interpolate(x_a, x_b, num_points, num_steps)
+        return self.base.interpolate(x_a, x_b, num_points, num_steps)
+
+
+class LatentPrior(torch.nn.Module):
+    """The sampling half of a trained LatentDPM (its EMA MLP, schedule and code statistics),
+    read from the LatentDPM checkpoint without its base model: what ``DRL.sample`` and
+    ``DiffAE.sample`` draw codes from when given ``latent_dpm_checkpoint``."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        checkpoint = read_checkpoint(path, what="latent DPM checkpoint")
+        if checkpoint.get("diffrep", {}).get("method") != "LatentDPM":
+            raise CheckpointError(f"{path} is not a LatentDPM checkpoint; pass the last.ckpt that "
+                                  "`diffrep fit --config configs/<method>_latent.yaml` writes")
+        h = checkpoint["hyper_parameters"]
+        state = checkpoint["state_dict"]
+        latent_dim = state["z_mean"].numel()
+        self.net = LatentMLP(latent_dim, h["hidden"], h["num_layers"], h.get("time_dim", 64), dropout=0.0)
+        self.net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+        with torch.no_grad():  # then the EMA weights, by parameter (a shared layer has one EMA entry)
+            for name, param in self.net.named_parameters():
+                param.copy_(state.get("ema.net__" + name.replace(".", "__"), param))
+        self.schedule = ScheduleConfig(kind="discrete", num_timesteps=h["num_timesteps"], beta_schedule="constant",
+                                       beta_end=h["beta"]).build()
+        self.register_buffer("z_mean", state["z_mean"].clone())
+        self.register_buffer("z_std", state["z_std"].clone())
+        self.clip_codes, self.latent_grid, self.latent_steps = h["clip_codes"], h["latent_grid"], h["latent_steps"]
+        self.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def sample_codes(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
+        z = latent_ddim(self.net, self.schedule, n, self.latent_steps or num_steps, self.clip_codes,
+                        self.latent_grid, generator, self.z_mean.device)
+        return z * self.z_std + self.z_mean
+
+
+def latent_ddim(net: LatentMLP, schedule: Any, n: int, num_steps: int, clip_codes: bool, grid: str,
+                generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """n standardised codes by DDIM from z_T ~ N(0, I) (z_T and each z0 estimate clamped to [-1, 1]
+    with ``clip_codes``, as PDAE's official latent sampler does)."""
+    z_T = torch.randn(n, net.latent_dim, generator=generator, device=device)
+    if clip_codes:
+        z_T = z_T.clamp(-1.0, 1.0)
+    return ddim_sample(net, schedule, z_T, num_steps, clip_x0=clip_codes, grid=grid)

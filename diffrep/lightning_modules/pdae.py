@@ -17,9 +17,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from diffrep.checkpoints import CheckpointError, load_dpm, read_checkpoint
+from diffrep.checkpoints import load_dpm
 from diffrep.diffusion.process import append_dims, mean_shift_eps_coefficient
-from diffrep.diffusion.sampling import EpsFn, ddim_sample
+from diffrep.diffusion.sampling import EpsFn
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.shift_unet import ShiftUNet
@@ -39,6 +39,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         shift_off_fraction: float = 0.3,
         channels_last: bool = False,
         compile: bool | str = False,
+        timestep_grid: str = "linspace",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -48,12 +49,12 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         cfg = unet.config
         self.setup_backbone(
             schedule, "pdae", gamma, "uniform", lr, ema_decay=ema_decay,
-            image_shape=(cfg.in_channels, cfg.image_size, cfg.image_size),
+            image_shape=(cfg.in_channels, cfg.image_size, cfg.image_size), timestep_grid=timestep_grid,
         )
         self.encoder = build_encoder(encoder, cfg.in_channels, cfg.image_size, latent_dim, **(encoder_kwargs or {}))
         self.decoder = ShiftUNet(unet, latent_dim)
         for module in self.decoder.frozen_modules():
-            self.freeze(module)
+            self.freeze(module, "pre-trained DPM")
         self.shift_off_fraction = shift_off_fraction
         self.setup_fast_paths(self.decoder, channels_last, compile)
         self.setup_ema()
@@ -103,24 +104,34 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         """lerp z (PDAE sec. 4.3; x_T is slerped)."""
         return torch.lerp(ends[:1], ends[1:], weight[:, None])
 
-    def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
-        """Decode new codes (e.g. from a latent DPM) with the shift off for the last steps.
+    def shift_from(self, num_steps: int) -> float:
+        """The lowest time at which ``generate`` still applies the shift.
 
         The paper switches G off for the last ``shift_off_fraction`` (0.3) of the DDIM steps:
-        fine detail then comes from the DPM alone, which suits codes it never saw.
+        fine detail then comes from the DPM alone, which suits codes it never saw. On the
+        ``official`` grid this is the official rule (call i of N, counted from the bottom, has
+        the shift iff i - 1 >= int(fraction N)); on ``linspace``, t >= fraction T.
         """
-        shift_from = self.shift_off_fraction * (self.schedule.t_max + 1)
-        with self.inference():
-            return ddim_sample(self.guided_eps_fn(z, shift_from), self.schedule, x_T, num_steps)
+        if self.timestep_grid != "official":
+            return self.shift_off_fraction * (self.schedule.t_max + 1)
+        up = self.schedule.ddim_levels(num_steps, "official")[0].flip(0)
+        first_on = int(self.shift_off_fraction * (len(up) - 1)) + 1
+        return float(up[first_on]) if first_on < len(up) else float("inf")
 
-    def manipulate(self, x0: Tensor, direction: Tensor, scales: list[float], num_steps: int = 100) -> Tensor:
-        """Edit images along a code direction (from ``fit_code_direction``): (len(scales), B, C, H, W).
+    def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
+        """Decode new codes (e.g. from a latent DPM) with the shift off for the last steps."""
+        return self.decode(z, x_T, num_steps, eps_fn=self.guided_eps_fn(z, self.shift_from(num_steps)))
 
-        Each image keeps its own inverted x_T; only its code moves, by
+    def manipulate(self, x0: Tensor, direction: Any, scales: list[float], num_steps: int = 100,
+                   inversion_steps: int | None = None) -> Tensor:
+        """Edit images along a code direction (``diffrep.manipulation``): (len(scales), B, C, H, W).
+
+        Each image keeps its own inverted x_T (``inversion_steps``, default ``num_steps``; the
+        official edits invert with 500 steps and decode with 200); only its code moves, by
         z' = z + s sqrt(d) w / ||w|| in the normalised space the classifier was fit in.
         """
         z = self.encode(x0)
-        x_T = self.invert(x0, z, num_steps)
+        x_T = self.invert(x0, z, inversion_steps or num_steps)
         return torch.stack([self.decode(direction.edit(z, s), x_T, num_steps) for s in scales])
 
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
@@ -132,16 +143,6 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
 
 def load_pdae(path: str | Path) -> PDAE:
     """A trained PDAE from its checkpoint alone, with its EMA weights in place (for later stages)."""
-    checkpoint = read_checkpoint(path)
-    meta = checkpoint.get("diffrep", {})
-    if meta.get("method") != "PDAE":
-        raise CheckpointError(f"{path} is not a PDAE checkpoint (method: {meta.get('method')}); pass the one "
-                              "`diffrep fit --config configs/pdae.yaml` writes")
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    hparams.update(dpm_checkpoint=str(path), dpm_config=None)
-    model = PDAE(**hparams)
-    model.load_state_dict(checkpoint["state_dict"])
-    if model.ema is not None:
-        model.ema.copy_to_model()
-        model.ema = None
-    return model.eval()
+    from diffrep.lightning_modules.loading import load_trained
+
+    return load_trained(path, ["PDAE"], "a PDAE checkpoint")  # type: ignore[return-value]

@@ -1,0 +1,135 @@
+"""diffrep against the official PDAE code, with the same random weights: prints the largest
+absolute difference of each compared output.
+
+Usage: python benchmarks/official_parity.py --pdae PATH   (a local clone of github.com/ckczzj/PDAE;
+nothing of it is copied into diffrep: its modules are imported from PATH at run time, on the CPU)
+
+Compared: the U-Net at 32/64/128 px with attention and 2-4 heads (model/unet.py); the latent MLP
+with skips (model/mlp_skip_net.py); DDIM inversion, decoding and generation with the shift off for
+the last 30% of steps on the official grid (model/shift_unet.py, diffusion/ddim.py,
+diffusion/gaussian_diffusion.py); the latent DDIM with its clamps (latent_ddim_sample_loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from diffrep.diffusion.process import append_dims  # noqa: E402
+from diffrep.diffusion.sampling import ddim_invert, ddim_sample  # noqa: E402
+from diffrep.diffusion.schedule import ScheduleConfig  # noqa: E402
+from diffrep.lightning_modules.latent_dpm import latent_ddim  # noqa: E402
+from diffrep.nets.latent_mlp import LatentMLP  # noqa: E402
+from diffrep.nets.shift_unet import ShiftUNet  # noqa: E402
+from diffrep.nets.unet import UNet, UNetConfig  # noqa: E402
+
+
+def randomise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every weight non-zero (the official nets zero-initialise their output convs)."""
+    return {k: torch.randn_like(v) * 0.05 for k, v in state.items()}
+
+
+def official_kwargs(mult, attention, heads, order) -> dict:
+    return dict(input_channel=3, base_channel=32, channel_multiplier=mult, num_residual_blocks_of_a_block=1,
+                attention_resolutions=attention, num_heads=heads, head_channel=-1, use_new_attention_order=order,
+                dropout=0.0)
+
+
+def quietly(fn, *args, **kwargs):
+    with contextlib.redirect_stderr(io.StringIO()):  # the official loops print tqdm bars
+        return fn(*args, **kwargs)
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pdae", type=Path, required=True, help="a local clone of ckczzj/PDAE")
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.pdae))
+    from diffusion.ddim import DDIM
+    from diffusion.gaussian_diffusion import GaussianDiffusion
+    from model.mlp_skip_net import MLPSkipNet
+    from model.shift_unet import ShiftUNet as OfficialShiftUNet
+    from model.unet import UNet as OfficialUNet
+
+    torch.manual_seed(0)
+    rows = []
+    for size, mult, attention, heads, order in [(32, [1, 2, 2], [2], 4, True), (64, [1, 2, 2, 2], [4], 4, False),
+                                                (128, [1, 1, 2, 2, 2], [16], 2, False)]:
+        official = OfficialUNet(**official_kwargs(mult, attention, heads, order)).eval()
+        state = randomise(official.state_dict())
+        official.load_state_dict(state)
+        ours = UNet(UNetConfig(in_channels=3, base_channels=32, channel_mult=mult, num_res_blocks=1, image_size=size,
+                               attention_resolutions=attention, num_heads=heads, new_attention_order=order)).eval()
+        ours.load_state_dict(state)
+        x, t = torch.randn(2, 3, size, size), torch.tensor([10, 700])
+        rows.append((f"U-Net eps, {size}px, attention {attention}, {heads} heads", (official(x, t) - ours(x, t))))
+
+    official_mlp = MLPSkipNet(input_channel=16, model_channel=64, num_layers=5, time_emb_channel=64, use_norm=True,
+                              dropout=0.0).eval()
+    mlp = LatentMLP(16, 64, 5, 64).eval()
+    mlp.load_state_dict(official_mlp.state_dict())
+    z, t = torch.randn(7, 16), torch.tensor([0, 1, 10, 100, 500, 998, 999])
+    rows.append(("latent MLP with skips", official_mlp(z, t) - mlp(z, t)))
+
+    kwargs = official_kwargs([1, 2], [2], 2, False)
+    kwargs["input_channel"] = 1
+    official_shift = OfficialShiftUNet(latent_dim=8, **kwargs).eval()
+    state = randomise(official_shift.state_dict())
+    official_shift.load_state_dict(state)
+    unet = UNet(UNetConfig(in_channels=1, base_channels=32, channel_mult=[1, 2], num_res_blocks=1,
+                           attention_resolutions=[2], num_heads=2, image_size=16))
+    shift = ShiftUNet(unet, 8).eval()
+    shift.load_state_dict(state)
+    diffusion = GaussianDiffusion({"timesteps": 1000, "betas_type": "linear"}, device="cpu")
+    schedule = ScheduleConfig().build()
+    code, x0 = torch.randn(3, 8), torch.rand(3, 1, 16, 16) * 2 - 1
+
+    def guided(shift_from: float = -1.0):
+        def eps_fn(x, t):
+            eps, g = shift(x, t, code)
+            return eps if float(t[0]) < shift_from else eps - append_dims(schedule.sigma(t), g) * g
+
+        return eps_fn
+
+    for n in (10, 100):
+        x_T = quietly(diffusion.representation_learning_ddim_encode, f"ddim{n}", None, official_shift, x0, code)
+        rows.append((f"PDAE inversion, official grid, {n} steps", x_T - ddim_invert(guided(), schedule, x0, n,
+                                                                                     grid="official")))
+        decoded = quietly(diffusion.representation_learning_ddim_sample, f"ddim{n}", None, official_shift, None, x_T,
+                          code)
+        rows.append((f"PDAE decoding, official grid, {n} steps", decoded - ddim_sample(guided(), schedule, x_T, n,
+                                                                                       grid="official")))
+        levels = schedule.ddim_levels(n, "official")[0].flip(0)
+        generated = quietly(diffusion.representation_learning_ddim_sample, f"ddim{n}", None, official_shift, None,
+                            x_T, code, stop_percent=0.3)
+        ours = ddim_sample(guided(float(levels[int(0.3 * n) + 1])), schedule, x_T, n, grid="official")
+        rows.append((f"PDAE generation, shift off for the last 30%, {n} steps", generated - ours))
+
+    latent_schedule = ScheduleConfig(beta_schedule="constant", beta_end=0.008).build()
+    alphas_cumprod = diffusion.latent_diffusion_config["alphas_cumprod"].numpy()
+    for n in (10, 50):
+        ours = latent_ddim(mlp, latent_schedule, 6, n, True, "official", torch.Generator().manual_seed(1),
+                           torch.device("cpu"))
+        z_T = torch.randn(6, 16, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+        betas, timestep_map = diffusion.get_ddim_betas_and_timestep_map(f"ddim{n}", alphas_cumprod)
+        official_z = quietly(DDIM(betas, timestep_map, "cpu").latent_ddim_sample_loop,
+                             lambda z_t, t, condition=None: official_mlp(z_t, t), z_T)
+        rows.append((f"latent DDIM, clamped, official grid, {n} steps", official_z - ours))
+
+    width = max(len(name) for name, _ in rows)
+    print(f"{'compared output':{width}}  max |official - diffrep|")
+    for name, difference in rows:
+        print(f"{name:{width}}  {difference.abs().max().item():.2e}")
+
+
+if __name__ == "__main__":
+    main()

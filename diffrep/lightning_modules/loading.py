@@ -1,0 +1,46 @@
+"""A trained diffrep model from its checkpoint alone, frozen, with its EMA weights in place:
+what a later stage (a latent DPM on its codes, a DPM-feature probe) builds on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+
+from diffrep.checkpoints import CheckpointError, read_checkpoint
+
+
+def method_classes() -> dict[str, type[L.LightningModule]]:
+    from diffrep.lightning_modules.diffae import DiffAE
+    from diffrep.lightning_modules.dpm import DPM
+    from diffrep.lightning_modules.drl import DRL, VDRL
+    from diffrep.lightning_modules.pdae import PDAE
+
+    return {"DPM": DPM, "PDAE": PDAE, "DRL": DRL, "VDRL": VDRL, "DiffAE": DiffAE}
+
+
+def load_trained(
+    path: str | Path, methods: Sequence[str] | None = None, what: str = "a trained model"
+) -> L.LightningModule:
+    """Rebuild the model of a diffrep checkpoint from its saved hyper-parameters, load its weights,
+    copy its EMA weights in for good and return it in eval mode. ``methods``: the method names
+    accepted (default: every diffusion method)."""
+    checkpoint = read_checkpoint(path, what=what)
+    method = checkpoint.get("diffrep", {}).get("method")
+    classes = method_classes()
+    accepted = list(methods or classes)
+    if method not in accepted:
+        raise CheckpointError(
+            f"{path} is a {method or 'non-diffrep'} checkpoint; {what} must be one of {', '.join(accepted)} "
+            "(the last.ckpt that `diffrep fit` writes)"
+        )
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    if method == "PDAE":  # self-contained: the frozen DPM is inside this checkpoint
+        hparams.update(dpm_checkpoint=str(path), dpm_config=None)
+    model = classes[method](**hparams)
+    model.load_state_dict(checkpoint["state_dict"])
+    if getattr(model, "ema", None) is not None:
+        model.ema.copy_to_model()
+        model.ema = None
+    return model.eval()
