@@ -63,12 +63,27 @@ def test_mnist_reads_plain_idx_files(tmp_path):
 
 
 def test_missing_files_name_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr("diffrep.datamodules.base.search_roots", lambda root: [tmp_path])
-    monkeypatch.setattr("diffrep.datamodules.mnist.search_roots", lambda root: [tmp_path])
+    monkeypatch.setattr("diffrep.datamodules.mnist.search_roots", lambda root, download=False: [tmp_path])
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
-        FashionMNISTDataModule(root=str(tmp_path)).setup()
+        FashionMNISTDataModule().setup()
     with pytest.raises(DataError, match="download true"):
         MNISTDataModule(root=str(tmp_path)).setup()
+
+
+def test_a_typed_root_is_the_only_place_searched_and_must_exist(tmp_path, monkeypatch):
+    """A root the user typed is never silently replaced by $DIFFREP_DATA, ./data or /usr/share/datasets."""
+    write_mnist_like(tmp_path / "elsewhere" / "fashion-mnist")
+    monkeypatch.setenv("DIFFREP_DATA", str(tmp_path / "elsewhere"))  # would be found by the search
+    missing = tmp_path / "no_such_dir"
+    for module in (FashionMNISTDataModule, MNISTDataModule, CIFAR10DataModule, ImageFolderDataModule):
+        with pytest.raises(DataError, match=f"{missing}.* does not exist"):
+            module(root=str(missing)).setup()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="not found in [^,]*empty \\(or"):  # only the typed root is named
+        FashionMNISTDataModule(root=str(tmp_path / "empty")).setup()
+    dm = FashionMNISTDataModule(val_size=4)  # no root: the search list applies
+    dm.setup()
+    assert len(dm.splits["train"]) == 36
 
 
 def test_cifar10_python_batches(tmp_path):

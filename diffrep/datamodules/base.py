@@ -23,9 +23,22 @@ class DataError(RuntimeError):
     """A data set is missing or corrupt; the message names the fix."""
 
 
-def search_roots(root: str | os.PathLike | None) -> list[Path]:
-    """Where data is looked for: ``root``, $DIFFREP_DATA, ./data, /usr/share/datasets."""
-    candidates = [root, os.environ.get("DIFFREP_DATA"), "data", "/usr/share/datasets"]
+def search_roots(root: str | os.PathLike | None, download: bool = False) -> list[Path]:
+    """Where data is looked for: the ``root`` the user gave, and only it; with no root,
+    $DIFFREP_DATA, ./data and /usr/share/datasets in that order.
+
+    A typed root that does not exist is an error (never silently replaced by another folder),
+    unless ``download`` will create it.
+    """
+    if root:
+        path = Path(root).expanduser()
+        if not path.is_dir() and not download:
+            raise DataError(
+                f"data root {path} does not exist. Fix: pass an existing folder with --data.init_args.root, "
+                "or leave root unset to search $DIFFREP_DATA, ./data and /usr/share/datasets"
+            )
+        return [path]
+    candidates = [os.environ.get("DIFFREP_DATA"), "data", "/usr/share/datasets"]
     return [Path(c).expanduser() for c in candidates if c]
 
 

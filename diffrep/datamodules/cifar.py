@@ -21,7 +21,7 @@ class CIFAR10DataModule(ImageDataModule):
     """32x32 colour images in 10 classes."""
 
     def folder(self) -> Path:
-        for base in search_roots(self.root):
+        for base in search_roots(self.root, self.download):
             if (base / "cifar-10-batches-py").is_dir():
                 return base / "cifar-10-batches-py"
         if self.download:
@@ -31,7 +31,7 @@ class CIFAR10DataModule(ImageDataModule):
                 tar.extractall(base, filter="data")
             return base / "cifar-10-batches-py"
         raise DataError(
-            "cifar-10-batches-py not found in " + ", ".join(map(str, search_roots(self.root)))
+            "cifar-10-batches-py not found in " + ", ".join(map(str, search_roots(self.root, self.download)))
             + ". Fix: pass --data.init_args.root DIR holding it, or --data.init_args.download true when online."
         )
 

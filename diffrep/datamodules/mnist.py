@@ -30,7 +30,7 @@ class FashionMNISTDataModule(ImageDataModule):
     hint = "install Debian's package: sudo apt-get install dataset-fashion-mnist"
 
     def find(self, stem: str) -> Path | None:
-        for base in search_roots(self.root):
+        for base in search_roots(self.root, self.download):
             for folder in (base, base / self.folder):
                 for name in (stem + ".gz", stem):
                     if (folder / name).is_file():
@@ -44,7 +44,7 @@ class FashionMNISTDataModule(ImageDataModule):
         if self.download:
             target = Path(self.root or "data") / self.folder / (stem + ".gz")
             return download(self.url + stem + ".gz", target)
-        searched = ", ".join(str(p) for p in search_roots(self.root))
+        searched = ", ".join(str(p) for p in search_roots(self.root, self.download))
         raise DataError(
             f"{self.folder} file {stem}(.gz) not found in {searched} (or their '{self.folder}' subfolders). "
             f"Fix: {self.hint}, or pass --data.init_args.root DIR, or --data.init_args.download true when online."
