@@ -73,6 +73,13 @@ class DiffrepCLI(LightningCLI):
             auto_configure_optimizers=False,
         )
 
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument(
+            "--evaluate", type=bool, default=True,
+            help="run the config's evaluation callbacks (grids, probes, metrics); false skips them all, "
+            "e.g. for a smoke fit (checkpoints and logging stay)",
+        )
+
     def _parse_ckpt_path(self) -> None:
         """LightningCLI reads ``--ckpt_path`` before anything else; a missing or broken file
         gets diffrep's message (with the other checkpoints beside it) instead of a traceback."""
@@ -91,10 +98,14 @@ class DiffrepCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         """Every run writes checkpoints atomically and has the reliability callbacks (ones the
         config sets win); ``predict`` always has a ``CodeWriter``."""
+        from diffrep.callbacks.base import EvaluationCallback
         from diffrep.callbacks.codes import CodeWriter
         from diffrep.reliability import AtomicCheckpointIO, NonFiniteGuard, PreemptionCheckpoint
 
         trainer = super().instantiate_trainer(**kwargs)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if not config.get("evaluate", True):
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, EvaluationCallback)]
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         wanted = [NonFiniteGuard, PreemptionCheckpoint] + ([CodeWriter] if self.subcommand == "predict" else [])
@@ -131,6 +142,9 @@ class DiffrepCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``diffrep`` and ``lightning`` console scripts."""
+    from diffrep import quiet
+
+    quiet.install()
     try:
         DiffrepCLI(args)
     except USER_ERRORS as err:
