@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny networks, the digits data set, and one tiny trained DPM per session."""
+"""Shared fixtures: tiny networks, the digits data set, the tiny models trained once per session
+(a DPM, a PDAE on it, a DRL), and ``run_cli``: the real ``diffrep`` entry point in this process."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import lightning as L
 import pytest
 import torch
 
+from diffrep import quiet
 from diffrep.datamodules import DigitsDataModule
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.lightning_modules import DPM
 from diffrep.nets.unet import UNetConfig
 
 REPO = Path(__file__).resolve().parents[1]
+quiet.install()
 
 
 def tiny_unet_config(channels: int = 1, size: int = 16) -> UNetConfig:
@@ -35,6 +38,27 @@ def quiet_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
     )
     defaults.update(kwargs)
     return L.Trainer(**defaults)
+
+
+def fit_plain(model, datamodule, steps: int) -> list[float]:
+    """``steps`` optimizer steps of ``model.loss`` in a plain torch loop (no Trainer): for tests of
+    what a method learns, where Lightning's per-step bookkeeping would be most of the time."""
+    optimizer = model.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    losses: list[float] = []
+    model.train()
+    while len(losses) < steps:
+        for batch in datamodule.train_dataloader():
+            loss = model.loss(batch[0])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if getattr(model, "ema", None) is not None:
+                model.ema.update()
+            losses.append(loss.item())
+            if len(losses) == steps:
+                break
+    return losses
 
 
 def digits(batch_size: int = 64, image_size: int = 16, **kwargs) -> DigitsDataModule:
@@ -70,14 +94,84 @@ def write_tiny_autoencoder_config(path: Path, root: Path, max_steps: int) -> Pat
     return path
 
 
+def run_cli(
+    *args: str, cwd: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """``diffrep ARGS`` in this process (a subprocess costs ~10 s of imports): (exit code, stdout,
+    stderr). An exception that is not a user error propagates, as it would print a traceback."""
+    from diffrep.cli import main
+
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = 0
+    try:
+        main(list(map(str, args)))
+    except SystemExit as exited:
+        code = exited.code if isinstance(exited.code, int) else (0 if exited.code is None else 1)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+PDAE_ENCODER = {"channels": (16, 32), "num_groups": 8, "num_heads": 1}
+
+
+def make_pdae(ckpt, **kwargs):
+    from diffrep.lightning_modules import PDAE
+
+    torch.manual_seed(0)
+    return PDAE(str(ckpt), **{"latent_dim": 8, "encoder_kwargs": PDAE_ENCODER, "lr": 1e-3, "ema_decay": 0.9, **kwargs})
+
+
+@pytest.fixture(scope="session")
+def tiny_pdae_checkpoint(tiny_dpm_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PDAE (8-d code) trained for 100 steps of batch 32 on the tiny DPM, saved as a checkpoint."""
+    root = tmp_path_factory.mktemp("tiny_pdae")
+    model = make_pdae(tiny_dpm_checkpoint, lr=2e-3)
+    trainer = quiet_trainer(root, max_steps=100)
+    trainer.fit(model, datamodule=digits(batch_size=32))
+    path = root / "pdae.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+DRL_ENCODER = {"channels": (16, 32), "num_groups": 8, "num_heads": 1}
+
+
+def make_drl(cls=None, **kwargs):
+    from diffrep.lightning_modules import DRL, DiffAE
+
+    cls = cls or DRL
+    torch.manual_seed(0)
+    defaults = dict(
+        unet=tiny_unet_config(), encoder="conv", encoder_kwargs=DRL_ENCODER, latent_dim=8, lr=2e-3, ema_decay=None
+    )
+    if cls is DiffAE:
+        defaults.update(encoder="halfunet", encoder_kwargs={"base_channels": 16, "channel_mult": [1, 2],
+                                                           "num_res_blocks": 1, "num_groups": 8})
+    defaults.update(kwargs)
+    return cls(**defaults)
+
+
+@pytest.fixture(scope="session")
+def tiny_drl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DRL (8-d static code) trained for 60 steps on 16x16 digits, saved as a checkpoint."""
+    root = tmp_path_factory.mktemp("tiny_drl")
+    model = make_drl(ema_decay=0.9)
+    trainer = quiet_trainer(root, max_steps=60)
+    trainer.fit(model, datamodule=digits())
+    path = root / "drl.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_dpm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A DPM trained for 300 steps on 16x16 digits (a few seconds), saved as a diffrep checkpoint."""
+    """A DPM trained for 150 steps of batch 32 on 16x16 digits (~20 s), saved as a diffrep checkpoint."""
     root = tmp_path_factory.mktemp("tiny_dpm")
     L.seed_everything(0)
-    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.99)
-    trainer = quiet_trainer(root, max_steps=300)
-    trainer.fit(model, datamodule=digits())
+    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=4e-3, ema_decay=0.98)
+    trainer = quiet_trainer(root, max_steps=150)
+    trainer.fit(model, datamodule=digits(batch_size=32))
     path = root / "dpm.ckpt"
     trainer.save_checkpoint(path)
     return path

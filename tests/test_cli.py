@@ -6,63 +6,109 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
-
-from diffrep.cli import main
+from conftest import REPO, run_cli
 
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
+FASHION = pytest.mark.skipif(
+    not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="needs dataset-fashion-mnist"
+)
 
 
 def print_config(*args, cwd, capsys, monkeypatch) -> str:
-    """``diffrep ... --print_config`` in this process (a subprocess costs ~10 s of imports):
-    the composed config as printed; fails the test unless the CLI exits with 0."""
-    monkeypatch.chdir(cwd)
-    with pytest.raises(SystemExit) as exited:
-        main([*args, "--print_config"])
-    out = capsys.readouterr()
-    assert exited.value.code in (0, None), out.err[-2000:]
-    return out.out
+    """``diffrep ... --print_config`` in this process: the composed config as printed; fails the
+    test unless the CLI exits with 0."""
+    code, out, err = run_cli(*args, "--print_config", cwd=cwd, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, err[-2000:]
+    return out
 
 
 def diffrep(*args, cwd):
+    """The installed console script in a subprocess: for the few end-to-end runs that must be real."""
     exe = shutil.which("diffrep") or sys.executable
     cmd = [exe, *args] if exe.endswith("diffrep") else [exe, "-m", "diffrep.cli", *args]
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
 
 
-def test_print_config_shows_the_model_class(tmp_path):
-    out = diffrep("fit", "--config", str(REPO / "configs/dpm.yaml"), "--print_config", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "diffrep.lightning_modules.DPM" in out.stdout and "base_channels: 16" in out.stdout
+def test_print_config_shows_the_model_class(tmp_path, capsys, monkeypatch):
+    out = print_config("fit", "--config", REPO / "configs/dpm.yaml", cwd=tmp_path, capsys=capsys,
+                       monkeypatch=monkeypatch)
+    assert "diffrep.lightning_modules.DPM" in out and "base_channels: 16" in out and "evaluate: true" in out
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="needs dataset-fashion-mnist")
-def test_two_step_fit_of_the_main_config_writes_a_checkpoint_and_grid(tmp_path):
-    out = diffrep(
-        "fit", "--config", str(REPO / "configs/dpm.yaml"), "--trainer.max_steps", "2",
-        "--trainer.logger", str(REPO / "configs/logger/csv.yaml"), "--trainer.limit_val_batches", "1",
-        "--data.init_args.num_workers", "0", cwd=tmp_path,
+SMALL_SAMPLE_GRID = """trainer:
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {dirpath: runs/dpm/checkpoints, save_last: true}
+    - class_path: diffrep.callbacks.SampleGrid
+      init_args: {num_steps: 2, num_images: 4}
+"""
+
+
+@FASHION
+def test_two_step_fit_of_the_main_config_writes_a_checkpoint_and_grid(tmp_path, capsys, monkeypatch):
+    (tmp_path / "small_grid.yaml").write_text(SMALL_SAMPLE_GRID)
+    code, _, err = run_cli(
+        "fit", "--config", REPO / "configs/dpm.yaml", "--config", tmp_path / "small_grid.yaml",
+        "--trainer.max_steps", "2", "--trainer.logger", REPO / "configs/logger/csv.yaml",
+        "--trainer.limit_val_batches", "1", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert code == 0, err[-3000:]
     assert (tmp_path / "runs/dpm/checkpoints/last.ckpt").is_file()
     assert list((tmp_path / "runs/dpm/images").glob("samples_*.png"))
 
 
-def test_missing_data_gives_one_clear_error_and_exit_2(tmp_path):
-    out = diffrep(
-        "fit", "--config", str(REPO / "configs/dpm.yaml"), "--data", "diffrep.datamodules.MNISTDataModule",
-        "--data.root", str(tmp_path), "--trainer.max_steps", "1", "--trainer.logger", "false", cwd=tmp_path,
+@FASHION
+def test_evaluate_false_skips_every_evaluation_callback(tmp_path, capsys, monkeypatch):
+    code, _, err = run_cli(
+        "fit", "--config", REPO / "configs/dpm.yaml", "--trainer.max_steps", "1", "--trainer.logger", "false",
+        "--trainer.limit_val_batches", "0", "--evaluate", "false", cwd=tmp_path, capsys=capsys,
+        monkeypatch=monkeypatch,
     )
-    assert out.returncode == 2
-    assert "diffrep: error:" in out.stderr and "not found" in out.stderr and "Traceback" not in out.stderr
+    assert code == 0, err[-3000:]
+    assert (tmp_path / "runs/dpm/checkpoints/last.ckpt").is_file() and not (tmp_path / "runs/dpm/images").exists()
 
 
-def test_unknown_config_key_is_refused(tmp_path):
-    out = diffrep(
-        "fit", "--config", str(REPO / "configs/dpm.yaml"), "--model.init_args.learning_rate", "1", cwd=tmp_path
+def test_missing_data_gives_one_clear_error_and_exit_2(tmp_path, capsys, monkeypatch):
+    code, _, err = run_cli(
+        "fit", "--config", REPO / "configs/dpm.yaml", "--data", "diffrep.datamodules.MNISTDataModule",
+        "--data.root", tmp_path, "--trainer.max_steps", "1", "--trainer.logger", "false", cwd=tmp_path,
+        capsys=capsys, monkeypatch=monkeypatch,
     )
-    assert out.returncode == 2 and "learning_rate" in out.stderr
+    assert code == 2
+    assert "diffrep: error:" in err and "not found" in err
+
+
+@pytest.mark.parametrize("data", ["FashionMNISTDataModule", "MNISTDataModule", "CIFAR10DataModule",
+                                  "ImageFolderDataModule"])
+def test_a_typed_data_root_that_does_not_exist_stops_the_run_with_exit_2(data, tmp_path, capsys, monkeypatch):
+    """Never silently replaced by the search list ($DIFFREP_DATA, ./data, /usr/share/datasets)."""
+    missing = tmp_path / "no/such/dir"
+    code, _, err = run_cli(
+        "fit", "--config", REPO / "configs/dpm.yaml", "--data", f"diffrep.datamodules.{data}",
+        "--data.root", missing, "--trainer.max_steps", "1", "--trainer.logger", "false", cwd=tmp_path,
+        capsys=capsys, monkeypatch=monkeypatch,
+    )
+    assert code == 2 and f"{missing}" in err and "does not exist" in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_typed_checkpoint_paths_that_do_not_exist_stop_the_run_with_exit_2(tmp_path, capsys, monkeypatch):
+    cases = [
+        ("configs/pdae.yaml", "--model.init_args.dpm_checkpoint"),
+        ("configs/pdae_latent.yaml", "--model.init_args.model_checkpoint"),
+        ("configs/diffae.yaml", "--model.init_args.latent_dpm_checkpoint"),
+    ]
+    for config, flag in cases:
+        missing = tmp_path / "nowhere.ckpt"
+        code, _, err = run_cli("fit", "--config", REPO / config, flag, missing, "--trainer.logger", "false",
+                               cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+        assert code == 2 and str(missing) in err and "does not exist" in err, (config, err[-1000:])
+
+
+def test_unknown_config_key_is_refused(tmp_path, capsys, monkeypatch):
+    code, _, err = run_cli("fit", "--config", REPO / "configs/dpm.yaml", "--model.init_args.learning_rate", "1",
+                           cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and "learning_rate" in err
 
 
 SHIPPED = sorted(
@@ -79,34 +125,33 @@ def test_every_shipped_config_parses(config, tmp_path, capsys, monkeypatch):
     assert "class_path: diffrep.lightning_modules." in printed
 
 
-def test_pdae_without_its_dpm_names_the_stage_1_command(tmp_path):
-    out = diffrep("fit", "--config", str(REPO / "configs/pdae.yaml"), "--trainer.logger", "false", cwd=tmp_path)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "configs/dpm.yaml" in out.stderr and "dpm_checkpoint" in out.stderr
+def test_pdae_without_its_dpm_names_the_stage_1_command(tmp_path, capsys, monkeypatch):
+    code, _, err = run_cli("fit", "--config", REPO / "configs/pdae.yaml", "--trainer.logger", "false", cwd=tmp_path,
+                           capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and "configs/dpm.yaml" in err and "dpm_checkpoint" in err
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="needs dataset-fashion-mnist")
-def test_pdae_config_fits_on_a_given_dpm_and_draws_its_grids(tiny_dpm_checkpoint, tmp_path):
-    out = diffrep(
-        "fit",
-        "--config",
-        str(REPO / "configs/pdae.yaml"),
-        "--model.init_args.dpm_checkpoint",
-        str(tiny_dpm_checkpoint),
-        "--data.init_args.image_size",
-        "16",
-        "--data.init_args.num_workers",
-        "0",
-        "--trainer.max_steps",
-        "3",
-        "--trainer.logger",
-        "false",
-        "--trainer.limit_val_batches",
-        "1",
-        cwd=tmp_path,
+GRIDS_ONLY = """trainer:
+  callbacks:
+    - class_path: diffrep.callbacks.ReconstructionGrid
+      init_args: {num_steps: 3, num_images: 4}
+    - class_path: diffrep.callbacks.InterpolationGrid
+      init_args: {num_steps: 3, num_rows: 1, num_points: 3}
+    - class_path: diffrep.callbacks.ManipulationGrid
+      init_args: {num_steps: 3, num_images: 2, positive_class: 1, num_codes: 200, inversion_steps: 4}
+"""
+
+
+def test_pdae_config_fits_on_a_given_dpm_and_draws_its_grids(tiny_dpm_checkpoint, tmp_path, capsys, monkeypatch):
+    (tmp_path / "grids.yaml").write_text(GRIDS_ONLY)
+    code, _, err = run_cli(
+        "fit", "--config", REPO / "configs/pdae.yaml", "--config", tmp_path / "grids.yaml",
+        "--model.init_args.dpm_checkpoint", tiny_dpm_checkpoint, "--data", REPO / "configs/data/digits.yaml",
+        "--data.init_args.image_size", "16", "--trainer.max_steps", "3", "--trainer.logger", "false",
+        "--trainer.limit_val_batches", "1", "--trainer.default_root_dir", tmp_path / "runs/pdae",
+        cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert code == 0, err[-3000:]
     images = tmp_path / "runs/pdae/images"
     for key in ("reconstructions", "interpolations", "manipulations"):
         assert list(images.glob(f"{key}_*.png")), key

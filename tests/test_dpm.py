@@ -24,8 +24,8 @@ def make_dpm(**kwargs) -> DPM:
 
 def test_tiny_dpm_loss_falls_on_digits(tmp_path):
     recorder = LossRecorder()
-    quiet_trainer(tmp_path, max_steps=120, callbacks=[recorder]).fit(make_dpm(), datamodule=digits())
-    first, last = sum(recorder.losses[:20]) / 20, sum(recorder.losses[-20:]) / 20
+    quiet_trainer(tmp_path, max_steps=80, callbacks=[recorder]).fit(make_dpm(), datamodule=digits(batch_size=32))
+    first, last = sum(recorder.losses[:15]) / 15, sum(recorder.losses[-15:]) / 15
     assert last < 0.6 * first, (first, last)
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, write_tiny_autoencoder_config
+from conftest import REPO, run_cli, write_tiny_autoencoder_config
 from test_cli import diffrep
 
 from diffrep.evaluation.extractor import SmallClassifier, save_classifier
@@ -81,38 +81,27 @@ def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs,
     assert np.array_equal(codes["labels"], DigitsDataModule(image_size=16).load_split("test")[1].numpy())
 
 
-@pytest.mark.slow
-def test_pixel_and_pca_baselines_need_no_training(configs, tmp_path):
+def test_pixel_and_pca_baselines_need_no_training(configs, tmp_path, capsys, monkeypatch):
     _, eval_cfg = configs
     for name in ("pixels", "pca"):
-        out = diffrep(
-            "test",
-            "--config",
-            str(REPO / f"configs/baselines/{name}.yaml"),
-            "--config",
-            str(eval_cfg),
-            "--data",
-            str(REPO / "configs/data/digits.yaml"),
-            "--model.init_args.image_shape",
-            "[1, 16, 16]",
+        code, _, err = run_cli(
+            "test", "--config", REPO / f"configs/baselines/{name}.yaml", "--config", eval_cfg,
+            "--data", REPO / "configs/data/digits.yaml", "--model.init_args.image_shape", "[1, 16, 16]",
             *(["--model.init_args.num_components", "16"] if name == "pca" else []),
-            "--trainer.default_root_dir",
-            str(tmp_path / name),
-            "--trainer.enable_progress_bar",
-            "false",
-            cwd=tmp_path,
+            "--trainer.default_root_dir", tmp_path / name, "--trainer.enable_progress_bar", "false",
+            cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
         )
-        assert out.returncode == 0, out.stderr[-3000:]
+        assert code == 0, err[-3000:]
         metrics = json.loads((tmp_path / name / "report.json").read_text())["metrics"]
         assert metrics["probe/linear_accuracy"] > 0.8, name
         assert ("recon/inverted_mse" in metrics) == (name == "pca")
         assert ("fid/samples" in metrics) == (name == "pca")
 
 
-def test_fid_without_the_extractor_stops_before_training_with_the_command(configs, tmp_path):
+def test_fid_without_the_extractor_stops_before_training_with_the_command(configs, tmp_path, capsys, monkeypatch):
     model_cfg, eval_cfg = configs
     eval_cfg.write_text(EVAL.format(extractor=tmp_path / "missing.pt"))
-    out = diffrep("fit", "--config", str(model_cfg), "--config", str(eval_cfg), cwd=tmp_path)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "python -m diffrep.evaluation.extractor" in out.stderr
+    code, _, err = run_cli("fit", "--config", model_cfg, "--config", eval_cfg, cwd=tmp_path, capsys=capsys,
+                           monkeypatch=monkeypatch)
+    assert code == 2 and "python -m diffrep.evaluation.extractor" in err
     assert not (tmp_path / "run/checkpoints").exists()

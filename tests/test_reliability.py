@@ -10,9 +10,9 @@ import time
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, digits, quiet_trainer, write_tiny_autoencoder_config
+from conftest import REPO, digits, quiet_trainer, run_cli, write_tiny_autoencoder_config
 from lightning.pytorch.callbacks import ModelCheckpoint
-from test_cli import ENV, diffrep
+from test_cli import ENV
 from test_dpm import make_dpm
 
 from diffrep.checkpoints import CheckpointError
@@ -53,7 +53,7 @@ def resume_and_compare(out, unbroken):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_reaches_the_unbroken_weights(unbroken, tmp_path):
-    """Killed at step 13 (last checkpoint: step 10, mid-epoch of 21 steps); resuming redoes
+    """Killed at step 13 (last checkpoint: step 10, mid-epoch of 43 steps); resuming redoes
     steps 11-30 and ends bit-identical to the unbroken run (model, EMA)."""
     killed = fit(tmp_path, 30, "--kill-at", "13")
     assert killed.returncode == -signal.SIGKILL and not (tmp_path / "final.pt").exists()
@@ -182,33 +182,23 @@ def bad_input_cases(tmp_path, config):
     ]
 
 
-@pytest.mark.slow
-def test_bad_inputs_end_with_one_message_and_exit_2(tiny_config, tmp_path):
+def test_bad_inputs_end_with_one_message_and_exit_2(tiny_config, tmp_path, capsys, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("the GPU-request case needs a machine without a GPU")
     for name, extra, text in bad_input_cases(tmp_path, tiny_config):
-        out = diffrep("fit", "--config", str(tiny_config), *extra, cwd=tmp_path)
-        assert out.returncode == 2, (name, out.stderr[-1500:])
-        assert "Traceback" not in out.stderr and text in out.stderr, (name, out.stderr[-1500:])
+        code, _, err = run_cli("fit", "--config", tiny_config, *extra, cwd=tmp_path, capsys=capsys,
+                               monkeypatch=monkeypatch)
+        assert code == 2, (name, err[-1500:])
+        assert text in err, (name, err[-1500:])
 
 
-@pytest.mark.slow
-def test_resuming_with_another_latent_size_says_which_setting_differs(tiny_config, tmp_path):
-    assert diffrep("fit", "--config", str(tiny_config), cwd=tmp_path).returncode == 0
-    out = diffrep(
-        "fit",
-        "--config",
-        str(tiny_config),
-        "--model.init_args.latent_dim",
-        "16",
-        "--trainer.max_steps",
-        "6",
-        "--ckpt_path",
-        "last",
-        cwd=tmp_path,
+def test_resuming_with_another_latent_size_says_which_setting_differs(tiny_config, tmp_path, capsys, monkeypatch):
+    assert run_cli("fit", "--config", tiny_config, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)[0] == 0
+    code, _, err = run_cli(
+        "fit", "--config", tiny_config, "--model.init_args.latent_dim", "16", "--trainer.max_steps", "6",
+        "--ckpt_path", "last", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
     )
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "other model settings" in out.stderr and "latent_dim" in out.stderr
+    assert code == 2 and "other model settings" in err and "latent_dim" in err
 
 
 def test_wandb_online_without_credentials_falls_back_to_offline(monkeypatch, tmp_path):

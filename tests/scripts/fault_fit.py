@@ -55,7 +55,7 @@ def main() -> None:
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks,
         default_root_dir=str(args.out), plugins=[AtomicCheckpointIO()],
     )
-    trainer.fit(model, datamodule=digits(), ckpt_path="last" if args.resume else None)
+    trainer.fit(model, datamodule=digits(batch_size=32), ckpt_path="last" if args.resume else None)
     if trainer.global_step == args.max_steps:
         torch.save({"state_dict": model.state_dict(), "step": trainer.global_step}, args.out / "final.pt")
 
