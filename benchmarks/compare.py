@@ -62,7 +62,11 @@ ENTRIES = [  # run (and table) order: the cheap baselines first, then the DPM be
     Entry("PCA (32)", "configs/baselines/pca.yaml", "runs/baselines/pca", trains=False),
     Entry("autoencoder", "configs/baselines/autoencoder.yaml", "runs/baselines/autoencoder"),
     Entry("VAE", "configs/baselines/vae.yaml", "runs/baselines/vae"),
+    Entry("SimCLR", "configs/baselines/simclr.yaml", "runs/baselines/simclr"),
+    Entry("SimCLR-Gauss", "configs/baselines/simclr_gauss.yaml", "runs/baselines/simclr_gauss"),
     Entry("DPM (stage 1 of PDAE)", "configs/dpm.yaml", "runs/dpm", has_code=False, own_budget=True),
+    # DDAE: the stage-1 DPM's own features (layer and t chosen on the validation split); trains nothing
+    Entry("DPM features", "configs/dpm_features.yaml", "runs/dpm_features", trains=False),
     Entry("PDAE", "configs/pdae.yaml", "runs/pdae"),
     Entry("DRL, uniform t", "configs/drl.yaml", "runs/drl"),
     Entry("DRL, high-noise t", "configs/drl.yaml", "runs/drl_high_noise",
@@ -89,13 +93,19 @@ DIAGNOSTICS = [
 ]
 ALL_ENTRIES = ENTRIES + DIAGNOSTICS
 
+SEMI_COLUMNS = {"probe/linear_accuracy": "linear"}
+for _k in (1, 10, 100):
+    SEMI_COLUMNS.update({f"semi/supervised_{_k}_mean": f"sup. {_k}/cl", f"semi/label_spreading_{_k}_mean": f"LS {_k}/cl",
+                         f"semi/self_training_{_k}_mean": f"ST {_k}/cl"})
+SEMI_COLUMNS.update({"downstream/svm_100_mean": "SVM 100", "downstream/svm_1000_mean": "SVM 1000"})
 COLUMNS = {
     "probe/linear_accuracy": "linear", "probe/knn_accuracy": "20-NN",
     "probe/few_label_1_mean": "1/class", "probe/few_label_10_mean": "10/class", "probe/few_label_100_mean": "100/class",
     "recon/inverted_mse": "MSE (inv.)", "recon/inverted_ssim": "SSIM (inv.)", "recon/random_mse": "MSE (rand.)",
     "fid/reconstructions": "rFID", "fid/samples": "FID",
 }
-FORMATS = {m: (lambda v: f"{100 * v:.1f}%") for m in COLUMNS if m.startswith("probe/")}
+FORMATS = {m: (lambda v: f"{100 * v:.1f}%") for m in [*COLUMNS, *SEMI_COLUMNS] if m.startswith(("probe/", "semi/",
+                                                                                                "downstream/"))}
 FORMATS.update({"recon/inverted_mse": "{:.4f}".format, "recon/random_mse": "{:.3f}".format,
                 "recon/inverted_ssim": "{:.3f}".format, "fid/reconstructions": "{:.0f}".format,
                 "fid/samples": "{:.0f}".format})
@@ -183,7 +193,8 @@ def plot_probe_curves(curves: dict[str, list[list[float]]], path: Path) -> None:
 
 def write_results(out: Path, settings: dict, done: dict) -> str:
     names = [e.name for e in ALL_ENTRIES if e.name in done and done[e.name].get("report")]
-    table = comparison([done[n]["report"] for n in names], COLUMNS, names, FORMATS)
+    table = comparison([done[n]["report"] for n in names], SEMI_COLUMNS if settings.get("semi") else COLUMNS,
+                       names, FORMATS)
     times = ["| method | steps | fit (min) | test (min) |", "|---|---:|---:|---:|"]
     for name in (e.name for e in ALL_ENTRIES if e.name in done):
         d = done[name]
@@ -206,29 +217,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="60 training steps each and the quick evaluation")
     parser.add_argument("--steps", type=int, help="training steps of every representation learner (default 1000)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs/compare")
+    parser.add_argument("--out", type=Path, help="default runs/compare (runs/compare_semi with --semi)")
     parser.add_argument("--only", nargs="*", help="names of entries to run (default: all)")
     parser.add_argument("--redo", nargs="*", default=[], help="names of finished entries to run again")
     parser.add_argument("--diagnostics", action="store_true",
                         help="also the diagnostics: PDAE with a 512-d code, PDAE on a DPM trained twice as long, "
                         "Diff-AE with DRL's conv encoder")
+    parser.add_argument("--semi", action="store_true",
+                        help="the label-scarce evaluation (configs/eval/fashion_mnist_semi.yaml) in place of the "
+                        "standard one; default --out runs/compare_semi")
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json, run nothing")
     parser.add_argument("--extractor", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt")
     args = parser.parse_args()
+    args.out = args.out or REPO / ("runs/compare_semi" if args.semi else "runs/compare")
     if args.table_only:
         if not (args.out / "results.json").is_file():
             raise SystemExit(f"{args.out / 'results.json'} not found: run the comparison first")
         saved = json.loads((args.out / "results.json").read_text())
         print(write_results(args.out.resolve(), saved["settings"], saved["entries"]))
         return
-    if not args.extractor.is_file():
+    if not args.semi and not args.extractor.is_file():
         raise SystemExit(f"FID extractor {args.extractor} missing: run `make fid-extractor` first")
     out = args.out.resolve()
     (out / "runs/fid").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
-    shutil.copy(args.extractor, out / "runs/fid/fashion_mnist_classifier.pt")
+    if not args.semi:
+        shutil.copy(args.extractor, out / "runs/fid/fashion_mnist_classifier.pt")
     steps = args.steps or (60 if args.quick else 1000)
-    settings = {"quick": args.quick, "steps": steps}
+    settings = {"quick": args.quick, "steps": steps, **({"semi": True} if args.semi else {})}
     previous = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     done = previous.get("entries", {}) if previous.get("settings") == settings else {}
     log = out / "compare.log"
@@ -260,13 +276,17 @@ def main() -> None:
             fit_seconds = diffrep(["fit", "--config", config, "--config", str(overrides), *budget, *entry.fit_args,
                                    *common, *resume], out, log)
             ckpt_args = ["--ckpt_path", str(run_dir / "checkpoints/last.ckpt")]
-        kind = ("quick" if args.quick else "compare") + ("" if entry.has_code else "_generative")
-        eval_config = str(REPO / f"configs/eval/fashion_mnist_{kind}.yaml")
-        test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *entry.fit_args, *common,
-                                *ckpt_args], out, log)
-        report_path = (run_dir / "checkpoints/last.report.json") if ckpt_args else run_dir / "report.json"
+        kind = "semi" if args.semi else ("quick" if args.quick else "compare")
+        kind += "" if entry.has_code else "_generative"
+        report = None
+        if entry.has_code or not args.semi:  # --semi: a model with no code is only trained (DPM features use it)
+            eval_config = str(REPO / f"configs/eval/fashion_mnist_{kind}.yaml")
+            test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *entry.fit_args, *common,
+                                    *ckpt_args], out, log)
+            report_path = (run_dir / "checkpoints/last.report.json") if ckpt_args else run_dir / "report.json"
+            report = json.loads(report_path.read_text())
         done[entry.name] = {
-            "report": json.loads(report_path.read_text()),
+            "report": report,
             "steps": (entry_steps or config_steps(config)) if entry.trains else 0,
             "fit_s": round(fit_seconds), "test_s": round(test_seconds), "probe_curve": probe_curve(run_dir),
             "figures": collect_figures(run_dir, out / "figures", entry.slug),

@@ -123,7 +123,7 @@ class ManipulationGrid(_GridCallback):
         self.inversion_steps, self.classifier = inversion_steps, classifier
 
     def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
-        codes, labels = encode_split(pl_module, trainer.datamodule.splits["train"], self.num_codes)
+        codes, labels = encode_split(pl_module, trainer.datamodule.evaluation_split("train"), self.num_codes)
         direction = fit_code_direction(codes, labels, self.positive_class, classifier=self.classifier)
         x0, y = _eval_batch(trainer, pl_module, 4 * self.num_images)
         x0 = x0[y != self.positive_class][: self.num_images]

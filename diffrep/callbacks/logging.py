@@ -45,3 +45,37 @@ def log_metric_table(trainer: L.Trainer, key: str, metrics: dict[str, float]) ->
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_table(key=key, columns=["metric", "value"], data=rows, step=trainer.global_step)
+
+
+def figure_to_image(fig: object) -> Tensor:
+    """A matplotlib figure as a (1, 3, H, W) image in [-1, 1] (closes the figure)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    image = torch.from_numpy(np.asarray(Image.open(buffer).convert("RGB")).copy())
+    return image.permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def log_table(trainer: L.Trainer, key: str, columns: list[str], rows: list[list], line: tuple[str, str] | None = None
+              ) -> None:
+    """A table to W&B (rank 0 only); ``line=(x, y)`` also draws it as a W&B line plot of those columns."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if not trainer.is_global_zero or not rows:
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key=key, columns=columns, data=rows, step=trainer.global_step)
+            if line:
+                import wandb
+
+                table = wandb.Table(columns=columns, data=rows)
+                logger.experiment.log({f"{key}_plot": wandb.plot.line(table, *line, title=key)},
+                                      step=trainer.global_step)

@@ -8,16 +8,14 @@ Scalars go to every logger (``probe/...``), plots to the run folder and the logg
 
 from __future__ import annotations
 
-import io
 from abc import abstractmethod
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor
 
 from diffrep.callbacks.base import EvaluationCallback
-from diffrep.callbacks.logging import log_image_grid
+from diffrep.callbacks.logging import figure_to_image, log_image_grid, log_table
 from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.probes import few_label_accuracy, knn_accuracy, linear_probe
 
@@ -34,7 +32,7 @@ class _ProbeCallback(EvaluationCallback):
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
         splits = trainer.datamodule.splits
-        train = encode_split(pl_module, splits["train"], self.max_train)
+        train = encode_split(pl_module, trainer.datamodule.evaluation_split("train"), self.max_train)
         test = encode_split(pl_module, splits["test"], self.max_test)
         if (train[1] < 0).all():
             raise ValueError(f"{type(self).__name__} needs labels; this data set has none, remove the callback")
@@ -46,8 +44,16 @@ class LinearProbe(_ProbeCallback):
 
     def score(self, train, test, trainer) -> dict[str, float]:
         result = linear_probe(*train, *test)
+        log_per_class_accuracy(trainer, "tables/linear_probe_per_class", result["per_class"])
         return {"probe/linear_accuracy": result["accuracy"], "probe/linear_l2": result["l2"],
                 "probe/knn_accuracy": knn_accuracy(*train, *test)}
+
+
+def log_per_class_accuracy(trainer: L.Trainer, key: str, per_class: dict[int, float]) -> None:
+    """A (class, name, accuracy) table, named by the data set's ``class_names`` where it has them."""
+    names = getattr(trainer.datamodule, "class_names", None) or ()
+    rows = [[c, names[c] if c < len(names) else str(c), acc] for c, acc in sorted(per_class.items())]
+    log_table(trainer, key, ["class", "name", "accuracy"], rows)
 
 
 class FewLabelProbe(_ProbeCallback):
@@ -76,25 +82,26 @@ class LatentPlot(_ProbeCallback):
             centred = codes - codes.mean(0)
             _, _, v = torch.pca_lowrank(centred, q=2, center=False)
             codes = centred @ v[:, :2]
-        log_image_grid(trainer, "latent_plot", _scatter_image(codes, labels), nrow=1)
+        names = getattr(trainer.datamodule, "class_names", None)
+        log_image_grid(trainer, "latent_plot", _scatter_image(codes, labels, names), nrow=1)
         return {}
 
 
-def _scatter_image(points: Tensor, labels: Tensor) -> Tensor:
-    """Render a labelled scatter plot to a (1, 3, H, W) image in [-1, 1]."""
+def _scatter_image(points: Tensor, labels: Tensor, class_names: tuple[str, ...] | None = None) -> Tensor:
+    """Render a labelled scatter plot to a (1, 3, H, W) image in [-1, 1]; the legend names the
+    classes when the data set knows them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     scatter = ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), c=labels.numpy(), cmap="tab10", s=4)
-    ax.legend(*scatter.legend_elements(), loc="best", fontsize=6, markerscale=0.8)
+    handles, names = scatter.legend_elements()
+    if class_names:
+        present = sorted(int(c) for c in labels.unique())
+        names = [class_names[c] if 0 <= c < len(class_names) else str(c) for c in present]
+    ax.legend(handles, names, loc="best", fontsize=6, markerscale=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
-    image = torch.from_numpy(np.asarray(Image.open(buffer).convert("RGB")).copy())
-    return image.permute(2, 0, 1)[None].float() / 127.5 - 1
+    return figure_to_image(fig)

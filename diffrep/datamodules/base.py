@@ -59,6 +59,10 @@ class ImageArrayDataset(Dataset):
             x = x.flip(-1)
         return x, self.labels[index]
 
+    def without_augmentation(self) -> ImageArrayDataset:
+        """The same images (shared, not copied) with no random flip: deterministic codes for probes."""
+        return ImageArrayDataset(self.images, self.labels, self.image_size, flip=False)
+
 
 def to_model_range(image: Tensor, size: int) -> Tensor:
     """uint8 (C, H, W) -> float in [-1, 1] at ``size``.
@@ -79,7 +83,12 @@ def to_model_range(image: Tensor, size: int) -> Tensor:
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Base datamodule: a seeded train/val split of the training set, the official test set."""
+    """Base datamodule: a seeded train/val split of the training set, the official test set.
+
+    ``class_names`` (index -> name) is set by data sets that know them, for plots and tables.
+    """
+
+    class_names: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -129,6 +138,12 @@ class ImageDataModule(L.LightningDataModule):
             "val": ImageArrayDataset(images[val_idx], labels[val_idx], size),
             "test": ImageArrayDataset(test_images, test_labels, size),
         }
+
+    def evaluation_split(self, split: str) -> ImageArrayDataset:
+        """A split as evaluation reads it: the training images without their random flips, so
+        codes (probes, priors, statistics) are the same every time they are computed."""
+        self.setup()
+        return self.splits[split].without_augmentation()
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -20,6 +20,8 @@ _BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_ba
 class CIFAR10DataModule(ImageDataModule):
     """32x32 colour images in 10 classes."""
 
+    class_names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
     def folder(self) -> Path:
         for base in search_roots(self.root, self.download):
             if (base / "cifar-10-batches-py").is_dir():

@@ -11,6 +11,8 @@ from diffrep.datamodules.base import ImageDataModule
 class DigitsDataModule(ImageDataModule):
     """1797 digits, pixel values 0..16 scaled to 0..255; the last ``test_size`` form the test split."""
 
+    class_names = tuple(str(d) for d in range(10))
+
     def __init__(self, image_size: int = 8, test_size: int = 297, **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)
         self.test_size = test_size

@@ -36,6 +36,7 @@ class ImageFolderDataModule(ImageDataModule):
             raise DataError(f"no images ({', '.join(sorted(_EXTENSIONS))}) under {root}")
         classes = sorted({p.parent.name for p in paths})
         labelled = all(p.parent != root for p in paths)
+        self.class_names = tuple(classes) if labelled else None
         images, labels, broken = [], [], []
         for path in paths:
             try:

@@ -28,6 +28,8 @@ class FashionMNISTDataModule(ImageDataModule):
     folder = "fashion-mnist"
     url = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
     hint = "install Debian's package: sudo apt-get install dataset-fashion-mnist"
+    class_names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
 
     def find(self, stem: str) -> Path | None:
         for base in search_roots(self.root, self.download):
@@ -66,3 +68,4 @@ class MNISTDataModule(FashionMNISTDataModule):
     folder = "mnist"
     url = "https://ossci-datasets.s3.amazonaws.com/mnist/"
     hint = "place the four MNIST IDX files in ./data/mnist"
+    class_names = tuple(str(d) for d in range(10))

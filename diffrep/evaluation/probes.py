@@ -14,11 +14,13 @@ Protocols (the same for every method, so numbers compare):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from diffrep.evaluation.linear import Standardiser, fit_logistic_regression
+from diffrep.evaluation.semi_supervised import draw_labelled
 
 
 def accuracy(predicted: Tensor, labels: Tensor) -> float:
@@ -28,8 +30,8 @@ def accuracy(predicted: Tensor, labels: Tensor) -> float:
 def linear_probe(
     train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
     l2_grid: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1), val_fraction: float = 0.1, seed: int = 0,
-) -> dict[str, float]:
-    """Test accuracy of the best-L2 logistic regression (see the module docstring)."""
+) -> dict[str, Any]:
+    """Test accuracy (overall and ``per_class``) of the best-L2 logistic regression (module docstring)."""
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     scale = Standardiser.fit(train_x)
     x, xt = scale(train_x), scale(test_x)
@@ -42,7 +44,9 @@ def linear_probe(
         scores[l2] = accuracy(clf.predict(x[val]), train_y[val])
     best = max(scores, key=lambda k: (scores[k], k))
     clf = fit_logistic_regression(x, train_y, num_classes, l2=best)
-    return {"accuracy": accuracy(clf.predict(xt), test_y), "l2": best, "val_accuracy": scores[best]}
+    predicted = clf.predict(xt)
+    per_class = {int(c): accuracy(predicted[test_y == c], test_y[test_y == c]) for c in test_y.unique()}
+    return {"accuracy": accuracy(predicted, test_y), "l2": best, "val_accuracy": scores[best], "per_class": per_class}
 
 
 def knn_accuracy(
@@ -71,20 +75,12 @@ def few_label_accuracy(
     l2: float = 1e-2,
 ) -> dict[int, dict[str, float]]:
     """Mean and std of test accuracy with k labelled training codes per class (module docstring)."""
-    classes = sorted(int(c) for c in train_y.unique())
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     results = {}
     for k in labels_per_class:
         scores = []
         for seed in seeds:
-            g = torch.Generator().manual_seed(seed)
-            chosen = []
-            for c in classes:
-                members = (train_y == c).nonzero().flatten()
-                if len(members) < k:
-                    raise ValueError(f"class {c} has {len(members)} training codes, fewer than {k} labels per class")
-                chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
-            idx = torch.cat(chosen)
+            idx = draw_labelled(train_y, k, seed)
             scale = Standardiser.fit(train_x)  # unlabelled statistics of all training codes
             clf = fit_logistic_regression(scale(train_x[idx]), train_y[idx], num_classes, l2=l2)
             scores.append(accuracy(clf.predict(scale(test_x)), test_y))

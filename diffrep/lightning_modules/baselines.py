@@ -122,7 +122,7 @@ class PCABaseline(_Baseline):
         datamodule = getattr(self.trainer, "datamodule", None)
         if not self.fitted() and datamodule is not None:
             datamodule.setup()
-            train = datamodule.splits["train"]
+            train = datamodule.evaluation_split("train")
             n = min(self.fit_items, len(train))
             self.fit(torch.stack([train[i][0] for i in range(n)]))
 

@@ -184,7 +184,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.time_dependent or not self.prior_items or datamodule is None:
             return
-        codes, _ = encode_split(self, datamodule.splits["train"], self.prior_items)
+        codes, _ = encode_split(self, datamodule.evaluation_split("train"), self.prior_items)
         codes = codes.to(self.code_mean)
         centred = codes - codes.mean(0)
         self.code_mean.copy_(codes.mean(0))
