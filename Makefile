@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-diagnostics compare-quick bench lint
+.PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-diagnostics compare-semi compare-quick bench lint
 
 setup:  ## install diffrep with its dev tools (torch from the local wheel cache when present)
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -39,6 +39,9 @@ compare:  ## every method and baseline at one budget, one evaluation (runs/compa
 
 compare-diagnostics:  ## PDAE with a 512-d code, PDAE on a DPM trained twice as long, Diff-AE with DRL's encoder
 	$(PY) benchmarks/compare.py --diagnostics
+
+compare-semi:  ## the label-scarce evaluation (semi-supervised, SVMs) of every entry, DPM features and SimCLR included
+	$(PY) benchmarks/compare.py --semi
 
 compare-quick:  ## the same pipeline with 60 steps each and a small evaluation
 	$(PY) benchmarks/compare.py --quick --out runs/compare_quick

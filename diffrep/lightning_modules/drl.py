@@ -15,6 +15,19 @@ mean, the KL enters here multiplied by 2 kl_weight / num_pixels (same optimum).
 
 Time-dependent code (``time_dependent: true``): E(x0, t) is trained at the same t as the noisy
 sample; ``encode`` returns the codes at ``encode_times`` (fractions of the time range), joined.
+With ``encoder: wrn28_2`` (or ``wrn``) the encoder is the official time-conditioned WRN: every block
+sees log sigma(t) (``diffrep.nets.wrn``); a static code reads it at t_min, as the official code
+reads t = 0. Other encoders give a static h(x0) and ``TimeCodeHead`` mixes in t, a cheaper stand-in
+whose whole curve carries no more than h(x0).
+
+Code injection (``z_mode``): ``scale`` (Diff-AE's h (1 + s(z)) in every ResBlock) or ``ncsnpp``
+(the official NCSN++'s: an additive bias in every ResBlock plus a code map at the bottleneck;
+``diffrep.nets.unet.UNet``).
+
+Loss reduction: ``mean`` (over pixels; the mixin's) or ``sum``, the official 0.5 * sum over pixels,
+under which gradient clipping at 1 is almost always active. ``kl_weight`` (VDRL) and ``code_l1``
+(reg-DRL: code_l1 * ||z||_1, official ``losses.py``) are stated against the summed loss and enter
+the mean loss scaled by 2 / pixels, so both modes have the same optimum and sum = 0.5 * pixels * mean.
 """
 
 from __future__ import annotations
@@ -50,6 +63,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         z_mode: str = "scale",
         variational: bool = False,
         kl_weight: float = 1e-5,
+        code_l1: float = 0.0,
+        loss_reduction: str = "mean",
         time_dependent: bool = False,
         encode_times: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
         weighting: str = "sigma2",
@@ -75,11 +90,15 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
         )
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
+        self.code_l1, self.loss_reduction = code_l1, loss_reduction
         self.time_dependent, self.encode_times = time_dependent, list(encode_times)
         code_out = 2 * latent_dim if variational else latent_dim
-        feature_dim = 4 * latent_dim if time_dependent else code_out
+        sees_noise = encoder.startswith("wrn")  # the official time-conditioned WRN
+        feature_dim = 4 * latent_dim if time_dependent and not sees_noise else code_out
         self.encoder = build_encoder(encoder, unet.in_channels, unet.image_size, feature_dim, **(encoder_kwargs or {}))
-        self.time_head = TimeCodeHead(feature_dim, code_out) if time_dependent else None
+        self.time_head = TimeCodeHead(feature_dim, code_out) if time_dependent and not sees_noise else None
         self.unet = UNet(unet, z_dim=latent_dim, z_mode=z_mode)
         # A Gaussian fitted to the training codes (running mean/covariance): DRL's prior for `sample`.
         self.register_buffer("code_mean", torch.zeros(latent_dim))
@@ -103,7 +122,15 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
     # ------------------------------------------------------------------ codes
     def code_params(self, x0: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """(mean, logvar) of q(z | x0[, t]); logvar is None for a deterministic code."""
-        h = self.encoder(x0)
+        if getattr(self.encoder, "takes_noise_level", False):
+            if t is None and self.time_dependent:
+                raise ValueError("a time-dependent code needs t")
+            if t is None:  # a static code from the time-conditioned WRN: at t_min (official: t = 0)
+                dtype = torch.long if self.schedule.discrete else torch.float32
+                t = torch.full((x0.shape[0],), self.schedule.t_min, device=x0.device, dtype=dtype)
+            h = self.encoder(x0, self.schedule.sigma(t).float().log())
+        else:
+            h = self.encoder(x0)
         if self.time_head is not None:
             if t is None:
                 raise ValueError("a time-dependent code needs t")
@@ -130,11 +157,17 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         mean, logvar = self.code_params(x0, t if self.time_dependent else None)
         z = reparameterise(mean, logvar) if logvar is not None else mean
         loss = self.denoising_loss(x0, lambda x_t, tt: self.eps(x_t, tt, z), t=t)[0]
+        # regularisers are stated against 0.5 * sum over pixels; on the mean they weigh 2 / pixels as much
+        scale = 1.0 if self.loss_reduction == "sum" else 2.0 / x0[0].numel()
+        if self.loss_reduction == "sum":
+            loss = 0.5 * x0[0].numel() * loss
         if logvar is not None:
             kl = gaussian_kl(mean, logvar).mean()
-            loss = loss + 2.0 * self.kl_weight / x0[0].numel() * kl
+            loss = loss + scale * self.kl_weight * kl
             if self.training:
                 self.log("train/kl", kl)
+        elif self.code_l1:
+            loss = loss + scale * self.code_l1 * z.abs().sum(1).mean()
         if self.training and not self.time_dependent:
             self.track_code_prior(mean.detach())
         return loss

@@ -105,7 +105,14 @@ class FlattenEncoder(nn.Module):
 
 
 def build_encoder(kind: str, in_channels: int, image_size: int, latent_dim: int, **kwargs) -> nn.Module:
-    """'conv' (official PDAE encoder), 'halfunet' (Diff-AE), 'flatten', or 'timm:<model name>'."""
+    """'conv' (official PDAE encoder), 'halfunet' (Diff-AE), 'wrn28_2' (DRL's time-conditioned
+    WRN-28-2) or 'wrn' (any depth/widen_factor), 'flatten', or 'timm:<model name>'."""
+    if kind in ("wrn", "wrn28_2"):
+        from diffrep.nets.wrn import TimeWideResNet
+
+        if kind == "wrn28_2":
+            kwargs = {"depth": 28, "widen_factor": 2, **kwargs}
+        return TimeWideResNet(in_channels, out_dim=latent_dim, **kwargs)
     if kind == "conv":
         return ConvEncoder(in_channels, image_size, latent_dim, **kwargs)
     if kind == "halfunet":
@@ -115,5 +122,6 @@ def build_encoder(kind: str, in_channels: int, image_size: int, latent_dim: int,
     if kind.startswith("timm:"):
         return TimmEncoder(kind.split(":", 1)[1], in_channels, latent_dim, **kwargs)
     raise ValueError(
-        f"unknown encoder {kind!r}; use 'conv', 'halfunet', 'flatten' or 'timm:<model name>' (e.g. 'timm:resnet18')"
+        f"unknown encoder {kind!r}; use 'conv', 'halfunet', 'wrn28_2', 'wrn', 'flatten' or 'timm:<model name>' "
+        "(e.g. 'timm:resnet18')"
     )

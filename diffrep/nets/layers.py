@@ -65,8 +65,10 @@ class ResBlock(nn.Module):
             self.cond_emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         elif z_mode == "scale_shift":
             self.emb_z_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels))
+        elif z_mode == "add":  # NCSN++ (DRL): the code's part of the embedding is a bias after the first conv
+            self.z_bias_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         elif z_mode is not None:
-            raise ValueError(f"unknown z_mode {z_mode!r}; choose None, 'scale' or 'scale_shift'")
+            raise ValueError(f"unknown z_mode {z_mode!r}; choose None, 'scale', 'scale_shift' or 'add'")
         self.out_layers = nn.Sequential(
             normalization(out_channels, num_groups),
             nn.SiLU(),
@@ -88,10 +90,14 @@ class ResBlock(nn.Module):
         norm_act, conv = self.in_layers[:-1], self.in_layers[-1]
         h = conv(self._resample(norm_act(x)))
         x = self._resample(x)
+        if self.z_mode == "add":
+            if z_emb is None:
+                raise ValueError("this ResBlock is conditioned on z; pass z_emb")
+            h = h + self.z_bias_layers(z_emb)[..., None, None]
         scale, shift = self.emb_layers(emb)[..., None, None].chunk(2, dim=1)
         out_norm, out_rest = self.out_layers[0], self.out_layers[1:]
         h = out_norm(h) * (1 + scale) + shift
-        if self.z_mode is not None:
+        if self.z_mode in ("scale", "scale_shift"):
             if z_emb is None:
                 raise ValueError("this ResBlock is conditioned on z; pass z_emb")
             if self.z_mode == "scale":

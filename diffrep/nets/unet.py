@@ -24,6 +24,9 @@ from diffrep.nets.layers import (
 )
 
 
+Z_MODES = ("scale", "scale_shift", "ncsnpp")
+
+
 @dataclass
 class UNetConfig:
     """Architecture of a U-Net; saved with every checkpoint so loading can check it."""
@@ -59,9 +62,11 @@ class UNetConfig:
 
 
 def build_decoder(
-    cfg: UNetConfig, skip_channels: list[int], ch: int, z_mode: str | None
+    cfg: UNetConfig, skip_channels: list[int], ch: int, z_mode: str | None, extra_bottleneck_channels: int = 0
 ) -> tuple[TimestepSequential, nn.ModuleList, nn.Sequential]:
-    """Middle block, output blocks and output head; shared by the U-Net and PDAE's shift decoder."""
+    """Middle block, output blocks and output head; shared by the U-Net and PDAE's shift decoder.
+    ``extra_bottleneck_channels``: channels joined to the bottleneck features before the middle
+    block (NCSN++'s code map), taken back to ``ch`` by its first ResBlock."""
     emb, groups = cfg.time_embed_dim, cfg.num_groups
 
     def res(cin: int, cout: int | None = None, up: bool = False) -> ResBlock:
@@ -70,7 +75,7 @@ def build_decoder(
     def attn(c: int) -> AttentionBlock:
         return AttentionBlock(c, cfg.num_heads, cfg.head_channels, groups, cfg.new_attention_order)
 
-    middle = TimestepSequential(res(ch), attn(ch), res(ch))
+    middle = TimestepSequential(res(ch + extra_bottleneck_channels, ch), attn(ch), res(ch))
     skips = list(skip_channels)
     ds = 2 ** (len(cfg.channel_mult) - 1)
     blocks = nn.ModuleList()
@@ -94,14 +99,22 @@ class UNet(nn.Module):
     """eps_theta(x_t, t[, z]): predicts the noise of x_t at (model) time t.
 
     With ``z_dim`` set, ``label_emb`` maps z to the time-embedding width and every ResBlock is
-    modulated by it (``z_mode``: Diff-AE's 'scale' or PDAE's 'scale_shift').
+    modulated by it (``z_mode``: Diff-AE's 'scale' or PDAE's 'scale_shift'), or z enters as the
+    official DRL NCSN++ takes it (``z_mode: ncsnpp``): label_emb(z) joins the time embedding, which
+    makes it a per-channel bias after the first conv of every ResBlock, and an MLP of
+    [time embedding, label_emb(z)] (-> 2 base x r -> 2 base x r -> 2 base x r x r, SiLU after each)
+    gives a (2 base, r, r) map joined to the bottleneck features (r: the bottleneck resolution)
+    before the middle block. NCSN++ widens its whole middle block by those channels; here the middle
+    block's first ResBlock takes them back to the bottleneck width (a named simplification).
     """
 
     def __init__(self, config: UNetConfig | None = None, z_dim: int | None = None, z_mode: str = "scale") -> None:
         super().__init__()
         self.config = cfg = config or UNetConfig()
         cfg.check_image(cfg.in_channels, cfg.image_size)
-        cond = z_mode if z_dim else None
+        if z_mode not in Z_MODES:
+            raise ValueError(f"unknown z_mode {z_mode!r}; choose one of {list(Z_MODES)}")
+        cond = ("add" if z_mode == "ncsnpp" else z_mode) if z_dim else None
         in_channels, base_channels, channel_mult = cfg.in_channels, cfg.base_channels, cfg.channel_mult
         num_res_blocks, dropout, num_groups = cfg.num_res_blocks, cfg.dropout, cfg.num_groups
         num_heads, head_channels, attention_resolutions = cfg.num_heads, cfg.head_channels, cfg.attention_resolutions
@@ -133,7 +146,15 @@ class UNet(nn.Module):
                 ds *= 2
         self.skip_channels = list(skip_channels)
         self.bottleneck_channels = ch
-        self.middle_block, self.output_blocks, self.out = build_decoder(cfg, skip_channels, ch, cond)
+        self.code_map: nn.Sequential | None = None
+        extra = 0
+        if z_dim and z_mode == "ncsnpp":
+            r, extra = cfg.image_size // ds, 2 * base_channels
+            self.code_map = nn.Sequential(
+                nn.Linear(2 * emb, extra * r), nn.SiLU(), nn.Linear(extra * r, extra * r), nn.SiLU(),
+                nn.Linear(extra * r, extra * r * r), nn.SiLU(), nn.Unflatten(1, (extra, r, r)),
+            )
+        self.middle_block, self.output_blocks, self.out = build_decoder(cfg, skip_channels, ch, cond, extra)
 
     def embed_time(self, t: Tensor) -> Tensor:
         return self.time_embed(timestep_embedding(t, self.config.base_channels))
@@ -156,6 +177,8 @@ class UNet(nn.Module):
 
     def decode_half(self, h: Tensor, hs: list[Tensor], emb: Tensor, z_emb: Tensor | None = None) -> Tensor:
         """Middle block, output blocks with skips (consumed from the end), output head."""
+        if self.code_map is not None:
+            h = torch.cat([h, self.code_map(torch.cat([emb, z_emb], dim=1)).to(h.dtype)], dim=1)
         h = self.middle_block(h, emb, z_emb)
         for block, skip in zip(self.output_blocks, reversed(hs), strict=True):
             h = block(torch.cat([h, skip], dim=1), emb, z_emb)
