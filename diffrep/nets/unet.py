@@ -23,7 +23,6 @@ from diffrep.nets.layers import (
     zero_module,
 )
 
-
 Z_MODES = ("scale", "scale_shift", "ncsnpp")
 
 
