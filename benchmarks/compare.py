@@ -90,6 +90,12 @@ DIAGNOSTICS = [
     Entry("Diff-AE, conv encoder", "configs/diffae.yaml", "runs/diffae_conv",
           ["--model.init_args.encoder", "conv",
            "--model.init_args.encoder_kwargs", "{channels: [32, 64, 128], num_groups: 8, num_heads: 1}"]),
+    # DRL's time-dependent code as the paper builds it, CPU-sized: the time-conditioned WRN at depth
+    # 10, width 1 (64-d code E(x0, t); the paper: WRN-28-2, 128-d) and NCSN++'s code injection
+    Entry("DRL, time-dependent WRN", "configs/drl.yaml", "runs/drl_time_wrn",
+          ["--model.init_args.encoder", "wrn", "--model.init_args.encoder_kwargs", "{depth: 10, widen_factor: 1}",
+           "--model.init_args.latent_dim", "64", "--model.init_args.time_dependent", "true",
+           "--model.init_args.z_mode", "ncsnpp"]),
 ]
 ALL_ENTRIES = ENTRIES + DIAGNOSTICS
 

@@ -103,3 +103,17 @@ def test_code_l1_adds_the_l1_norm_of_the_code_against_the_summed_loss():
     with_l1 = regularised.loss(x0)
     z = plain.code_params(x0)[0]
     assert (with_l1 - base).item() == pytest.approx(0.5 * z.abs().sum(1).mean().item(), rel=1e-5)
+
+
+def test_the_diffae_semantic_encoder_has_single_conv_blocks_and_attention_at_16():
+    from diffrep.nets.encoders import HalfUNetEncoder, PlainBlock
+    from diffrep.nets.layers import AttentionBlock, ResBlock
+
+    encoder = HalfUNetEncoder(1, 32, 32, base_channels=16, channel_mult=(1, 2, 4), num_res_blocks=2, num_groups=8)
+    kinds = [type(m) for m in encoder.blocks]
+    assert ResBlock not in kinds and kinds.count(PlainBlock) == 3 * 2 + 2 + 2
+    assert not any(hasattr(b, "out_layers") for b in encoder.blocks if isinstance(b, PlainBlock))
+    # attention after each of the 2 blocks at 16x16 (level 1) and in the middle block
+    assert kinds.count(AttentionBlock) == 3 and kinds[kinds.index(AttentionBlock) - 1] is PlainBlock
+    assert kinds.index(AttentionBlock) == 1 + 2 + 1 + 1  # conv, 2 blocks, down, 1st block at 16
+    assert encoder(torch.randn(2, 1, 32, 32)).shape == (2, 32)

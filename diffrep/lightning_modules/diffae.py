@@ -1,7 +1,8 @@
 """Diff-AE (Preechakul et al., CVPR 2022), the autoencoder PDAE is measured against.
 
 The same structure as DRL — an encoder trained jointly with a code-conditioned denoiser — on a
-DDPM (VP) schedule with L_simple and uniform t, a half-U-Net semantic encoder with pooling, and
+DDPM (VP) schedule with L_simple and uniform t, Diff-AE's semantic encoder (single-conv blocks, attention
+at 16x16, pooling; ``diffrep.nets.encoders.HalfUNetEncoder``), and
 the U-Net's ResBlocks modulated as h = (GN(h)(1 + t_s) + t_b)(1 + z_s) (``z_mode: scale``).
 Decoding is DDIM; DDIM inversion gives the stochastic code x_T. Everything else is DRL's.
 """

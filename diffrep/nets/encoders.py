@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffrep.nets.layers import AttentionBlock, normalization
@@ -60,35 +61,58 @@ class TimmEncoder(nn.Module):
         return self.head(self.backbone(x0))
 
 
-class HalfUNetEncoder(nn.Module):
-    """Diff-AE's semantic encoder: a U-Net's input blocks and middle block, then GN, SiLU,
-    global average pooling and a 1x1 conv to the code. It has no time input; its ResBlocks get
-    a zero time embedding, which leaves them a learned per-channel shift."""
+class PlainBlock(nn.Module):
+    """A ResBlock without time conditioning as Diff-AE's encoder builds it: GN, SiLU, one 3x3
+    conv (its out-layers exist only under a condition), plus the skip (1x1 conv if the width
+    changes); ``down`` average-pools both paths before the conv."""
 
-    def __init__(self, in_channels: int = 1, image_size: int = 32, latent_dim: int = 512, **unet_kwargs) -> None:
+    def __init__(self, channels: int, out_channels: int, num_groups: int, down: bool = False) -> None:
         super().__init__()
-        from diffrep.nets.unet import UNet, UNetConfig
+        self.in_layers = nn.Sequential(normalization(channels, num_groups), nn.SiLU(),
+                                       nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.down = down
+        self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
 
-        cfg = UNetConfig(in_channels=in_channels, image_size=image_size, **unet_kwargs)
-        unet = UNet(cfg)
-        self.input_blocks, self.middle_block = unet.input_blocks, unet.middle_block
-        ch = unet.bottleneck_channels
-        self.emb_dim = cfg.time_embed_dim
-        self.out = nn.Sequential(
-            normalization(ch, cfg.num_groups),
-            nn.SiLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(ch, latent_dim, 1),
-            nn.Flatten(),
-        )
+    def forward(self, x: Tensor) -> Tensor:
+        norm_act, conv = self.in_layers[:-1], self.in_layers[-1]
+        h = norm_act(x)
+        if self.down:
+            h, x = F.avg_pool2d(h, 2), F.avg_pool2d(x, 2)
+        return self.skip_connection(x) + conv(h)
+
+
+class HalfUNetEncoder(nn.Module):
+    """Diff-AE's semantic encoder (phizaz/diffae ``BeatGANsEncoderModel`` with
+    ``use_time_condition=False``): an input conv, ``num_res_blocks`` single-conv blocks per level
+    with self-attention at the ``attention_resolutions`` (pixels; the official 16), a downsampling
+    block between levels, a middle block (block, attention, block), then GN, SiLU, global average
+    pooling and a 1x1 conv to the code."""
+
+    def __init__(self, in_channels: int = 1, image_size: int = 32, latent_dim: int = 512, base_channels: int = 64,
+                 channel_mult: tuple[int, ...] = (1, 2, 4, 8, 8), num_res_blocks: int = 2,
+                 attention_resolutions: tuple[int, ...] = (16,), num_heads: int = 1, num_groups: int = 32) -> None:
+        super().__init__()
+        ch = base_channels * channel_mult[0]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 3, padding=1)]
+        resolution = image_size
+        for level, mult in enumerate(channel_mult):
+            for _ in range(num_res_blocks):
+                layers.append(PlainBlock(ch, base_channels * mult, num_groups))
+                ch = base_channels * mult
+                if resolution in attention_resolutions:
+                    layers.append(AttentionBlock(ch, num_heads, -1, num_groups))
+            if level != len(channel_mult) - 1:
+                layers.append(PlainBlock(ch, ch, num_groups, down=True))
+                resolution //= 2
+        layers += [PlainBlock(ch, ch, num_groups), AttentionBlock(ch, num_heads, -1, num_groups),
+                   PlainBlock(ch, ch, num_groups)]
+        self.blocks = nn.Sequential(*layers)
+        self.out = nn.Sequential(normalization(ch, num_groups), nn.SiLU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Conv2d(ch, latent_dim, 1), nn.Flatten())
         self.latent_dim = latent_dim
 
     def forward(self, x0: Tensor) -> Tensor:
-        emb = x0.new_zeros(x0.shape[0], self.emb_dim)
-        h = x0
-        for block in self.input_blocks:
-            h = block(h, emb)
-        return self.out(self.middle_block(h, emb))
+        return self.out(self.blocks(x0))
 
 
 class FlattenEncoder(nn.Module):
