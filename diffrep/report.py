@@ -13,6 +13,9 @@ from typing import Any
 
 SECTIONS = {
     "probe": "Representation (accuracy on the test split)",
+    "semi": "Semi-supervised: k labels per class, the rest unlabelled (test accuracy)",
+    "downstream": "The DRL paper's protocol: SVMs on n labels, MLP probe (test accuracy)",
+    "probe_t": "Time-dependent code E(x0, t): probes per t and joined (test accuracy)",
     "recon": "Reconstruction (pixels in [0, 1])",
     "fid": "FID (lower is better)",
     "test": "Objective",
