@@ -100,12 +100,14 @@ class DiffrepCLI(LightningCLI):
         config sets win); ``predict`` always has a ``CodeWriter``."""
         from diffrep.callbacks.base import EvaluationCallback
         from diffrep.callbacks.codes import CodeWriter
+        from diffrep.callbacks.online import OnlineLinearProbe
         from diffrep.reliability import AtomicCheckpointIO, NonFiniteGuard, PreemptionCheckpoint
 
         trainer = super().instantiate_trainer(**kwargs)
         config = self.config[self.subcommand] if self.subcommand else self.config
         if not config.get("evaluate", True):
-            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, EvaluationCallback)]
+            evaluations = (EvaluationCallback, OnlineLinearProbe)
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, evaluations)]
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         wanted = [NonFiniteGuard, PreemptionCheckpoint] + ([CodeWriter] if self.subcommand == "predict" else [])
