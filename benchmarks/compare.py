@@ -1,7 +1,7 @@
 """Every method and baseline on Fashion-MNIST 32x32 with one budget and one evaluation.
 
 Usage: python benchmarks/compare.py [--quick] [--steps N] [--out runs/compare] [--only NAME ...] [--redo NAME ...]
-                                   [--diagnostics]
+                                   [--diagnostics] [--semi]
        python benchmarks/compare.py --table-only   # rewrite results.md from results.json
 
 Budget: the DPM (PDAE's stage 1) trains for its config's 1500 steps; every representation
@@ -15,6 +15,11 @@ against training step; about 10 s each, included in the fit time), and evaluated
 `diffrep test` and configs/eval/fashion_mnist_compare.yaml (the DPM, which has no learned code,
 with ..._compare_generative.yaml; --quick: the _quick variants). Runs happen inside --out, so the
 configs' relative paths (runs/dpm/..., which PDAE reads) point at this comparison's own models.
+
+--semi: the label-scarce evaluation instead (configs/eval/fashion_mnist_semi.yaml: linear probe,
+supervised / label spreading / self-training at 1, 10, 100 labels per class, SVMs on 100 and 1000
+labels, the probe against t of a time-dependent code), in runs/compare_semi; the DPM is trained for
+DPM features (the DDAE entry) but not evaluated itself, since it has no code. No FID extractor needed.
 
 Resumable by entry: OUT/results.json keeps every finished entry, and a rerun with the same
 settings skips them (--redo NAME ... retrains those). Writes OUT/results.md (the tables),
@@ -116,7 +121,7 @@ FORMATS = {m: (lambda v: f"{100 * v:.1f}%") for m in [*COLUMNS, *SEMI_COLUMNS] i
 FORMATS.update({"recon/inverted_mse": "{:.4f}".format, "recon/random_mse": "{:.3f}".format,
                 "recon/inverted_ssim": "{:.3f}".format, "fid/reconstructions": "{:.0f}".format,
                 "fid/samples": "{:.0f}".format})
-FIGURES = ("reconstructions", "interpolations", "latent_plot")
+FIGURES = ("reconstructions", "interpolations", "latent_plot", "probe_against_t", "dpm_feature_sweep")
 PROBE_EVERY = 250
 
 FIT_OVERRIDES = """trainer:
@@ -172,7 +177,7 @@ def collect_figures(run_dir: Path, figures: Path, slug: str) -> list[str]:
     """Copy the newest test image of each kind to figures/<slug>_<kind>.png."""
     copied = []
     for kind in FIGURES:
-        found = sorted((run_dir / "images").glob(f"*{kind}_step*.png"), key=lambda p: p.stat().st_mtime)
+        found = sorted((run_dir / "images").glob(f"*{kind}*.png"), key=lambda p: p.stat().st_mtime)
         if found:
             target = figures / f"{slug}_{kind}.png"
             shutil.copy(found[-1], target)
