@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from diffrep.callbacks.base import EvaluationCallback
 from diffrep.callbacks.logging import figure_to_image, log_image_grid, log_table
 from diffrep.callbacks.probes import _ProbeCallback
 from diffrep.evaluation.distributed import map_items
@@ -74,15 +75,17 @@ def encode_split_at(model: L.LightningModule, dataset, max_items: int | None, ti
     return out["codes"], out["labels"]
 
 
-class TimeCodeProbe(_ProbeCallback):
+class TimeCodeProbe(EvaluationCallback):
     """Probe a time-dependent code E(x0, t) at each t = k/G of a grid (fractions of the time
     range; 0.5, LaplaceNet's initialisation in the DRL paper, is on the default grid) and on the
     codes of all grid points joined: the linear probe and the SVM on ``svm_labels`` labels.
     Logs ``probe_t/<probe>_t<t>`` and ``probe_t/<probe>_joined``, the accuracy-against-t curve as a
     PNG and a W&B line plot. A static code is skipped (nothing depends on t)."""
 
-    def __init__(self, grid: int = 10, svm_labels: int = 1000, seeds: tuple[int, ...] = (0, 1, 2), **kwargs) -> None:
+    def __init__(self, grid: int = 10, svm_labels: int = 1000, seeds: tuple[int, ...] = (0, 1, 2),
+                 max_train: int = 10000, max_test: int = 5000, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.max_train, self.max_test = max_train, max_test
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
         self.times = [k / grid for k in range(grid + 1)]
@@ -117,9 +120,6 @@ class TimeCodeProbe(_ProbeCallback):
     def _scores(self, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict[str, float]:
         svm = svm_accuracy(*train, *test, [self.svm_labels], self.seeds)[self.svm_labels]["mean"]
         return {"linear": linear_probe(*train, *test)["accuracy"], f"svm_{self.svm_labels}": svm}
-
-    def score(self, train, test, trainer) -> dict[str, float]:  # evaluate() is overridden
-        raise NotImplementedError
 
 
 def _curve_image(rows: list[list[float]], columns: list[str], joined: dict[str, float]) -> Tensor:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diffrep.evaluation.semi_supervised import _mean_std, draw_labelled, standardise
+from diffrep.evaluation.semi_supervised import draw_labelled, mean_std, standardise
 
 
 def svm_accuracy(
@@ -40,7 +40,7 @@ def svm_accuracy(
         for seed in seeds:
             idx = draw_labelled(train_y, n // num_classes, seed).numpy()
             scores.append(float((SVC().fit(x[idx], y[idx]).predict(xt) == yt).mean()))
-        results[n] = _mean_std(scores)
+        results[n] = mean_std(scores)
     return results
 
 
@@ -74,7 +74,7 @@ def mlp_probe(
                     best = (val_acc, test_acc, lr)
             scores.append(best[1])
             chosen_lrs.append(best[2])
-        return {**_mean_std(scores), "lr": float(np.median(chosen_lrs))}
+        return {**mean_std(scores), "lr": float(np.median(chosen_lrs))}
 
 
 def _train_mlp(x: Tensor, y: Tensor, xv: Tensor, yv: Tensor, xt: Tensor, yt: Tensor, num_classes: int, lr: float,

@@ -113,9 +113,9 @@ def semi_supervised_accuracy(
                 else:
                     predicted = self_training_predict(x, partial, xt)
                 scores[method][k].append(float((predicted == yt).mean()))
-    return {m: {k: _mean_std(v) for k, v in per_k.items()} for m, per_k in scores.items()}
+    return {m: {k: mean_std(v) for k, v in per_k.items()} for m, per_k in scores.items()}
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
+def mean_std(values: Sequence[float]) -> dict[str, float]:
     a = np.asarray(values)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
