@@ -156,7 +156,30 @@ class PCABaseline(_Baseline):
         return None
 
 
-class Autoencoder(_Baseline):
+class TrainedBaseline(_Baseline):
+    """A baseline trained by minimising ``loss(x0)`` with Adam at ``self.lr`` (the autoencoders,
+    SimCLR): one training step, validation and optimiser for all of them."""
+
+    lr: float
+
+    def loss(self, x0: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        loss = self.loss(batch[0])
+        if not torch.isfinite(loss) and getattr(self, "_nonfinite_guard", None) is None:
+            raise NonFiniteLossError(f"non-finite loss at step {self.global_step}; lower the learning rate")
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val/loss", self.loss(batch[0]), sync_dist=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class Autoencoder(TrainedBaseline):
     """A conv autoencoder (or VAE) of the PDAE encoder's size, trained by pixel MSE."""
 
     def __init__(
@@ -199,16 +222,6 @@ class Autoencoder(_Baseline):
         recon = F.mse_loss(self.decoder(reparameterise(mean, logvar)), x0)
         return recon + self.kl_weight * gaussian_kl(mean, logvar).mean() / x0[0].numel()
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss = self.loss(batch[0])
-        if not torch.isfinite(loss) and getattr(self, "_nonfinite_guard", None) is None:
-            raise NonFiniteLossError(f"non-finite loss at step {self.global_step}; lower the learning rate")
-        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("val/loss", self.loss(batch[0]), sync_dist=True)
-
     def sample(self, n: int, num_steps: int = 0, generator: torch.Generator | None = None) -> Tensor:
         if not self.variational:
             raise UnsupportedOperation("a plain autoencoder has no prior to sample from; use the VAE")
@@ -216,8 +229,6 @@ class Autoencoder(_Baseline):
             z = torch.randn(n, self.latent_dim, generator=generator, device=self.anchor.device)
             return self.decode_codes(z).clamp(-1, 1)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
 class VAE(Autoencoder):

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffrep.lightning_modules.api import NonFiniteLossError
-from diffrep.lightning_modules.baselines import _Baseline
+from diffrep.lightning_modules.baselines import TrainedBaseline
 from diffrep.nets.encoders import build_encoder
 
 VIEWS = ("standard", "gauss")
@@ -76,7 +75,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     return F.cross_entropy(sim, targets)
 
 
-class SimCLR(_Baseline):
+class SimCLR(TrainedBaseline):
     def __init__(
         self,
         image_shape: tuple[int, int, int] = (1, 32, 32),
@@ -116,16 +115,3 @@ class SimCLR(_Baseline):
     def loss(self, x0: Tensor) -> Tensor:
         z1, z2 = (self.projection(self.encoder(self.view(x0))) for _ in range(2))
         return nt_xent(z1, z2, self.temperature)
-
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss = self.loss(batch[0])
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite loss at step {self.global_step}; lower the learning rate")
-        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("val/loss", self.loss(batch[0]), sync_dist=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
