@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffrep.evaluation.linear import Standardiser
+
 LOGISTIC_C = 1.0  # scikit-learn's default inverse L2 strength
 SPREADING_NEIGHBOURS = 10
 # alpha: the weight of the neighbours against the seed labels; Zhou et al.'s 0.99, under which labels
@@ -52,9 +54,8 @@ def draw_labelled(labels: Tensor, k: int, seed: int) -> Tensor:
 
 def standardise(train_x: Tensor, *others: Tensor) -> list[np.ndarray]:
     """float64 numpy arrays standardised with the training codes' mean and std."""
-    x = train_x.double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    return [((t.double() - mean) / std).numpy() for t in (train_x, *others)]
+    scale = Standardiser.fit(train_x.double())
+    return [scale(t.double()).numpy() for t in (train_x, *others)]
 
 
 def _logistic():
