@@ -62,6 +62,27 @@ def pooled_activations(unet: nn.Module, schedule: NoiseSchedule, x0: Tensor, t: 
     return {name: found[name] for name in layers}
 
 
+class DPMFeatureEncoder:
+    """A DPM's pooled block activation as an ``encode``-able code (what the probes call), read from
+    a DPM while it trains: the time-to-accuracy curve of the DPM features. ``inference`` is the
+    training module's context (eval mode, EMA weights, no autograd); the noise is seeded per call."""
+
+    def __init__(self, unet: nn.Module, schedule: NoiseSchedule, layer: str, t: int, inference: Callable,
+                 noise_seed: int = 0) -> None:
+        if layer not in default_layers(unet):
+            raise ValueError(f"unknown U-Net layer {layer!r}; choose from {default_layers(unet)}")
+        self.unet, self.schedule, self.layer, self.t = unet, schedule, layer, int(t)
+        self.inference, self.noise_seed = inference, noise_seed
+
+    def model_device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def encode(self, x0: Tensor) -> Tensor:
+        generator = torch.Generator(x0.device).manual_seed(self.noise_seed)
+        with self.inference():
+            return pooled_activations(self.unet, self.schedule, x0, self.t, [self.layer], generator)[self.layer]
+
+
 def validation_accuracy(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, l2: float = 1e-3) -> float:
     """Logistic regression (fixed L2) on standardised training codes, accuracy on the validation codes."""
     scale = Standardiser.fit(train_x)

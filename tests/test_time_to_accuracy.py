@@ -1,0 +1,184 @@
+"""TimeToAccuracy: its training clock (evaluation and validation excluded), when it evaluates, the
+budget stop, resume, the DPM-features codes of a DPM in training; and the two benchmarks' bookkeeping."""
+
+import importlib.util
+import json
+import sys
+
+import lightning as L
+import pytest
+from conftest import REPO, digits, make_drl, quiet_trainer, tiny_unet_config
+
+import diffrep.callbacks.time_to_accuracy as tta_module
+from diffrep.callbacks import TimeToAccuracy
+from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.lightning_modules import DPM
+from diffrep.lightning_modules.baselines import PixelBaseline
+
+SMALL = dict(max_train=200, max_eval=100, labels_per_class=5, seeds=(0,))
+
+
+class FakeTime:
+    """perf_counter under the test's control: each training batch "takes" 12 s, each evaluation 60 s."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class Tick(L.Callback):
+    def __init__(self, clock: FakeTime) -> None:
+        self.clock = clock
+
+    def on_train_batch_end(self, *args) -> None:
+        self.clock.now += 12.0
+
+
+@pytest.fixture
+def fake_time(monkeypatch):
+    clock = FakeTime()
+    monkeypatch.setattr(tta_module, "time", clock)
+    original = TimeToAccuracy.scores
+
+    def slow_scores(self, trainer, pl_module):
+        clock.now += 60.0  # an evaluation's time must not count as training
+        return original(self, trainer, pl_module)
+
+    monkeypatch.setattr(TimeToAccuracy, "scores", slow_scores)
+    return clock
+
+
+def test_evaluates_when_the_training_clock_passes_each_mark_and_stops_at_the_budget(tmp_path, fake_time):
+    callback = TimeToAccuracy(at_minutes=(0.5, 1.0), budget_minutes=1.5, **SMALL)
+    trainer = quiet_trainer(tmp_path, max_steps=100, callbacks=[Tick(fake_time), callback])
+    trainer.fit(make_drl(latent_dim=4), datamodule=digits(subset=256, batch_size=32))
+    # batch k ends at 0.2 k training minutes: 0.5 is passed at step 3, 1.0 at step 5, 1.5 at step 8
+    assert [p["step"] for p in callback.points] == [3, 5, 8]
+    assert [round(p["minutes"], 6) for p in callback.points] == [0.6, 1.0, 1.6]
+    assert trainer.global_step == 8
+    lines = [json.loads(x) for x in (tmp_path / "time_to_accuracy.jsonl").read_text().splitlines()]
+    assert lines == callback.points
+    for split in ("val", "test"):
+        for metric in ("linear", "semi_5_supervised", "semi_5_label_spreading"):
+            assert 0.0 <= lines[-1][f"{split}/{metric}"] <= 1.0
+    assert lines[-1]["test/linear"] > 0.3  # 10 classes: well above chance after 8 steps on digits
+
+
+def test_a_resumed_run_continues_the_clock_and_its_points(tmp_path, fake_time):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    data = digits(subset=256, batch_size=32)
+
+    def fit(max_steps: int, budget: float | None, ckpt_path=None) -> tuple[TimeToAccuracy, L.Trainer]:
+        callback = TimeToAccuracy(at_minutes=(0.5, 1.0, 2.0), budget_minutes=budget, **SMALL)
+        saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0)
+        trainer = quiet_trainer(tmp_path, max_steps=max_steps, enable_checkpointing=True,
+                                callbacks=[Tick(fake_time), callback, saver])
+        trainer.fit(make_drl(latent_dim=4), datamodule=data, ckpt_path=ckpt_path)
+        return callback, trainer
+
+    first, _ = fit(4, None)
+    assert [p["step"] for p in first.points] == [3, 4]
+    assert first.clock_minutes() == pytest.approx(0.8)
+    second, trainer = fit(100, 1.0, ckpt_path=tmp_path / "ckpt/last.ckpt")
+    # 0.8 minutes from the checkpoint + one more batch reaches the 1.0-minute budget at step 5
+    assert trainer.global_step == 5
+    assert [p["step"] for p in second.points] == [3, 4, 5]
+    assert second.points[-1]["minutes"] == pytest.approx(1.0)
+
+
+def test_a_run_resumed_after_its_budget_stops_at_once():
+    callback = TimeToAccuracy(budget_minutes=5.0)
+    callback.load_state_dict({"minutes": 6.0, "points": [], "next": 3})
+
+    class Stub:
+        should_stop = False
+
+    trainer = Stub()
+    callback.on_train_start(trainer, None)
+    assert trainer.should_stop
+
+
+def test_reads_the_dpm_features_of_a_dpm_in_training(tmp_path):
+    L.seed_everything(0)
+    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9)
+    callback = TimeToAccuracy(at_minutes=(1e6,), splits=("val",), dpm_features={"layer": "middle_block", "t": 20},
+                              **SMALL)
+    trainer = quiet_trainer(tmp_path, max_steps=2, callbacks=[callback])
+    trainer.fit(model, datamodule=digits(subset=256, batch_size=32))
+    assert [p["step"] for p in callback.points] == [2]
+    assert set(callback.points[0]) == {"minutes", "step", "val/linear", "val/semi_5_supervised",
+                                       "val/semi_5_label_spreading"}
+    codes = callback.encoder(model).encode(digits().evaluation_split("val")[0][0][None])
+    assert codes.shape == (1, model.unet.config.base_channels * model.unet.config.channel_mult[-1])
+
+
+def test_a_representation_that_trains_nothing_gets_one_point_at_its_offset(tmp_path):
+    data = digits(subset=256)
+    callback = TimeToAccuracy(offset_minutes=0.0, **SMALL)
+    trainer = quiet_trainer(tmp_path, callbacks=[callback])
+    data.setup()
+    trainer.test(PixelBaseline(image_shape=(1, 16, 16)), datamodule=data)
+    assert len(callback.points) == 1 and callback.points[0]["minutes"] == 0.0
+    assert callback.points[0]["test/linear"] > 0.5
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="increasing"):
+        TimeToAccuracy(at_minutes=(2, 1))
+    with pytest.raises(ValueError, match="must exceed offset_minutes"):
+        TimeToAccuracy(budget_minutes=5, offset_minutes=5)
+    with pytest.raises(ValueError, match="layer and t"):
+        TimeToAccuracy(dpm_features={"layer": "middle_block", "time": 5})
+    model = DPM(unet=tiny_unet_config())
+    with pytest.raises(ValueError, match="choose from"):
+        TimeToAccuracy(dpm_features={"layer": "middle", "t": 5}).encoder(model)
+    with pytest.raises(ValueError, match="has none"):
+        TimeToAccuracy(dpm_features={"layer": "middle_block", "t": 5}).encoder(PixelBaseline(image_shape=(1, 16, 16)))
+
+
+def load_benchmark(name: str):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, REPO / f"benchmarks/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def point(minutes: float, step: int, accuracy: float) -> dict:
+    return {"minutes": minutes, "step": step, **{f"{s}/{m}": accuracy for s in ("val", "test")
+                                                  for m in ("linear", "semi_10_supervised", "semi_10_label_spreading")}}
+
+
+def test_time_to_accuracy_tables_read_the_last_point_before_each_mark(tmp_path):
+    bench = load_benchmark("time_to_accuracy")
+    done = {"pixels": {"points": [point(0.0, 0, 0.70)]},
+            "DRL": {"points": [point(1.0, 250, 0.60), point(3.9, 1000, 0.65), point(9.0, 2300, 0.80)]}}
+    text = bench.write_results(tmp_path, {"minutes": 9}, done)
+    assert bench.at_minutes(done["DRL"]["points"], 4)["step"] == 1000
+    assert bench.at_minutes(done["DRL"]["points"], 0.5) is None
+    assert "| DRL | 9.0 (2300) | 80.0 / 80.0 |" in text
+    assert "| DRL | 60.0 / 60.0 | 65.0 / 65.0 | 65.0 / 65.0 | - | - | - |" in text  # 2, 4, 8; ended at 9
+    assert "| pixels | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 |" in text
+    assert (tmp_path / "time_to_accuracy.png").stat().st_size > 10000
+
+
+def test_precision_verdict_compares_the_bf16_gap_with_the_seed_gap():
+    bench = load_benchmark("precision")
+
+    def run(loss, linear, semi):
+        return {"final_loss": loss, "linear": linear, "semi_10": semi}
+
+    close = {"fp32": run(0.100, 0.80, 0.60), "fp32 seed 1": run(0.104, 0.79, 0.62), "bf16": run(0.103, 0.795, 0.61)}
+    assert bench.verdict(close) == "agrees"
+    worse = dict(close, bf16=run(0.100, 0.74, 0.61))  # 6 points of probe accuracy lost
+    assert bench.verdict(worse) == "bf16 worse"
+    assert bench.verdict(dict(close, bf16=run(0.100, 0.86, 0.61))) == "bf16 better"
+    # seeds that happen to agree closely: the evaluation set's standard error (0.9 points on 2000) is the floor
+    lucky = {"fp32": run(0.100, 0.78, 0.636), "fp32 seed 1": run(0.100, 0.78, 0.635), "bf16": run(0.100, 0.78, 0.647)}
+    assert bench.verdict(lucky) == "agrees"
+    assert bench.verdict(lucky, eval_images=100000) == "bf16 better"
+    assert bench.verdict(dict(close, bf16=run(0.110, 0.80, 0.60))) == "bf16 worse"  # 10% higher loss
