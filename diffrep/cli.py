@@ -59,6 +59,27 @@ def force_wandb_offline_without_credentials(logger: Any) -> None:
             )
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def warn_if_bf16_is_slow_here(trainer: Any) -> None:
+    """The CPU configs train in bf16-mixed (1.5-2x faster on a CPU with AVX512-BF16, same loss:
+    benchmarks/precision.py); on a CPU without it bf16 is emulated and slower than fp32."""
+    import warnings
+
+    on_cpu = type(trainer.accelerator).__name__ == "CPUAccelerator"
+    if on_cpu and str(trainer.precision) == "bf16-mixed" and not cpu_has_fast_bf16():
+        warnings.warn("this CPU has no native bf16 (AVX512-BF16/AMX): bf16-mixed runs emulated and slower than "
+                      "fp32 here; add --trainer.precision 32-true", stacklevel=1)
+
+
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         import lightning as L
@@ -114,6 +135,7 @@ class DiffrepCLI(LightningCLI):
         for cls in wanted:
             if not any(isinstance(c, cls) for c in trainer.callbacks):
                 trainer.callbacks.append(cls())
+        warn_if_bf16_is_slow_here(trainer)
         return trainer
 
     def after_test(self) -> None:

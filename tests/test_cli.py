@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 from conftest import REPO, run_cli
@@ -113,7 +114,8 @@ def test_unknown_config_key_is_refused(tmp_path, capsys, monkeypatch):
 
 SHIPPED = sorted(
     str(p.relative_to(REPO / "configs"))
-    for p in [*(REPO / "configs").glob("*.yaml"), *(REPO / "configs/baselines").glob("*.yaml")]
+    for p in [*(REPO / "configs").glob("*.yaml"), *(REPO / "configs/baselines").glob("*.yaml"),
+              *(REPO / "configs/recipes").glob("*.yaml")]
 )
 
 
@@ -174,3 +176,31 @@ def test_every_evaluation_config_composes_with_a_method_config(eval_config, tmp_
     )
     evaluates = "diffrep.callbacks.FID" in printed or "diffrep.callbacks.SemiSupervisedProbe" in printed
     assert evaluates and "ManipulationGrid" not in printed
+
+
+def test_the_recipe_trains_in_bf16_for_a_30_minute_training_clock(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    printed = yaml.safe_load(print_config("fit", "--config", REPO / "configs/recipes/best_cpu_hour.yaml",
+                                          cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch))
+    assert printed["trainer"]["precision"] == "bf16-mixed"
+    budget = [c["init_args"] for c in printed["trainer"]["callbacks"] if c["class_path"].endswith("TimeToAccuracy")]
+    assert budget and budget[0]["budget_minutes"] == 30
+    assert printed["model"]["class_path"] == "diffrep.lightning_modules.DRL"
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns_with_the_fix(tmp_path, capsys, monkeypatch):
+    from conftest import write_tiny_autoencoder_config
+
+    import diffrep.cli
+
+    config = write_tiny_autoencoder_config(tmp_path / "ae.yaml", tmp_path / "run", max_steps=1)
+    for native, expected in ((False, 1), (True, 0)):
+        monkeypatch.setattr(diffrep.cli, "cpu_has_fast_bf16", lambda native=native: native)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code, _, err = run_cli("fit", "--config", config, "--trainer.precision", "bf16-mixed",
+                                   cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+        assert code == 0, err[-2000:]
+        hits = [w for w in caught if "no native bf16" in str(w.message)]
+        assert len(hits) == expected and (not hits or "--trainer.precision 32-true" in str(hits[0].message))
