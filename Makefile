@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-diagnostics compare-semi compare-quick bench lint
+.PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-diagnostics compare-semi compare-quick bench precision time-to-accuracy best-cpu-hour lint
 
 setup:  ## install diffrep with its dev tools (torch from the local wheel cache when present)
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
@@ -48,6 +48,15 @@ compare-quick:  ## the same pipeline with 60 steps each and a small evaluation
 
 bench:
 	$(PY) benchmarks/throughput.py
+
+precision:  ## fp32 against bf16-mixed on the CPU: loss curves and probes of DPM, PDAE and DRL (~20 min)
+	$(PY) benchmarks/precision.py
+
+time-to-accuracy:  ## linear and 10-labels-per-class accuracy against training minutes, every method and baseline
+	$(PY) benchmarks/time_to_accuracy.py
+
+best-cpu-hour:  ## the recipe: the diffusion representation that beats every baseline within one CPU hour (30 min)
+	diffrep fit --config configs/recipes/best_cpu_hour.yaml
 
 lint:
 	ruff check diffrep tests benchmarks

@@ -1,0 +1,203 @@
+"""Representation quality against training wall-clock: linear-probe and 10-labels-per-class accuracy
+of every method and baseline against CPU minutes of training, counted from scratch.
+
+Usage: python benchmarks/time_to_accuracy.py [--minutes 6] [--dpm-minutes 10] [--out runs/time_to_accuracy]
+                                             [--precision bf16-mixed] [--only NAME ...] [--redo NAME ...]
+                                             [--table-only]
+
+Each entry trains with `diffrep fit` on its shipped config plus the `TimeToAccuracy` callback
+(diffrep/callbacks/time_to_accuracy.py), which evaluates at 1, 2, 4, 8, 15, 30, 45, 60 training
+minutes (evaluation time not counted) and stops the run at its budget: --minutes for every
+learner (the VAE, the strongest baseline, gets the recipe's 30), --dpm-minutes for the DPM. The
+DPM's curve is its DPM features (middle block, t = 50, the pair its validation sweep chose,
+docs/results.md); PDAE starts from that DPM, so its clock
+starts at the DPM's minutes. Pixels and PCA train nothing: one point at 0 minutes. DRL's entry is
+the recipe (configs/recipes/best_cpu_hour.yaml, `make best-cpu-hour`: configs/drl.yaml in bf16 for
+30 minutes), which brings its own budget and callbacks.
+
+Every trained entry runs in --precision (default bf16-mixed, the recipe's), so all curves share
+its speed-up. Each point: logistic-regression probe (all 10000 training codes) and 10 labels per class
+(supervised logistic regression and label spreading, mean of 3 draws), on 5000 validation and
+5000 test images; settings are chosen on the validation curves, the test curves are reported.
+Writes OUT/results.json, OUT/results.md (the table at each entry's last point and at fixed
+minutes) and OUT/time_to_accuracy.png. Resumable by entry, like benchmarks/compare.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compare import REPO, diffrep
+
+CALLBACK = """trainer:
+  logger: false
+  limit_val_batches: 0
+  max_steps: 10000000
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {run_dir}/checkpoints, save_last: true, save_top_k: 0}}
+    - class_path: diffrep.callbacks.TimeToAccuracy
+      init_args: {{budget_minutes: {budget}, offset_minutes: {offset}{extra}}}
+"""
+METRICS = {"linear": "linear", "semi_10_supervised": "10/class sup.", "semi_10_label_spreading": "10/class LS"}
+
+
+@dataclass
+class Entry:
+    name: str
+    config: str
+    run_dir: str
+    trains: bool = True
+    kind: str = "learner"  # learner | dpm | after_dpm | recipe
+    fit_args: list[str] = field(default_factory=list)
+    as_long_as_the_recipe: bool = False  # the strongest baseline gets the recipe's budget, not --minutes
+
+
+ENTRIES = [
+    Entry("pixels", "configs/baselines/pixels.yaml", "runs/baselines/pixels", trains=False),
+    Entry("PCA (32)", "configs/baselines/pca.yaml", "runs/baselines/pca", trains=False),
+    Entry("autoencoder", "configs/baselines/autoencoder.yaml", "runs/baselines/autoencoder"),
+    Entry("VAE", "configs/baselines/vae.yaml", "runs/baselines/vae", as_long_as_the_recipe=True),
+    Entry("SimCLR", "configs/baselines/simclr.yaml", "runs/baselines/simclr"),
+    Entry("DPM features", "configs/dpm.yaml", "runs/dpm", kind="dpm"),
+    Entry("PDAE", "configs/pdae.yaml", "runs/pdae", kind="after_dpm"),
+    Entry("VDRL", "configs/vdrl.yaml", "runs/vdrl"),
+    # DRL as configs/drl.yaml ships it, trained for the recipe's 30 minutes: the recipe itself
+    Entry("DRL (recipe)", "configs/recipes/best_cpu_hour.yaml", "runs/recipes/best_cpu_hour", kind="recipe"),
+]
+
+
+def recipe_minutes() -> float:
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs/recipes/best_cpu_hour.yaml").read_text())
+    return next(float(c["init_args"]["budget_minutes"]) for c in config["trainer"]["callbacks"]
+                if c["class_path"].endswith("TimeToAccuracy"))
+
+
+def read_points(run_dir: Path) -> list[dict]:
+    path = run_dir / "time_to_accuracy.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def plot(done: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    titles = {"linear": "linear probe (all labels)", "semi_10_supervised": "10 labels per class (logistic regression)"}
+    for ax, (metric, title) in zip(axes, titles.items(), strict=True):
+        for name, d in done.items():
+            points = d["points"]
+            xs = [p["minutes"] for p in points]
+            ys = [100 * p[f"test/{metric}"] for p in points]
+            if len(points) == 1:
+                ax.axhline(ys[0], linestyle="--", linewidth=1, label=name, color=f"C{list(done).index(name)}")
+            else:
+                ax.plot(xs, ys, marker="o", markersize=3, label=name, color=f"C{list(done).index(name)}")
+        ax.set(xlabel="training minutes, 2-core CPU (from scratch)", ylabel="test accuracy (%)", title=title)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def at_minutes(points: list[dict], minutes: float) -> dict | None:
+    """The last point at or before ``minutes`` (None before the first point)."""
+    before = [p for p in points if p["minutes"] <= minutes + 1e-6]
+    return before[-1] if before else None
+
+
+def write_results(out: Path, settings: dict, done: dict) -> str:
+    done = {**{e.name: done[e.name] for e in ENTRIES if e.name in done}, **done}  # ENTRIES' order
+    lines = ["| codes | minutes (steps) | " + " | ".join(f"{v} (val / test)" for v in METRICS.values()) + " |",
+             "|---|---:|" + "---:|" * len(METRICS)]
+    for name, d in done.items():
+        last = d["points"][-1]
+        cells = [f"{100 * last[f'val/{m}']:.1f} / {100 * last[f'test/{m}']:.1f}" for m in METRICS]
+        lines.append(f"| {name} | {last['minutes']:.1f} ({last['step']}) | " + " | ".join(cells) + " |")
+    marks = (2, 4, 8, 15, 30, 60)
+    grid = ["| codes | " + " | ".join(f"{m} min" for m in marks) + " |", "|---|" + "---:|" * len(marks)]
+    for name, d in done.items():
+        cells = []
+        trained_until = d["points"][-1]["minutes"] if len(d["points"]) > 1 else float("inf")
+        for m in marks:
+            p = at_minutes(d["points"], m)
+            shown = f"{100 * p['test/linear']:.1f} / {100 * p['test/semi_10_supervised']:.1f}" if p else "-"
+            cells.append("-" if m > trained_until else shown)
+        grid.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = (f"settings: {json.dumps(settings)}\n\n## At the end of each run\n\n" + "\n".join(lines)
+            + "\n\n## Test linear / 10-per-class (sup.) accuracy at a training time\n\n(the last point before it; "
+            "- before the first point or after the run ended)\n\n"
+            + "\n".join(grid) + "\n")
+    (out / "results.json").write_text(json.dumps({"settings": settings, "entries": done}, indent=2))
+    (out / "results.md").write_text(text)
+    plot(done, out / "time_to_accuracy.png")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=6.0, help="training budget of each learner")
+    parser.add_argument("--dpm-minutes", type=float, default=10.0, help="training budget of the DPM")
+    parser.add_argument("--out", type=Path, default=REPO / "runs/time_to_accuracy")
+    parser.add_argument("--only", nargs="*", help="names of entries to run (default: all)")
+    parser.add_argument("--redo", nargs="*", default=[], help="names of finished entries to run again")
+    parser.add_argument("--precision", default="bf16-mixed",
+                        help="of every trained entry, so all share bf16's speed-up (the recipe's own is bf16-mixed)")
+    parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json")
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"minutes": args.minutes, "dpm_minutes": args.dpm_minutes, "precision": args.precision}
+    previous = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    done = previous.get("entries", {}) if previous.get("settings") == settings else {}
+    if args.table_only:
+        print(write_results(out, settings, done))
+        return
+    log = out / "time_to_accuracy.log"
+    for entry in ENTRIES:
+        if args.only and entry.name not in args.only:
+            continue
+        if entry.name in done and entry.name not in args.redo:
+            print(f"{entry.name}: done before (results.json), skipped", flush=True)
+            continue
+        run_dir = out / entry.run_dir
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        offset, budget, extra = 0.0, recipe_minutes() if entry.as_long_as_the_recipe else args.minutes, ""
+        if entry.kind == "dpm":
+            budget, extra = args.dpm_minutes, ", dpm_features: {layer: middle_block, t: 50}"
+        elif entry.kind == "after_dpm":
+            if "DPM features" not in done:
+                raise SystemExit("PDAE starts from the DPM: run the 'DPM features' entry first")
+            offset = done["DPM features"]["points"][-1]["minutes"]
+            budget = offset + args.minutes
+        overrides = out / f"overrides_{run_dir.name}.yaml"
+        overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))
+        common = ["--config", str(REPO / entry.config), "--trainer.default_root_dir", str(run_dir),
+                  "--trainer.enable_progress_bar", "false", *entry.fit_args]
+        if entry.kind == "recipe":  # the recipe's own config holds its budget and callbacks
+            seconds = diffrep(["fit", *common, "--trainer.logger", "false"], out, log)
+        elif entry.trains:
+            seconds = diffrep(["fit", *common, "--config", str(overrides), "--trainer.precision", args.precision],
+                              out, log)
+        else:
+            seconds = diffrep(["test", *common, "--config", str(overrides)], out, log)
+        done[entry.name] = {"points": read_points(run_dir), "wall_s": round(seconds)}
+        if not done[entry.name]["points"]:
+            raise SystemExit(f"{entry.name}: no time-to-accuracy points in {run_dir}; see {log}")
+        write_results(out, settings, done)
+        print(f"{entry.name}: {seconds / 60:.1f} min", flush=True)
+    print(write_results(out, settings, done))
+
+
+if __name__ == "__main__":
+    main()
