@@ -11,7 +11,8 @@ over the last quarter of the steps, training images/s, and at the end the linear
 its DPM features, middle block, t = 50). bf16 "agrees" when its gap to fp32 seed 0 is within the
 seed-to-seed gap, or within 2% of the loss and two standard errors of a probe accuracy on the 2000
 validation images (about 1.8 points), whichever is larger (one seed pair alone is a rough noise
-estimate); otherwise "bf16 worse" or "bf16 better". A config defaults to bf16 unless it is worse. Writes OUT/results.md, results.json, loss_curves.png.
+estimate); otherwise "bf16 worse" or "bf16 better". A config defaults to bf16 unless it is worse.
+Writes OUT/results.md, results.json, loss_curves.png.
 """
 
 from __future__ import annotations

@@ -156,13 +156,20 @@ def point(minutes: float, step: int, accuracy: float) -> dict:
 def test_time_to_accuracy_tables_read_the_last_point_before_each_mark(tmp_path):
     bench = load_benchmark("time_to_accuracy")
     done = {"pixels": {"points": [point(0.0, 0, 0.70)]},
-            "DRL": {"points": [point(1.0, 250, 0.60), point(3.9, 1000, 0.65), point(9.0, 2300, 0.80)]}}
+            "DRL": {"points": [point(1.0, 250, 0.60), point(4.01, 1000, 0.65), point(9.0, 2300, 0.80)]}}
     text = bench.write_results(tmp_path, {"minutes": 9}, done)
-    assert bench.at_minutes(done["DRL"]["points"], 4)["step"] == 1000
+    assert bench.at_minutes(done["DRL"]["points"], 4)["step"] == 1000  # taken just after the 4-minute mark
+    assert bench.at_minutes(done["DRL"]["points"], 3.5)["step"] == 250
     assert bench.at_minutes(done["DRL"]["points"], 0.5) is None
     assert "| DRL | 9.0 (2300) | 80.0 / 80.0 |" in text
-    assert "| DRL | 60.0 / 60.0 | 65.0 / 65.0 | 65.0 / 65.0 | - | - | - |" in text  # 2, 4, 8; ended at 9
-    assert "| pixels | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 | 70.0 / 70.0 |" in text
+    assert "| codes | 2 min | 4 min | 8 min |\n" in text  # marks up to the longest run (9 minutes)
+    assert "| DRL | 60.0 / 60.0 / 60.0 | 65.0 / 65.0 / 65.0 | 65.0 / 65.0 / 65.0 |\n" in text
+    assert "| pixels | " + " | ".join(["70.0 / 70.0 / 70.0"] * 3) + " |" in text
+    done["DRL"]["points"].append(point(20.0, 5000, 0.85))
+    done["AE"] = {"points": [point(1.0, 100, 0.50), point(3.0, 300, 0.55)]}
+    text = bench.write_results(tmp_path, {"minutes": 20}, done)
+    assert "| DRL | 60.0 / 60.0 / 60.0 | 65.0 / 65.0 / 65.0 | 65.0 / 65.0 / 65.0 | 80.0 / 80.0 / 80.0 |\n" in text
+    assert "| AE | 50.0 / 50.0 / 50.0 | - | - | - |\n" in text  # nothing after its run ended
     assert (tmp_path / "time_to_accuracy.png").stat().st_size > 10000
 
 
