@@ -105,6 +105,8 @@ class TimeToAccuracy(L.Callback):
         minutes = self.clock_minutes()
         over_budget = self.budget_minutes is not None and minutes >= self.budget_minutes
         due = self._next < len(self.at_minutes) and minutes >= self.at_minutes[self._next]
+        # rank 0's clock decides for all ranks: the evaluation gathers codes from every rank
+        due, over_budget = trainer.strategy.broadcast((due, over_budget), src=0)
         if due or over_budget:
             while self._next < len(self.at_minutes) and self.at_minutes[self._next] <= minutes:
                 self._next += 1
