@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from compare import REPO, diffrep
@@ -51,15 +51,13 @@ class Entry:
     name: str
     config: str
     run_dir: str
-    trains: bool = True
-    kind: str = "learner"  # learner | dpm | after_dpm | recipe
-    fit_args: list[str] = field(default_factory=list)
+    kind: str = "learner"  # fixed (trains nothing) | learner | dpm | after_dpm | recipe
     as_long_as_the_recipe: bool = False  # the strongest baseline gets the recipe's budget, not --minutes
 
 
 ENTRIES = [
-    Entry("pixels", "configs/baselines/pixels.yaml", "runs/baselines/pixels", trains=False),
-    Entry("PCA (32)", "configs/baselines/pca.yaml", "runs/baselines/pca", trains=False),
+    Entry("pixels", "configs/baselines/pixels.yaml", "runs/baselines/pixels", kind="fixed"),
+    Entry("PCA (32)", "configs/baselines/pca.yaml", "runs/baselines/pca", kind="fixed"),
     Entry("autoencoder", "configs/baselines/autoencoder.yaml", "runs/baselines/autoencoder"),
     Entry("VAE", "configs/baselines/vae.yaml", "runs/baselines/vae", as_long_as_the_recipe=True),
     Entry("SimCLR", "configs/baselines/simclr.yaml", "runs/baselines/simclr"),
@@ -186,14 +184,14 @@ def main() -> None:
         overrides = out / f"overrides_{run_dir.name}.yaml"
         overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))
         common = ["--config", str(REPO / entry.config), "--trainer.default_root_dir", str(run_dir),
-                  "--trainer.enable_progress_bar", "false", *entry.fit_args]
+                  "--trainer.enable_progress_bar", "false"]
         if entry.kind == "recipe":  # the recipe's own config holds its budget and callbacks
             seconds = diffrep(["fit", *common, "--trainer.logger", "false"], out, log)
-        elif entry.trains:
+        elif entry.kind == "fixed":
+            seconds = diffrep(["test", *common, "--config", str(overrides)], out, log)
+        else:
             seconds = diffrep(["fit", *common, "--config", str(overrides), "--trainer.precision", args.precision],
                               out, log)
-        else:
-            seconds = diffrep(["test", *common, "--config", str(overrides)], out, log)
         done[entry.name] = {"points": read_points(run_dir), "wall_s": round(seconds)}
         if not done[entry.name]["points"]:
             raise SystemExit(f"{entry.name}: no time-to-accuracy points in {run_dir}; see {log}")

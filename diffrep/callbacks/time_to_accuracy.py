@@ -88,8 +88,12 @@ class TimeToAccuracy(L.Callback):
         self._started, self._excluded, self._paused_at = time.perf_counter(), 0.0, None
         if self.budget_minutes is not None and self.offset_minutes >= self.budget_minutes:
             trainer.should_stop = True  # resumed after the budget was spent
-        while self._next < len(self.at_minutes) and self.at_minutes[self._next] <= self.offset_minutes:
-            self._next += 1  # points inside the offset belong to the earlier stage's curve
+        self._skip_marks_up_to(self.offset_minutes)  # marks inside the offset belong to the earlier stage's curve
+
+    def _skip_marks_up_to(self, minutes: float) -> None:
+        """Advance to the first mark after ``minutes`` (one point serves every mark it passed)."""
+        while self._next < len(self.at_minutes) and self.at_minutes[self._next] <= minutes:
+            self._next += 1
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._started is not None and not trainer.sanity_checking:
@@ -108,8 +112,7 @@ class TimeToAccuracy(L.Callback):
         # rank 0's clock decides for all ranks: the evaluation gathers codes from every rank
         due, over_budget = trainer.strategy.broadcast((due, over_budget), src=0)
         if due or over_budget:
-            while self._next < len(self.at_minutes) and self.at_minutes[self._next] <= minutes:
-                self._next += 1
+            self._skip_marks_up_to(minutes)
             self.evaluate(trainer, pl_module)
         if over_budget:
             trainer.should_stop = True

@@ -163,7 +163,8 @@ class TrainedBaseline(_Baseline):
     lr: float
 
     def loss(self, x0: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The training objective of a batch of images; every subclass defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define loss(x0)")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self.loss(batch[0])
@@ -228,7 +229,6 @@ class Autoencoder(TrainedBaseline):
         with self._eval():
             z = torch.randn(n, self.latent_dim, generator=generator, device=self.anchor.device)
             return self.decode_codes(z).clamp(-1, 1)
-
 
 
 class VAE(Autoencoder):
