@@ -12,7 +12,7 @@ test:  ## the whole suite, slow end-to-end tests included
 test-fast:
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
 
-demo:  ## Fashion-MNIST on CPU: DPM pre-training, then PDAE on it, then reconstruction MSE (~45 min)
+demo:  ## Fashion-MNIST on CPU: DPM pre-training, then PDAE on it, then reconstruction MSE (~16 min)
 	diffrep fit --config configs/dpm.yaml
 	diffrep fit --config configs/pdae.yaml
 	$(PY) benchmarks/reconstruction.py
@@ -55,7 +55,7 @@ precision:  ## fp32 against bf16-mixed on the CPU: loss curves and probes of DPM
 time-to-accuracy:  ## linear and 10-labels-per-class accuracy against training minutes, every method and baseline
 	$(PY) benchmarks/time_to_accuracy.py
 
-best-cpu-hour:  ## the recipe: the diffusion representation that beats every baseline within one CPU hour (30 min)
+best-cpu-hour:  ## the recipe: the diffusion representation that beats every baseline within one CPU hour (60 min of training, ~70 min)
 	diffrep fit --config configs/recipes/best_cpu_hour.yaml
 
 lint:

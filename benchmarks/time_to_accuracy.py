@@ -8,12 +8,12 @@ Usage: python benchmarks/time_to_accuracy.py [--minutes 6] [--dpm-minutes 10] [-
 Each entry trains with `diffrep fit` on its shipped config plus the `TimeToAccuracy` callback
 (diffrep/callbacks/time_to_accuracy.py), which evaluates at 1, 2, 4, 8, 15, 30, 45, 60 training
 minutes (evaluation time not counted) and stops the run at its budget: --minutes for every
-learner (the VAE, the strongest baseline, gets the recipe's 30), --dpm-minutes for the DPM. The
+learner (the VAE, the strongest baseline, gets the recipe's 60), --dpm-minutes for the DPM. The
 DPM's curve is its DPM features (middle block, t = 50, the pair its validation sweep chose,
 docs/results.md); PDAE starts from that DPM, so its clock
 starts at the DPM's minutes. Pixels and PCA train nothing: one point at 0 minutes. DRL's entry is
 the recipe (configs/recipes/best_cpu_hour.yaml, `make best-cpu-hour`: configs/drl.yaml in bf16 for
-30 minutes), which brings its own budget and callbacks.
+60 minutes), which brings its own budget and callbacks.
 
 Every trained entry runs in --precision (default bf16-mixed, the recipe's), so all curves share
 its speed-up. Each point: logistic-regression probe (all 10000 training codes) and 10 labels per class
@@ -64,7 +64,7 @@ ENTRIES = [
     Entry("DPM features", "configs/dpm.yaml", "runs/dpm", kind="dpm"),
     Entry("PDAE", "configs/pdae.yaml", "runs/pdae", kind="after_dpm"),
     Entry("VDRL", "configs/vdrl.yaml", "runs/vdrl"),
-    # DRL as configs/drl.yaml ships it, trained for the recipe's 30 minutes: the recipe itself
+    # DRL as configs/drl.yaml ships it, trained for the recipe's 60 minutes: the recipe itself
     Entry("DRL (recipe)", "configs/recipes/best_cpu_hour.yaml", "runs/recipes/best_cpu_hour", kind="recipe"),
 ]
 

@@ -178,14 +178,14 @@ def test_every_evaluation_config_composes_with_a_method_config(eval_config, tmp_
     assert evaluates and "ManipulationGrid" not in printed
 
 
-def test_the_recipe_trains_in_bf16_for_a_30_minute_training_clock(tmp_path, capsys, monkeypatch):
+def test_the_recipe_trains_in_bf16_for_a_60_minute_training_clock(tmp_path, capsys, monkeypatch):
     import yaml
 
     printed = yaml.safe_load(print_config("fit", "--config", REPO / "configs/recipes/best_cpu_hour.yaml",
                                           cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch))
     assert printed["trainer"]["precision"] == "bf16-mixed"
     budget = [c["init_args"] for c in printed["trainer"]["callbacks"] if c["class_path"].endswith("TimeToAccuracy")]
-    assert budget and budget[0]["budget_minutes"] == 30
+    assert budget and budget[0]["budget_minutes"] == 60
     assert printed["model"]["class_path"] == "diffrep.lightning_modules.DRL"
 
 
