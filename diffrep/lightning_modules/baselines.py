@@ -13,6 +13,7 @@ They answer the same API as the diffusion methods (``encode``, ``reconstruct``, 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -156,15 +157,15 @@ class PCABaseline(_Baseline):
         return None
 
 
-class TrainedBaseline(_Baseline):
+class TrainedBaseline(_Baseline, ABC):
     """A baseline trained by minimising ``loss(x0)`` with Adam at ``self.lr`` (the autoencoders,
     SimCLR): one training step, validation and optimiser for all of them."""
 
     lr: float
 
+    @abstractmethod
     def loss(self, x0: Tensor) -> Tensor:
-        """The training objective of a batch of images; every subclass defines it."""
-        raise NotImplementedError(f"{type(self).__name__} must define loss(x0)")
+        """The training objective of a batch of images."""
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self.loss(batch[0])
