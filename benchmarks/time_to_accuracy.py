@@ -108,10 +108,15 @@ def plot(done: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def reached(clock: float, mark: float) -> bool:
+    """Whether a clock reading counts as at or before ``mark`` minutes. A point is taken when the
+    clock has just passed its mark, so a reading up to 2% (or 3 s) after it still counts."""
+    return clock <= 1.02 * mark + 0.05
+
+
 def at_minutes(points: list[dict], minutes: float) -> dict | None:
-    """The last point taken by ``minutes`` (None before the first point). A point is taken when the
-    clock has just passed its mark, so one up to 2% (or 3 s) after ``minutes`` counts as at it."""
-    before = [p for p in points if p["minutes"] <= 1.02 * minutes + 0.05]
+    """The last point taken by ``minutes`` (None before the first point)."""
+    before = [p for p in points if reached(p["minutes"], minutes)]
     return before[-1] if before else None
 
 
@@ -124,7 +129,7 @@ def write_results(out: Path, settings: dict, done: dict) -> str:
         cells = [f"{100 * last[f'val/{m}']:.1f} / {100 * last[f'test/{m}']:.1f}" for m in METRICS]
         lines.append(f"| {name} | {last['minutes']:.1f} ({last['step']}) | " + " | ".join(cells) + " |")
     longest = max(d["points"][-1]["minutes"] for d in done.values())
-    marks = [m for m in (2, 4, 8, 15, 30, 45, 60) if m <= 1.02 * longest + 0.05]  # up to the longest run
+    marks = [m for m in (2, 4, 8, 15, 30, 45, 60) if reached(m, longest)]  # up to the longest run
     grid = ["| codes | " + " | ".join(f"{m} min" for m in marks) + " |", "|---|" + "---:|" * len(marks)]
     for name, d in done.items():
         cells = []
@@ -132,7 +137,7 @@ def write_results(out: Path, settings: dict, done: dict) -> str:
         for m in marks:
             p = at_minutes(d["points"], m)
             shown = " / ".join(f"{100 * p[f'test/{metric}']:.1f}" for metric in METRICS) if p else "-"
-            cells.append("-" if m > 1.02 * trained_until + 0.05 else shown)
+            cells.append(shown if reached(m, trained_until) else "-")
         grid.append(f"| {name} | " + " | ".join(cells) + " |")
     text = (f"settings: {json.dumps(settings)}\n\n## At the end of each run\n\n" + "\n".join(lines)
             + "\n\n## Test accuracy at a training time: linear / 10 per class sup. / 10 per class LS\n\n"
