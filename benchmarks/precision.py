@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 from pathlib import Path
 
 from compare import REPO, diffrep
@@ -49,6 +50,7 @@ def losses(run_dir: Path) -> list[tuple[int, float]]:
 def run(method: str, label: str, precision: str, seed: int, steps: int, out: Path, log: Path) -> dict:
     name = "dpm" if (method, label) == ("dpm", "fp32") else f"{method}_{label.replace(' ', '_')}"
     run_dir = out / "runs" / name  # the fp32 seed-0 DPM is runs/dpm, the DPM configs/pdae.yaml reads
+    shutil.rmtree(run_dir, ignore_errors=True)  # a rerun starts clean (diffrep fit refuses an old last.ckpt)
     extra = ", dpm_features: {layer: middle_block, t: 50}" if method == "dpm" else ""
     overrides = out / f"overrides_{name}.yaml"
     overrides.write_text(OVERRIDES.format(run_dir=run_dir, extra=extra, eval_images=EVAL_IMAGES))

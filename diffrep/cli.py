@@ -80,6 +80,20 @@ def warn_if_bf16_is_slow_here(trainer: Any) -> None:
                       "fp32 here; add --trainer.precision 32-true", stacklevel=1)
 
 
+def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: Any) -> None:
+    """A fresh fit whose checkpoint folder already holds ``last.ckpt`` would write ``last-v1.ckpt``
+    beside it (Lightning never overwrites), while every later stage that reads ``last.ckpt`` (PDAE's
+    ``dpm_checkpoint``, ``--ckpt_path last``-free scripts) silently gets the earlier run. Stop with
+    the two ways out instead; nothing on disk is touched."""
+    for callback in trainer.checkpoint_callbacks:
+        folder = getattr(callback, "dirpath", None)
+        if getattr(callback, "save_last", False) and folder and (Path(folder) / "last.ckpt").is_file():
+            raise ValueError(
+                f"{folder} already holds last.ckpt from an earlier run, which later stages would keep reading. "
+                f"Resume it with --ckpt_path last, or move {folder} (or its run folder) away to train again"
+            )
+
+
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         import lightning as L
@@ -118,20 +132,23 @@ class DiffrepCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         """Every run writes checkpoints atomically and has the reliability callbacks (ones the
-        config sets win); ``predict`` always has a ``CodeWriter``."""
+        config sets win; ``last.ckpt`` ends at the final step); ``predict`` always has a ``CodeWriter``."""
         from diffrep.callbacks.base import EvaluationCallback
         from diffrep.callbacks.codes import CodeWriter
         from diffrep.callbacks.online import OnlineLinearProbe
-        from diffrep.reliability import AtomicCheckpointIO, NonFiniteGuard, PreemptionCheckpoint
+        from diffrep.reliability import AtomicCheckpointIO, FinalLastCheckpoint, NonFiniteGuard, PreemptionCheckpoint
 
         trainer = super().instantiate_trainer(**kwargs)
         config = self.config[self.subcommand] if self.subcommand else self.config
         if not config.get("evaluate", True):
             evaluations = (EvaluationCallback, OnlineLinearProbe)
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, evaluations)]
+        if self.subcommand == "fit" and not config.get("ckpt_path"):
+            refuse_a_folder_with_an_earlier_last_checkpoint(trainer)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        wanted = [NonFiniteGuard, PreemptionCheckpoint] + ([CodeWriter] if self.subcommand == "predict" else [])
+        wanted = [NonFiniteGuard, PreemptionCheckpoint, FinalLastCheckpoint]
+        wanted += [CodeWriter] if self.subcommand == "predict" else []
         for cls in wanted:
             if not any(isinstance(c, cls) for c in trainer.callbacks):
                 trainer.callbacks.append(cls())

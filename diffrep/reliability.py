@@ -1,6 +1,7 @@
-"""Keeping what a user trained: atomic checkpoints, a save on pre-emption, non-finite guards.
+"""Keeping what a user trained: atomic checkpoints, a save on pre-emption, a final ``last.ckpt``,
+non-finite guards.
 
-``DiffrepCLI`` installs all three on every run (a config can set its own ``NonFiniteGuard`` or
+``DiffrepCLI`` installs them on every run (a config can set its own ``NonFiniteGuard`` or
 ``PreemptionCheckpoint`` to change their options); a script can add them to its Trainer.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -130,6 +132,28 @@ class PreemptionCheckpoint(L.Callback):
                 "resume with --ckpt_path last (or that path)",
                 flush=True,
             )
+
+
+class FinalLastCheckpoint(L.Callback):
+    """Brings this run's ``last.ckpt`` up to the final step when training ends.
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` (2.6) writes ``last.ckpt`` only beside a
+    periodic checkpoint, and at the end of training only if it never wrote one: a run of 800 steps
+    that checkpoints every 500 ends with a ``last.ckpt`` of step 500, and the last 300 steps are
+    lost to every later stage that reads it. Where this run already wrote a ``last`` file and it
+    is older than the final step, it is written again (the same file; a ``last.ckpt`` left by an
+    earlier run is never touched). Not on an exception: a crash keeps the last whole checkpoint.
+    """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for callback in trainer.checkpoint_callbacks:
+            if (
+                isinstance(callback, ModelCheckpoint)
+                and callback.save_last
+                and callback.last_model_path  # none yet: ModelCheckpoint's own on_train_end writes it
+                and callback._last_global_step_saved < trainer.global_step
+            ):
+                callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
 
 
 class NonFiniteGuard(L.Callback):

@@ -17,7 +17,7 @@ from test_dpm import make_dpm
 
 from diffrep.checkpoints import CheckpointError
 from diffrep.lightning_modules.api import NonFiniteLossError
-from diffrep.reliability import AtomicCheckpointIO, NonFiniteGuard
+from diffrep.reliability import AtomicCheckpointIO, FinalLastCheckpoint, NonFiniteGuard
 
 SCRIPT = str(REPO / "tests/scripts/fault_fit.py")
 
@@ -142,6 +142,35 @@ def test_nan_batches_can_be_skipped_up_to_a_limit(tmp_path):
         )
 
 
+def last_step(folder, name="last.ckpt"):
+    return torch.load(folder / name, weights_only=False)["global_step"]
+
+
+def test_last_ckpt_holds_the_final_step_when_max_steps_is_off_the_checkpoint_interval(tmp_path):
+    """Lightning alone leaves last.ckpt at step 4 of 6 (it saves last only beside the every-4-steps
+    checkpoint); FinalLastCheckpoint brings it to 6 and leaves an earlier run's last.ckpt alone."""
+    def run(folder, *extra):
+        checkpoint = ModelCheckpoint(dirpath=folder, every_n_train_steps=4, save_last=True, save_top_k=-1)
+        quiet_trainer(tmp_path, max_steps=6, enable_checkpointing=True, callbacks=[checkpoint, *extra]).fit(
+            make_dpm(), datamodule=digits(batch_size=32))
+
+    run(tmp_path / "lightning")
+    assert last_step(tmp_path / "lightning") == 4
+    run(tmp_path / "diffrep", FinalLastCheckpoint())
+    assert last_step(tmp_path / "diffrep") == 6 and last_step(tmp_path / "diffrep", "epoch=0-step=4.ckpt") == 4
+    earlier = (tmp_path / "diffrep/last.ckpt").read_bytes()
+    run(tmp_path / "diffrep", FinalLastCheckpoint())  # a second run into the same folder
+    assert (tmp_path / "diffrep/last.ckpt").read_bytes() == earlier
+    assert last_step(tmp_path / "diffrep", "last-v1.ckpt") == 6
+
+
+def test_diffrep_fit_writes_last_ckpt_at_the_final_step(tmp_path, capsys, monkeypatch):
+    config = write_tiny_autoencoder_config(tmp_path / "tiny.yaml", tmp_path / "run", max_steps=3)
+    config.write_text(config.read_text().replace("save_top_k: 0}", "save_top_k: -1, every_n_train_steps: 2}"))
+    assert run_cli("fit", "--config", config, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)[0] == 0
+    assert last_step(tmp_path / "run/checkpoints") == 3
+
+
 @pytest.fixture()
 def tiny_config(tmp_path):
     return write_tiny_autoencoder_config(tmp_path / "tiny.yaml", tmp_path / "run", max_steps=3)
@@ -190,6 +219,16 @@ def test_bad_inputs_end_with_one_message_and_exit_2(tiny_config, tmp_path, capsy
                                monkeypatch=monkeypatch)
         assert code == 2, (name, err[-1500:])
         assert text in err, (name, err[-1500:])
+
+
+def test_a_second_fresh_fit_into_a_folder_with_last_ckpt_is_refused(tiny_config, tmp_path, capsys, monkeypatch):
+    """Lightning would write last-v1.ckpt beside the old last.ckpt, which later stages keep reading."""
+    assert run_cli("fit", "--config", tiny_config, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)[0] == 0
+    before = (tmp_path / "run/checkpoints/last.ckpt").read_bytes()
+    code, _, err = run_cli("fit", "--config", tiny_config, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and "already holds last.ckpt" in err and "--ckpt_path last" in err, err[-1500:]
+    assert (tmp_path / "run/checkpoints/last.ckpt").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir()) == ["last.ckpt"]
 
 
 def test_resuming_with_another_latent_size_says_which_setting_differs(tiny_config, tmp_path, capsys, monkeypatch):
