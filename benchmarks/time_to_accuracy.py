@@ -8,7 +8,8 @@ Usage: python benchmarks/time_to_accuracy.py [--minutes 6] [--dpm-minutes 10] [-
 Each entry trains with `diffrep fit` on its shipped config plus the `TimeToAccuracy` callback
 (diffrep/callbacks/time_to_accuracy.py), which evaluates at 1, 2, 4, 8, 15, 30, 45, 60 training
 minutes (evaluation time not counted) and stops the run at its budget: --minutes for every
-learner (the VAE, the strongest baseline, gets the recipe's 60), --dpm-minutes for the DPM. The
+learner (the VAE, the strongest baseline, and SimCLR, whose curve still rose at 6, get the
+recipe's 60), --dpm-minutes for the DPM. The
 DPM's curve is its DPM features (middle block, t = 50, the pair its validation sweep chose,
 docs/results.md); PDAE starts from that DPM, so its clock
 starts at the DPM's minutes. Pixels and PCA train nothing: one point at 0 minutes. DRL's entry is
@@ -52,7 +53,7 @@ class Entry:
     config: str
     run_dir: str
     kind: str = "learner"  # fixed (trains nothing) | learner | dpm | after_dpm | recipe
-    as_long_as_the_recipe: bool = False  # the strongest baseline gets the recipe's budget, not --minutes
+    as_long_as_the_recipe: bool = False  # a baseline that may still gain gets the recipe's budget, not --minutes
 
 
 ENTRIES = [
@@ -60,7 +61,8 @@ ENTRIES = [
     Entry("PCA (32)", "configs/baselines/pca.yaml", "runs/baselines/pca", kind="fixed"),
     Entry("autoencoder", "configs/baselines/autoencoder.yaml", "runs/baselines/autoencoder"),
     Entry("VAE", "configs/baselines/vae.yaml", "runs/baselines/vae", as_long_as_the_recipe=True),
-    Entry("SimCLR", "configs/baselines/simclr.yaml", "runs/baselines/simclr"),
+    # SimCLR's curve still rose at 6 minutes (docs/results.md), so it too trains for the recipe's hour
+    Entry("SimCLR", "configs/baselines/simclr.yaml", "runs/baselines/simclr", as_long_as_the_recipe=True),
     Entry("DPM features", "configs/dpm.yaml", "runs/dpm", kind="dpm"),
     Entry("PDAE", "configs/pdae.yaml", "runs/pdae", kind="after_dpm"),
     Entry("VDRL", "configs/vdrl.yaml", "runs/vdrl"),
