@@ -194,8 +194,8 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_with_the_fix(tmp_path, capsys, 
 
     import diffrep.cli
 
-    config = write_tiny_autoencoder_config(tmp_path / "ae.yaml", tmp_path / "run", max_steps=1)
     for native, expected in ((False, 1), (True, 0)):
+        config = write_tiny_autoencoder_config(tmp_path / "ae.yaml", tmp_path / f"run_{native}", max_steps=1)
         monkeypatch.setattr(diffrep.cli, "cpu_has_fast_bf16", lambda native=native: native)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
