@@ -189,18 +189,25 @@ def test_the_recipe_trains_in_bf16_for_a_60_minute_training_clock(tmp_path, caps
     assert printed["model"]["class_path"] == "diffrep.lightning_modules.DRL"
 
 
-def test_bf16_on_a_cpu_without_native_bf16_warns_with_the_fix(tmp_path, capsys, monkeypatch):
+def test_bf16_on_a_cpu_without_native_bf16_trains_in_fp32_unless_asked_to_emulate(tmp_path, capsys, monkeypatch):
+    import yaml
     from conftest import write_tiny_autoencoder_config
 
     import diffrep.cli
 
-    for native, expected in ((False, 1), (True, 0)):
-        config = write_tiny_autoencoder_config(tmp_path / "ae.yaml", tmp_path / f"run_{native}", max_steps=1)
+    monkeypatch.setattr(diffrep.cli, "runs_on_cpu", lambda accelerator: True)
+    cases = [(False, [], "32-true", 1), (False, ["--emulated_bf16", "true"], "bf16-mixed", 0),
+             (True, [], "bf16-mixed", 0)]
+    for case, (native, extra, precision, expected_warnings) in enumerate(cases):
+        run_dir = tmp_path / f"run_{case}"
+        config = write_tiny_autoencoder_config(tmp_path / "ae.yaml", run_dir, max_steps=1)
         monkeypatch.setattr(diffrep.cli, "cpu_has_fast_bf16", lambda native=native: native)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            code, _, err = run_cli("fit", "--config", config, "--trainer.precision", "bf16-mixed",
+            code, _, err = run_cli("fit", "--config", config, "--trainer.precision", "bf16-mixed", *extra,
                                    cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
         assert code == 0, err[-2000:]
         hits = [w for w in caught if "no native bf16" in str(w.message)]
-        assert len(hits) == expected and (not hits or "--trainer.precision 32-true" in str(hits[0].message))
+        assert len(hits) == expected_warnings and (not hits or "--emulated_bf16 true" in str(hits[0].message))
+        saved = yaml.safe_load(next(run_dir.rglob("config.yaml")).read_text())  # what the run used
+        assert saved["trainer"]["precision"] == precision, case
