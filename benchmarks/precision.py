@@ -56,7 +56,8 @@ def run(method: str, label: str, precision: str, seed: int, steps: int, out: Pat
     overrides.write_text(OVERRIDES.format(run_dir=run_dir, extra=extra, eval_images=EVAL_IMAGES))
     diffrep(["fit", "--config", str(REPO / METHODS[method]), "--config", str(overrides), "--seed_everything",
              str(seed), "--trainer.precision", precision, "--trainer.max_steps", str(steps),
-             "--trainer.default_root_dir", str(run_dir), "--trainer.enable_progress_bar", "false"], out, log)
+             "--trainer.default_root_dir", str(run_dir), "--trainer.enable_progress_bar", "false",
+             "--emulated_bf16", "true"], out, log)  # measure bf16 even where the CPU only emulates it
     point = json.loads((run_dir / "time_to_accuracy.jsonl").read_text().splitlines()[-1])
     curve = losses(run_dir)
     tail = [loss for step, loss in curve if step >= 0.75 * steps]
