@@ -12,7 +12,7 @@ test:  ## the whole suite, slow end-to-end tests included
 test-fast:
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
 
-demo:  ## Fashion-MNIST on CPU: DPM pre-training, then PDAE on it, then reconstruction MSE (~13 min)
+demo:  ## Fashion-MNIST on CPU: DPM pre-training, then PDAE on it, then reconstruction MSE (~13 min; ~40 on a CPU without native bf16)
 	diffrep fit --config configs/dpm.yaml
 	diffrep fit --config configs/pdae.yaml
 	$(PY) benchmarks/reconstruction.py
