@@ -211,3 +211,12 @@ def test_bf16_on_a_cpu_without_native_bf16_trains_in_fp32_unless_asked_to_emulat
         assert len(hits) == expected_warnings and (not hits or "--emulated_bf16 true" in str(hits[0].message))
         saved = yaml.safe_load(next(run_dir.rglob("config.yaml")).read_text())  # what the run used
         assert saved["trainer"]["precision"] == precision, case
+
+
+def test_runs_on_cpu_reads_the_accelerator_setting():
+    import torch
+
+    from diffrep.cli import runs_on_cpu
+
+    assert runs_on_cpu("cpu") and not runs_on_cpu("gpu") and not runs_on_cpu("cuda")
+    assert runs_on_cpu("auto") == (not torch.cuda.is_available() and not torch.backends.mps.is_available())
