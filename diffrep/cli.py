@@ -84,8 +84,6 @@ def train_in_fp32_where_bf16_is_emulated(config: Any) -> None:
     with AVX512-BF16 or AMX (benchmarks/precision.py). A CPU without them emulates bf16 and runs it
     several times slower than fp32 (README, Speed), so there a bf16-mixed run trains in fp32, with a
     warning; ``--emulated_bf16 true`` keeps bf16 (e.g. to reproduce its numerics)."""
-    import warnings
-
     trainer = config.trainer
     if str(trainer.precision) != "bf16-mixed" or config.get("emulated_bf16", False):
         return
@@ -95,20 +93,6 @@ def train_in_fp32_where_bf16_is_emulated(config: Any) -> None:
     warnings.warn("this CPU has no native bf16 (AVX512-BF16/AMX): bf16-mixed would run emulated, several times "
                   "slower than fp32, so this run uses --trainer.precision 32-true; add --emulated_bf16 true "
                   "to keep bf16-mixed", stacklevel=1)
-
-
-def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: Any) -> None:
-    """A fresh fit whose checkpoint folder already holds ``last.ckpt`` would write ``last-v1.ckpt``
-    beside it (Lightning never overwrites), while every later stage that reads ``last.ckpt`` (PDAE's
-    ``dpm_checkpoint``, ``--ckpt_path last``-free scripts) silently gets the earlier run. Stop with
-    the two ways out instead; nothing on disk is touched."""
-    for callback in trainer.checkpoint_callbacks:
-        folder = getattr(callback, "dirpath", None)
-        if getattr(callback, "save_last", False) and folder and (Path(folder) / "last.ckpt").is_file():
-            raise ValueError(
-                f"{folder} already holds last.ckpt from an earlier run, which later stages would keep reading. "
-                f"Resume it with --ckpt_path last, or move {folder} (or its run folder) away to train again"
-            )
 
 
 class DiffrepCLI(LightningCLI):
@@ -159,7 +143,13 @@ class DiffrepCLI(LightningCLI):
         from diffrep.callbacks.base import EvaluationCallback
         from diffrep.callbacks.codes import CodeWriter
         from diffrep.callbacks.online import OnlineLinearProbe
-        from diffrep.reliability import AtomicCheckpointIO, FinalLastCheckpoint, NonFiniteGuard, PreemptionCheckpoint
+        from diffrep.reliability import (
+            AtomicCheckpointIO,
+            FinalLastCheckpoint,
+            NonFiniteGuard,
+            PreemptionCheckpoint,
+            refuse_a_folder_with_an_earlier_last_checkpoint,
+        )
 
         trainer = super().instantiate_trainer(**kwargs)
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -156,6 +156,20 @@ class FinalLastCheckpoint(L.Callback):
                 callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
 
 
+def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
+    """A fresh fit whose checkpoint folder already holds ``last.ckpt`` would write ``last-v1.ckpt``
+    beside it (Lightning never overwrites), while every later stage that reads ``last.ckpt`` (PDAE's
+    ``dpm_checkpoint``, ``--ckpt_path last``-free scripts) silently gets the earlier run. Stop with
+    the two ways out instead; nothing on disk is touched."""
+    for callback in trainer.checkpoint_callbacks:
+        folder = callback.dirpath if isinstance(callback, ModelCheckpoint) else None
+        if folder and callback.save_last and (Path(folder) / "last.ckpt").is_file():
+            raise ValueError(
+                f"{folder} already holds last.ckpt from an earlier run, which later stages would keep reading. "
+                f"Resume it with --ckpt_path last, or move {folder} (or its run folder) away to train again"
+            )
+
+
 class NonFiniteGuard(L.Callback):
     """Checks the gradients before every optimiser step: a NaN/inf (from a non-finite loss or a
     blow-up in backward) either skips that step (up to ``max_skips`` in the whole run, counted
