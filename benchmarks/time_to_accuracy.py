@@ -150,10 +150,11 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
             + "\n\n## Test accuracy at a training time: linear / 10 per class sup. / 10 per class LS\n\n"
             "(the last point before it; - before the first point or after the run ended)\n\n"
             + "\n".join(grid) + "\n")
-    (out / "results.json").write_text(json.dumps({"settings": settings, "entries": done}, indent=2))
+    points = json.dumps({"settings": settings, "entries": done}, indent=1) + "\n"
+    for path in (out / "results.json", keep):
+        if path is not None:
+            path.write_text(points)
     (out / "results.md").write_text(text)
-    if keep is not None:
-        keep.write_text(json.dumps({"settings": settings, "entries": done}, indent=1) + "\n")
     plot(done, out / "time_to_accuracy.png")
     return text
 
