@@ -55,6 +55,26 @@ def ema_state_dict(checkpoint: dict[str, Any], prefix: str) -> dict[str, torch.T
 
 def load_dpm(path: str | Path, config_path: str | Path | None = None) -> tuple[UNet, ScheduleConfig]:
     """The frozen-to-be U-Net (EMA weights) and its noise schedule from either checkpoint format."""
+    unet, schedule, _ = load_dpm_with_origin(path, config_path)
+    return unet, schedule
+
+
+def dpm_origin(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Which DPM training step a later stage builds on: ``{"path", "step"}``. A PDAE checkpoint
+    passes on the origin it recorded (its frozen DPM is inside it); an official file has no step."""
+    meta = checkpoint.get("diffrep", {})
+    if "dpm" in meta:
+        return dict(meta["dpm"])
+    if meta.get("method") == "PDAE":  # written before PDAE recorded its DPM's step
+        return {"path": f"the DPM inside {path}", "step": None}
+    step = checkpoint.get("global_step", checkpoint.get("step"))
+    return {"path": str(path), "step": int(step) if step is not None else None}
+
+
+def load_dpm_with_origin(
+    path: str | Path, config_path: str | Path | None = None
+) -> tuple[UNet, ScheduleConfig, dict[str, Any]]:
+    """``load_dpm`` and the DPM's origin (``dpm_origin``), read from one load of the file."""
     checkpoint = read_checkpoint(path)
     if "diffrep" in checkpoint:
         meta = checkpoint["diffrep"]
@@ -76,7 +96,7 @@ def load_dpm(path: str | Path, config_path: str | Path | None = None) -> tuple[U
         unet.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the U-Net its config describes: {err}") from err
-    return unet, schedule
+    return unet, schedule, dpm_origin(checkpoint, path)
 
 
 def official_config(path: Path) -> tuple[UNetConfig, ScheduleConfig]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -195,14 +196,32 @@ class DiffrepCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``diffrep`` and ``lightning`` console scripts."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from diffrep import quiet
 
     quiet.install()
     try:
-        DiffrepCLI(args)
+        cli = DiffrepCLI(args)
     except USER_ERRORS as err:
         print(f"diffrep: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except SIGTERMException:  # Lightning stops a SIGTERM'd run this way; the checkpoint is saved
+        sys.exit(128 + int(signal.SIGTERM))
+    code = stop_signal_exit_code(cli)
+    if code:
+        sys.exit(code)
+
+
+def stop_signal_exit_code(cli: DiffrepCLI) -> int:
+    """0, or 128 + the signal that stopped the run (``PreemptionCheckpoint.exit_code``)."""
+    from diffrep.reliability import PreemptionCheckpoint
+
+    trainer = getattr(cli, "trainer", None)
+    for callback in getattr(trainer, "callbacks", []):
+        if isinstance(callback, PreemptionCheckpoint) and callback.exit_code:
+            return callback.exit_code
+    return 0
 
 
 if __name__ == "__main__":

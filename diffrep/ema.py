@@ -27,6 +27,7 @@ class EMA(nn.Module):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
+        self.swapped_out: dict[str, torch.Tensor] | None = None  # the training weights while EMA ones are in
         self._model = [model]  # a list hides it from nn.Module registration
         self.names = [name for name, p in model.named_parameters() if p.requires_grad]
         for name, p in self._tracked():
@@ -61,9 +62,11 @@ class EMA(nn.Module):
             for name, p in self._tracked():
                 backup[name] = p.detach().clone()
                 p.copy_(self.shadow(name))
+        self.swapped_out = backup
         try:
             yield
         finally:
+            self.swapped_out = None
             with torch.no_grad():
                 for name, p in self._tracked():
                     p.copy_(backup[name])

@@ -18,7 +18,9 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diffrep.checkpoints import CheckpointError
@@ -87,6 +89,7 @@ class PreemptionCheckpoint(L.Callback):
     def __init__(self, filename: str = "last.ckpt") -> None:
         self.filename = filename
         self._signalled = False
+        self._sigterm = False
         self._previous: Any = None
         self.saved_path: Path | None = None
 
@@ -102,9 +105,21 @@ class PreemptionCheckpoint(L.Callback):
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signalled = True
 
+    @property
+    def exit_code(self) -> int | None:
+        """128 + the signal's number (143 SIGTERM, 138 SIGUSR1) after a stop signal, as a shell
+        reports a signalled process, so a chain (``make demo``) never starts the next stage on a
+        stage that did not finish; None when no signal stopped the run."""
+        if self._signalled:
+            return 128 + int(signal.SIGUSR1)
+        if self._sigterm:
+            return 128 + int(signal.SIGTERM)
+        return None
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        self._sigterm = self._sigterm or bool(trainer.received_sigterm)
         stop = self._signalled or trainer.received_sigterm
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
@@ -116,16 +131,25 @@ class PreemptionCheckpoint(L.Callback):
         """Lightning stops a SIGTERM'd run by raising after the step (when the signal came too
         late in the step for ``on_train_batch_end``); Ctrl-C raises KeyboardInterrupt. Both
         leave a finished step behind, which is saved."""
-        if self.saved_path is not None or not trainer.training:
-            return
+        if self.saved_path is not None or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
+            return  # a SIGTERM during validation inside fit still saves: Lightning resumes mid-validation
         if isinstance(exception, SIGTERMException):
+            self._sigterm = True
             self.save(trainer, "SIGTERM")
         elif isinstance(exception, KeyboardInterrupt):  # may land mid-step: never overwrite last.ckpt
             self.save(trainer, "Ctrl-C", "interrupted.ckpt")
 
     def save(self, trainer: L.Trainer, reason: str, filename: str | None = None) -> None:
-        self.saved_path = checkpoint_dir(trainer) / (filename or self.filename)
-        trainer.save_checkpoint(self.saved_path)
+        """Write ``last.ckpt`` through the run's ``ModelCheckpoint`` where it keeps one, so the file
+        is recorded as this run's own (its ``last_model_path`` is in the saved state) and a resumed
+        run goes on writing it instead of versioning a ``last-v1.ckpt`` beside it."""
+        keeper = None if filename else last_keeper(trainer)
+        if keeper is not None and self.filename == "last.ckpt":
+            keeper._save_last_checkpoint(trainer, keeper._monitor_candidates(trainer))
+            self.saved_path = Path(keeper.last_model_path)
+        else:
+            self.saved_path = checkpoint_dir(trainer) / (filename or self.filename)
+            trainer.save_checkpoint(self.saved_path)
         if trainer.is_global_zero:
             print(
                 f"diffrep: {reason} at step {trainer.global_step}: saved {self.saved_path}; "
@@ -134,26 +158,85 @@ class PreemptionCheckpoint(L.Callback):
             )
 
 
-class FinalLastCheckpoint(L.Callback):
-    """Brings this run's ``last.ckpt`` up to the final step when training ends.
+def last_keeper(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The run's ``ModelCheckpoint`` that keeps ``last.ckpt`` (``save_last``), if any."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.save_last and callback.dirpath:
+            return callback
+    return None
 
-    Lightning's ``ModelCheckpoint(save_last=True)`` (2.6) writes ``last.ckpt`` only beside a
-    periodic checkpoint, and at the end of training only if it never wrote one: a run of 800 steps
-    that checkpoints every 500 ends with a ``last.ckpt`` of step 500, and the last 300 steps are
-    lost to every later stage that reads it. Where this run already wrote a ``last`` file and it
-    is older than the final step, it is written again (the same file; a ``last.ckpt`` left by an
-    earlier run is never touched). Not on an exception: a crash keeps the last whole checkpoint.
+
+def own_last_path(callback: ModelCheckpoint) -> Path:
+    """``<dirpath>/last.ckpt``: the one file later stages read (PDAE's ``dpm_checkpoint`` etc.)."""
+    return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+
+
+class FinalLastCheckpoint(L.Callback):
+    """One live ``last.ckpt`` per run folder, at the final step.
+
+    - A run resumed from a ``last*.ckpt`` of its own folder keeps writing ``last.ckpt``, whoever
+      saved the file it resumed from (ModelCheckpoint, the stop-signal handler, this callback).
+      Lightning only recognises the file named in the restored ``last_model_path``; a checkpoint
+      whose state lacks it (one a stop signal wrote before any periodic save) would otherwise make
+      the resumed run write ``last-v1.ckpt`` while every later stage kept reading the stale
+      ``last.ckpt``. A ``last-vN.ckpt`` resumed from (left by such an older run) is removed once
+      ``last.ckpt`` holds a later step.
+    - A run that resumes from elsewhere into a folder holding another run's ``last.ckpt`` still gets
+      Lightning's ``last-v1.ckpt`` (the other file is not this run's to overwrite), and one line says so.
+    - Lightning's ``ModelCheckpoint(save_last=True)`` (2.6) writes ``last.ckpt`` only beside a
+      periodic checkpoint, and at the end of training only if it never wrote one: a run of 800 steps
+      that checkpoints every 500 would end with a ``last.ckpt`` of step 500. Here it is written at
+      the final step, from inside that step (``on_train_batch_end``), so a resume with a larger
+      ``max_steps`` continues bit for bit; a run that ends otherwise gets it at ``on_train_end``.
+      Not on an exception: a crash keeps the last whole checkpoint.
     """
 
+    def __init__(self) -> None:
+        self._superseded: list[Path] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        callback = last_keeper(trainer)
+        if callback is None:
+            return
+        own = own_last_path(callback)
+        resumed = Path(trainer.ckpt_path).resolve() if trainer.ckpt_path else None
+        if resumed is not None and resumed.parent == own.parent.resolve() and resumed.name.startswith(own.stem):
+            callback.last_model_path = str(own)
+            if resumed != own.resolve():
+                self._superseded.append(resumed)
+        elif own.is_file() and Path(callback.last_model_path or "").resolve() != own.resolve():
+            warnings.warn(
+                f"{own} belongs to another run (this one resumes from {trainer.ckpt_path or 'no checkpoint'}), so "
+                f"this run's last checkpoint goes to a versioned last-vN.ckpt beside it; later stages that read "
+                f"{own.name} get the other run", stacklevel=1)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        """At ``max_steps``, write ``last.ckpt`` from inside the step, as a periodic save would: Lightning
+        marks the epoch finished before ``on_train_end``, so a checkpoint written there would make a run
+        resumed with a larger ``max_steps`` start a new epoch (another data order) instead of going on."""
+        callback = last_keeper(trainer)
+        final = 0 < trainer.max_steps <= trainer.global_step
+        if callback is None or not final or callback._last_global_step_saved >= trainer.global_step:
+            return
+        every = callback._every_n_train_steps
+        if every and trainer.global_step % every == 0:
+            return  # the ModelCheckpoint saves this step itself (with its periodic file)
+        callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for callback in trainer.checkpoint_callbacks:
-            if (
-                isinstance(callback, ModelCheckpoint)
-                and callback.save_last
-                and callback.last_model_path  # none yet: ModelCheckpoint's own on_train_end writes it
-                and callback._last_global_step_saved < trainer.global_step
-            ):
-                callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+        callback = last_keeper(trainer)
+        if callback is None:
+            return
+        if callback.last_model_path and callback._last_global_step_saved < trainer.global_step:
+            callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+        own = own_last_path(callback)
+        if Path(callback.last_model_path or "").resolve() == own.resolve() and own.is_file():
+            for stale in self._superseded:
+                if trainer.is_global_zero and stale.is_file():
+                    stale.unlink()
+                    print(f"diffrep: removed {stale}: {own} now holds this run at step {trainer.global_step}",
+                          flush=True)
+            self._superseded = []
 
 
 def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
@@ -161,13 +244,15 @@ def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
     beside it (Lightning never overwrites), while every later stage that reads ``last.ckpt`` (PDAE's
     ``dpm_checkpoint``, ``--ckpt_path last``-free scripts) silently gets the earlier run. Stop with
     the two ways out instead; nothing on disk is touched."""
-    for callback in trainer.checkpoint_callbacks:
-        folder = callback.dirpath if isinstance(callback, ModelCheckpoint) else None
-        if folder and callback.save_last and (Path(folder) / "last.ckpt").is_file():
-            raise ValueError(
-                f"{folder} already holds last.ckpt from an earlier run, which later stages would keep reading. "
-                f"Resume it with --ckpt_path last, or move {folder} (or its run folder) away to train again"
-            )
+    if SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None:
+        return  # a SLURM requeue: Lightning resumes from its hpc_ckpt_N.ckpt (docs/reliability.md)
+    callback = last_keeper(trainer)
+    if callback is not None and own_last_path(callback).is_file():
+        folder = callback.dirpath
+        raise ValueError(
+            f"{folder} already holds last.ckpt from an earlier run, which later stages would keep reading. "
+            f"Resume it with --ckpt_path last, or move {folder} (or its run folder) away to train again"
+        )
 
 
 class NonFiniteGuard(L.Callback):

@@ -274,6 +274,10 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         return {"schedule": vars(self.schedule_config).copy(), "image_shape": list(self.image_shape)}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.ema is not None and self.ema.swapped_out is not None:
+            # Saved while validation has the EMA weights in (a stop signal mid-validation): the
+            # checkpoint keeps the training weights, or a resumed run would train on from the EMA.
+            checkpoint["state_dict"].update({name: w.clone() for name, w in self.ema.swapped_out.items()})
         checkpoint["diffrep"] = {"method": type(self).__name__, **self.checkpoint_metadata()}
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),

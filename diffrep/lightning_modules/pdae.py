@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from diffrep.checkpoints import load_dpm
+from diffrep.checkpoints import load_dpm_with_origin
 from diffrep.diffusion.process import append_dims, mean_shift_eps_coefficient
 from diffrep.diffusion.sampling import EpsFn
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
@@ -43,7 +43,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        unet, schedule = load_dpm(dpm_checkpoint, dpm_config)
+        unet, schedule, self.dpm_origin = load_dpm_with_origin(dpm_checkpoint, dpm_config)
         if schedule.kind != "discrete":
             raise ValueError(f"PDAE needs a DPM on a discrete (DDPM) schedule; {dpm_checkpoint} uses {schedule.kind!r}")
         cfg = unet.config
@@ -75,7 +75,16 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
             **super().checkpoint_metadata(),
             "latent_dim": self.encoder.latent_dim,
             "unet": self.decoder.config.as_dict(),
+            "dpm": self.dpm_origin,  # which stage-1 step this PDAE adapts (a pre-empted stage 1 shows here)
         }
+
+    def on_fit_start(self) -> None:
+        """Say which stage-1 step this run adapts (after a pre-empted stage 1, the step shows it)."""
+        super().on_fit_start()
+        origin = self.dpm_origin
+        step = "step unknown" if origin.get("step") is None else f"step {origin['step']}"
+        if self.trainer.is_global_zero:
+            print(f"diffrep: PDAE adapts the frozen DPM of {origin['path']} ({step})", flush=True)
 
     # ---------------------------------------------------------------- sampling
     def guided_eps_fn(self, z: Tensor | None, shift_from: int | float | None = None) -> EpsFn:
