@@ -2,9 +2,10 @@ PY ?= python3
 
 .PHONY: setup test test-fast demo demo-latent fid-extractor evaluate baselines compare compare-diagnostics compare-semi compare-quick bench precision time-to-accuracy best-cpu-hour lint
 
-setup:  ## install diffrep with its dev tools (torch from the local wheel cache when present)
+setup:  ## install diffrep with its dev tools (torch from the local wheel cache when present) and the demo's data
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -e '.[dev]'
+	@bash scripts/get_fashion_mnist.sh
 
 test:  ## the whole suite, slow end-to-end tests included
 	WANDB_MODE=disabled $(PY) -m pytest -q --durations=15
@@ -13,9 +14,11 @@ test-fast:
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
 
 demo:  ## Fashion-MNIST on CPU: DPM pre-training, then PDAE on it, then reconstruction MSE (~13 min; ~40 on a CPU without native bf16)
+	@$(PY) -m diffrep.datamodules
 	diffrep fit --config configs/dpm.yaml
 	diffrep fit --config configs/pdae.yaml
-	$(PY) benchmarks/reconstruction.py
+	$(PY) benchmarks/reconstruction.py --out runs/pdae/reconstruction.json
+	@$(PY) -m diffrep.report summary runs/dpm/metrics.json runs/pdae/metrics.json runs/pdae/reconstruction.json
 
 demo-latent:  ## optional stage 3: a DPM on PDAE's codes, for sampling (~5 min)
 	diffrep fit --config configs/pdae_latent.yaml

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from diffrep.diffusion.process import append_dims  # noqa: E402
 from diffrep.diffusion.sampling import ddim_invert, ddim_sample  # noqa: E402
 from diffrep.diffusion.schedule import ScheduleConfig  # noqa: E402
-from diffrep.lightning_modules.latent_dpm import latent_ddim  # noqa: E402
+from diffrep.lightning_modules.latent_prior import latent_ddim  # noqa: E402
 from diffrep.nets.latent_mlp import LatentMLP  # noqa: E402
 from diffrep.nets.shift_unet import ShiftUNet  # noqa: E402
 from diffrep.nets.unet import UNet, UNetConfig  # noqa: E402

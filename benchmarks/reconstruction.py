@@ -11,7 +11,7 @@ Rows (all DDIM, eta 0, the same steps for inversion and decoding):
 ``--precision bf16-mixed`` runs the networks under bf16 autocast (the DDIM updates stay fp32), as
 the bf16 configs train: 1.6x faster sampling on a CPU with AVX512-BF16, for the demo's time budget;
 fp32 is the default, the reference measure.
-Writes benchmarks/results/reconstruction.json.
+Writes benchmarks/results/reconstruction.json (or --out).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from diffrep.datamodules import FashionMNISTDataModule
 from diffrep.diffusion.sampling import ddim_invert, ddim_sample
 from diffrep.evaluation.reconstruction import image_errors
-from diffrep.lightning_modules.pdae import load_pdae
+from diffrep.lightning_modules.loading import load_pdae
 
 
 def scores(reconstruction: torch.Tensor, original: torch.Tensor) -> dict[str, float]:
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=128)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "reconstruction.json",
+                        help="where the JSON goes (make demo: runs/pdae/reconstruction.json, not the committed one)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = load_pdae(args.pdae)
@@ -65,8 +67,8 @@ def main() -> None:
     print(f"{'reconstruction':24} {'MSE':>8} {'PSNR':>6} {'SSIM':>6}")
     for name, r in rows.items():
         print(f"{name:24} {r['mse']:8.5f} {r['psnr']:6.2f} {r['ssim']:6.3f}")
-    out = Path(__file__).parent / "results" / "reconstruction.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
             {"checkpoint": args.pdae, "images": len(x0), "steps": args.steps, "precision": args.precision,

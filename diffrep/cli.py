@@ -12,6 +12,7 @@ import netrc
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,8 @@ class DiffrepCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path and path not in ("last", "best", "hpc") and "://" not in str(path):
-            AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
+            checkpoint = AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
+            say_which_model_the_checkpoint_holds(path, checkpoint, self.config[subcommand].get("model"))
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
@@ -168,10 +170,26 @@ class DiffrepCLI(LightningCLI):
                 trainer.callbacks.append(cls())
         return trainer
 
+    def before_fit(self) -> None:
+        self._started = time.time()
+
+    def after_fit(self) -> None:
+        """Print what the run learned and write ``<run>/metrics.json`` and ``<run>/report.md``."""
+        self.report_run("fit")
+
+    def before_test(self) -> None:
+        self._started = time.time()
+
     def after_test(self) -> None:
-        """Collect every metric of the test run into ``<checkpoint>.report.{json,md}``."""
+        """The same for ``diffrep test``, next to the checkpoint: ``<checkpoint>.report.{json,md}``,
+        never over an earlier report (a second evaluation of one checkpoint is ``...report-v1``)."""
+        self.report_run("test")
+
+    def report_run(self, stage: str) -> None:
+        """Collect the final metrics (evaluation callbacks and logged scalars) and the images this
+        run wrote; print them as tables and write them to files, whatever the logger."""
         from diffrep.callbacks.base import EvaluationCallback
-        from diffrep.report import build_report, to_markdown, write_report
+        from diffrep.report import build_report, to_text, write_report
 
         trainer = self.trainer
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -180,18 +198,38 @@ class DiffrepCLI(LightningCLI):
                 metrics.update(callback.last)
         if not trainer.is_global_zero:
             return
-        ckpt = trainer.ckpt_path
-        report = build_report(
-            type(self.model).__name__,
-            type(self.datamodule).__name__,
-            ckpt,
-            metrics,
-            {"global_step": trainer.global_step},
-        )
-        stem = Path(ckpt).with_suffix(".report") if ckpt else Path(trainer.default_root_dir) / "report"
-        json_path, md_path = write_report(report, stem)
-        print(to_markdown(report))
+        run = Path(trainer.default_root_dir)
+        started = getattr(self, "_started", 0.0)
+        images = sorted(str(p) for p in (run / "images").glob("*.png") if p.stat().st_mtime >= started - 1)
+        ckpt = trainer.ckpt_path if stage == "test" else last_checkpoint_of(trainer)
+        report = build_report(type(self.model).__name__, type(self.datamodule).__name__, ckpt, metrics,
+                              {"global_step": trainer.global_step, "stage": stage, "images": images})
+        if stage == "fit":
+            json_path, md_path = write_report(report, run / "metrics", markdown_name="report.md")
+        else:
+            stem = Path(ckpt).with_suffix(".report") if ckpt else run / "test_report"
+            json_path, md_path = write_report(report, stem, overwrite=False)
+        print(to_text(report))
         print(f"diffrep: wrote {json_path} and {md_path}")
+
+
+def last_checkpoint_of(trainer: Any) -> str | None:
+    """The run's ``last.ckpt`` (or newest checkpoint) for the fit report; None when none was written."""
+    from diffrep.reliability import last_checkpoint
+
+    found = last_checkpoint(trainer)
+    return None if found == "none yet" else found
+
+
+def say_which_model_the_checkpoint_holds(path: str, checkpoint: dict[str, Any], model: Any) -> None:
+    """LightningCLI rebuilds the model from the checkpoint's saved class and settings, whatever the
+    config names: say so when the two differ, rather than evaluate another method without a word."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    named = getattr(model, "class_path", None) if model is not None else None
+    if saved and named and saved.rsplit(".", 1)[-1] != str(named).rsplit(".", 1)[-1]:
+        print(f"diffrep: {path} holds a {saved.rsplit('.', 1)[-1]}, not the {str(named).rsplit('.', 1)[-1]} the "
+              f"config names; this run uses the checkpoint's {saved.rsplit('.', 1)[-1]} with its saved settings",
+              file=sys.stderr, flush=True)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -39,12 +39,16 @@ def configs(tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs, tmp_path):
+def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs, tmp_path, capsys, monkeypatch):
     model_cfg, eval_cfg = configs
     out = diffrep("fit", "--config", str(model_cfg), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = tmp_path / "run/checkpoints/last.ckpt"
     assert ckpt.is_file()
+    fitted = json.loads((tmp_path / "run/metrics.json").read_text())  # every fit says what it learned
+    assert fitted["stage"] == "fit" and fitted["global_step"] == 40 and fitted["checkpoint"] == str(ckpt)
+    assert "train/loss" in fitted["metrics"] and (tmp_path / "run/report.md").is_file()
+    assert "what Autoencoder on DigitsDataModule learned (step 40)" in out.stdout
 
     out = diffrep("test", "--config", str(model_cfg), "--config", str(eval_cfg), "--ckpt_path", str(ckpt), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -69,8 +73,15 @@ def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs,
         abs(metrics["recon/inverted_psnr"] - 10 * np.log10(1 / metrics["recon/inverted_mse"])) < 3
     )  # mean of logs vs log of mean
     md = (tmp_path / "run/checkpoints/last.report.md").read_text()
-    assert "| linear_accuracy |" in md and "# Autoencoder on DigitsDataModule" in out.stdout
-    assert list((tmp_path / "run/images").glob("test_reconstructions_*.png"))
+    assert "| linear_accuracy |" in md and "what Autoencoder on DigitsDataModule learned" in out.stdout
+    assert "| few_label | " in md and " ± " in md  # k labels per class as a paper's table
+    images = list((tmp_path / "run/images").glob("test_reconstructions_*.png"))
+    assert images and f"](../images/{images[0].name})" in md and f"image: {images[0]}" in out.stdout
+
+    code = run_cli("test", "--config", model_cfg, "--config", eval_cfg, "--ckpt_path", ckpt, cwd=tmp_path,
+                   capsys=capsys, monkeypatch=monkeypatch)[0]  # a second evaluation never overwrites the first report
+    assert code == 0 and (tmp_path / "run/checkpoints/last.report-v1.json").is_file()
+    assert (tmp_path / "run/checkpoints/last.report.md").read_text() == md
 
     out = diffrep("predict", "--config", str(model_cfg), "--ckpt_path", str(ckpt), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -92,7 +103,7 @@ def test_pixel_and_pca_baselines_need_no_training(configs, tmp_path, capsys, mon
             cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
         )
         assert code == 0, err[-3000:]
-        metrics = json.loads((tmp_path / name / "report.json").read_text())["metrics"]
+        metrics = json.loads((tmp_path / name / "test_report.json").read_text())["metrics"]
         assert metrics["probe/linear_accuracy"] > 0.8, name
         assert ("recon/inverted_mse" in metrics) == (name == "pca")
         assert ("fid/samples" in metrics) == (name == "pca")

@@ -14,7 +14,28 @@ from diffrep.evaluation.distributed import generate_items, map_items
 from diffrep.evaluation.extractor import SmallClassifier, load_classifier, save_classifier, train_classifier
 from diffrep.evaluation.fid import frechet_distance, to_uint8_rgb
 from diffrep.evaluation.reconstruction import image_errors
-from diffrep.report import build_report, comparison, to_markdown, write_report
+from diffrep.report import build_report, comparison, headline, to_markdown, to_text, write_report
+
+
+def test_label_scarce_metrics_print_as_a_papers_table_and_reports_are_never_overwritten(tmp_path):
+    metrics = {"semi/label_spreading_1_mean": 0.41, "semi/label_spreading_1_std": 0.02,
+               "semi/label_spreading_10_mean": 0.75, "semi/label_spreading_10_std": 0.01,
+               "semi/logistic_10_mean": 0.70, "semi/logistic_10_std": 0.03, "probe/linear_accuracy": 0.79}
+    image = tmp_path / "run/images/reconstructions_step0000010.png"
+    report = build_report("DRL", "FashionMNIST", None, metrics, {"global_step": 10, "images": [str(image)]})
+    md = to_markdown(report, tmp_path / "run")
+    assert "| method | 1 per class | 10 per class |" in md
+    assert "| label_spreading | 0.4100 ± 0.0200 | 0.7500 ± 0.0100 |" in md
+    assert "| logistic | - | 0.7000 ± 0.0300 |" in md and "_mean" not in md
+    assert "![reconstructions_step0000010](images/reconstructions_step0000010.png)" in md
+    text = to_text(report)
+    assert "| label_spreading | 0.4100 ± 0.0200 | 0.7500 ± 0.0100 |" in text and f"image: {image}" in text
+    assert headline(report) == "DRL (step 10): linear probe 79.0%, label spreading (10/class) 75.0%"
+    first = write_report(report, tmp_path / "last.report", overwrite=False)
+    second = write_report({**report, "global_step": 20}, tmp_path / "last.report", overwrite=False)
+    assert [p.name for p in first] == ["last.report.json", "last.report.md"]
+    assert [p.name for p in second] == ["last.report-v1.json", "last.report-v1.md"]
+    assert json.loads(first[0].read_text())["global_step"] == 10
 
 
 def test_image_errors_match_closed_forms():

@@ -8,7 +8,7 @@ from test_dpm import LossRecorder
 from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.lightning_modules import LatentDPM
-from diffrep.lightning_modules.latent_dpm import LatentPrior
+from diffrep.lightning_modules.latent_prior import LatentPrior
 from diffrep.nets.latent_mlp import LatentMLP
 
 

@@ -4,7 +4,7 @@ from conftest import digits, make_pdae, quiet_trainer
 
 from diffrep.checkpoints import CheckpointError
 from diffrep.lightning_modules import PDAE
-from diffrep.lightning_modules.pdae import load_pdae
+from diffrep.lightning_modules.loading import load_pdae
 
 
 def test_shift_is_zero_at_start_so_pdae_equals_the_dpm(tiny_dpm_checkpoint):

@@ -69,3 +69,4 @@ class MNISTDataModule(FashionMNISTDataModule):
     url = "https://ossci-datasets.s3.amazonaws.com/mnist/"
     hint = "place the four MNIST IDX files in ./data/mnist"
     class_names = tuple(str(d) for d in range(10))
+

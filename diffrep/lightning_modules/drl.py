@@ -45,6 +45,7 @@ from diffrep.diffusion.process import network_input
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
+from diffrep.lightning_modules.latent_prior import LatentPrior
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.unet import UNet, UNetConfig
@@ -225,8 +226,6 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
 
     def latent_prior(self) -> torch.nn.Module:
         if not self._latent_prior:
-            from diffrep.lightning_modules.latent_dpm import LatentPrior
-
             self._latent_prior.append(LatentPrior(self.latent_dpm_checkpoint).to(self.model_device()))
         return self._latent_prior[0]
 

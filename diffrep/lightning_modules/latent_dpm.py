@@ -24,18 +24,16 @@ base model's, so a LatentDPM checkpoint answers the whole evaluation API.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from diffrep.checkpoints import CheckpointError, read_checkpoint
-from diffrep.diffusion.sampling import ddim_sample
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS, ScheduleConfig
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
+from diffrep.lightning_modules.latent_prior import latent_ddim
 from diffrep.lightning_modules.loading import load_trained
 from diffrep.nets.latent_mlp import LatentMLP
 
@@ -150,46 +148,3 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
 
     def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
         return self.base.interpolate(x_a, x_b, num_points, num_steps)
-
-
-class LatentPrior(torch.nn.Module):
-    """The sampling half of a trained LatentDPM (its EMA MLP, schedule and code statistics),
-    read from the LatentDPM checkpoint without its base model: what ``DRL.sample`` and
-    ``DiffAE.sample`` draw codes from when given ``latent_dpm_checkpoint``."""
-
-    def __init__(self, path: str | Path) -> None:
-        super().__init__()
-        checkpoint = read_checkpoint(path, what="latent DPM checkpoint")
-        if checkpoint.get("diffrep", {}).get("method") != "LatentDPM":
-            raise CheckpointError(f"{path} is not a LatentDPM checkpoint; pass the last.ckpt that "
-                                  "`diffrep fit --config configs/<method>_latent.yaml` writes")
-        h = checkpoint["hyper_parameters"]
-        state = checkpoint["state_dict"]
-        latent_dim = state["z_mean"].numel()
-        self.net = LatentMLP(latent_dim, h["hidden"], h["num_layers"], h.get("time_dim", 64), dropout=0.0)
-        self.net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-        with torch.no_grad():  # then the EMA weights, by parameter (a shared layer has one EMA entry)
-            for name, param in self.net.named_parameters():
-                param.copy_(state.get("ema.net__" + name.replace(".", "__"), param))
-        self.schedule = ScheduleConfig(kind="discrete", num_timesteps=h["num_timesteps"], beta_schedule="constant",
-                                       beta_end=h["beta"]).build()
-        self.register_buffer("z_mean", state["z_mean"].clone())
-        self.register_buffer("z_std", state["z_std"].clone())
-        self.clip_codes, self.latent_grid, self.latent_steps = h["clip_codes"], h["latent_grid"], h["latent_steps"]
-        self.eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def sample_codes(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
-        z = latent_ddim(self.net, self.schedule, n, self.latent_steps or num_steps, self.clip_codes,
-                        self.latent_grid, generator, self.z_mean.device)
-        return z * self.z_std + self.z_mean
-
-
-def latent_ddim(net: LatentMLP, schedule: Any, n: int, num_steps: int, clip_codes: bool, grid: str,
-                generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """n standardised codes by DDIM from z_T ~ N(0, I) (z_T and each z0 estimate clamped to [-1, 1]
-    with ``clip_codes``, as PDAE's official latent sampler does)."""
-    z_T = torch.randn(n, net.latent_dim, generator=generator, device=device)
-    if clip_codes:
-        z_T = z_T.clamp(-1.0, 1.0)
-    return ddim_sample(net, schedule, z_T, num_steps, clip_x0=clip_codes, grid=grid)

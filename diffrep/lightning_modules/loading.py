@@ -9,14 +9,13 @@ from pathlib import Path
 import lightning as L
 
 from diffrep.checkpoints import CheckpointError, read_checkpoint
+from diffrep.lightning_modules.diffae import DiffAE
+from diffrep.lightning_modules.dpm import DPM
+from diffrep.lightning_modules.drl import DRL, VDRL
+from diffrep.lightning_modules.pdae import PDAE
 
 
 def method_classes() -> dict[str, type[L.LightningModule]]:
-    from diffrep.lightning_modules.diffae import DiffAE
-    from diffrep.lightning_modules.dpm import DPM
-    from diffrep.lightning_modules.drl import DRL, VDRL
-    from diffrep.lightning_modules.pdae import PDAE
-
     return {"DPM": DPM, "PDAE": PDAE, "DRL": DRL, "VDRL": VDRL, "DiffAE": DiffAE}
 
 
@@ -44,3 +43,8 @@ def load_trained(
         model.ema.copy_to_model()
         model.ema = None
     return model.eval()
+
+
+def load_pdae(path: str | Path) -> PDAE:
+    """A trained PDAE from its checkpoint alone, with its EMA weights in place (for later stages)."""
+    return load_trained(path, ["PDAE"], "a PDAE checkpoint")  # type: ignore[return-value]

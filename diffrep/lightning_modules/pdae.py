@@ -10,7 +10,6 @@ Sampling uses the classifier-guidance form eps_hat = eps_theta - sqrt(1 - abar_t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -149,9 +148,3 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
             "configs/pdae_latent.yaml` and sample from that checkpoint (or decode codes with generate(z, x_T))"
         )
 
-
-def load_pdae(path: str | Path) -> PDAE:
-    """A trained PDAE from its checkpoint alone, with its EMA weights in place (for later stages)."""
-    from diffrep.lightning_modules.loading import load_trained
-
-    return load_trained(path, ["PDAE"], "a PDAE checkpoint")  # type: ignore[return-value]

@@ -12,6 +12,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 
@@ -127,15 +128,12 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, hgt, wid = x.shape
-        flat = x.reshape(b, c, hgt * wid)
-        qkv = self.qkv(self.norm(flat))  # (B, 3C, L), laid out head by head as [q, k, v]
-        if self.new_order:
-            parts = (part.reshape(b * self.num_heads, c // self.num_heads, hgt * wid) for part in qkv.chunk(3, dim=1))
-        else:
-            parts = qkv.reshape(b * self.num_heads, 3 * c // self.num_heads, hgt * wid).chunk(3, dim=1)
-        q, k, v = (part.transpose(1, 2) for part in parts)  # (B*H, L, C/H)
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, c, hgt * wid)
-        return (flat + self.proj_out(attended)).reshape(b, c, hgt, wid)
+        flat = rearrange(x, "b c h w -> b c (h w)")
+        qkv = self.qkv(self.norm(flat))  # (B, 3C, L)
+        layout = "b (three h d) l" if self.new_order else "b (h three d) l"  # q/k/v first, or heads first
+        q, k, v = rearrange(qkv, f"{layout} -> three (b h) l d", three=3, h=self.num_heads)
+        attended = rearrange(F.scaled_dot_product_attention(q, k, v), "(b h) l d -> b (h d) l", b=b)
+        return rearrange(flat + self.proj_out(attended), "b c (h w) -> b c h w", h=hgt, w=wid)
 
 
 class TimestepSequential(nn.Sequential):
