@@ -17,10 +17,11 @@ from typing import Any
 import torch
 
 from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.errors import MissingFileError
 from diffrep.nets.unet import UNet, UNetConfig
 
 
-class CheckpointError(FileNotFoundError):
+class CheckpointError(MissingFileError):
     """A checkpoint is missing, unreadable or does not fit; the message names the fix."""
 
 

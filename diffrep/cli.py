@@ -21,11 +21,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from diffrep.datamodules.base import DataError
-from diffrep.lightning_modules.api import NonFiniteLossError
+from diffrep.errors import DiffrepError
 
-#: Errors whose message already says what to do; anything else is a bug and keeps its traceback.
-USER_ERRORS = (DataError, NonFiniteLossError, FileNotFoundError, ValueError, MisconfigurationException)
+#: Errors whose message already says what to do (diffrep's own, and Lightning's for a trainer setting
+#: such as a GPU request without a GPU); anything else is a bug and keeps its traceback (exit 1).
+USER_ERRORS = (DiffrepError, MisconfigurationException)
 
 
 def wandb_has_credentials() -> bool:
@@ -97,6 +97,18 @@ def train_in_fp32_where_bf16_is_emulated(config: Any) -> None:
                   "to keep bf16-mixed", stacklevel=1)
 
 
+def checkpoints_follow_the_run_folder(trainer: Any) -> None:
+    """A ``ModelCheckpoint`` without ``dirpath`` writes to ``<default_root_dir>/checkpoints``, so
+    ``--trainer.default_root_dir DIR`` moves a run's checkpoints with its logs and images (Lightning
+    would put them under the logger's folder, or beside the earlier run's). A set ``dirpath`` stays."""
+    root = trainer.get("default_root_dir") or "."
+    for callback in trainer.get("callbacks") or []:
+        class_path = str(getattr(callback, "class_path", "") or "")
+        init_args = getattr(callback, "init_args", None)
+        if class_path.endswith("ModelCheckpoint") and init_args is not None and init_args.get("dirpath") is None:
+            init_args["dirpath"] = str(Path(root) / "checkpoints")
+
+
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         import lightning as L
@@ -135,10 +147,23 @@ class DiffrepCLI(LightningCLI):
             say_which_model_the_checkpoint_holds(path, checkpoint, self.config[subcommand].get("model"))
         super()._parse_ckpt_path()
 
+    def instantiate_classes(self) -> None:
+        """jsonargparse reports an error raised while building the model or data as a ValueError
+        listing every Union subtype with the whole Namespace; the user's error inside it is raised
+        instead, so its one line reaches the user."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            cause = user_error_inside(err)
+            if cause is None:
+                raise
+            raise cause from None
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         force_wandb_offline_without_credentials(config.trainer.logger)
         train_in_fp32_where_bf16_is_emulated(config)
+        checkpoints_follow_the_run_folder(config.trainer)
 
     def instantiate_trainer(self, **kwargs):
         """Every run writes checkpoints atomically and has the reliability callbacks (ones the
@@ -202,8 +227,9 @@ class DiffrepCLI(LightningCLI):
         started = getattr(self, "_started", 0.0)
         images = sorted(str(p) for p in (run / "images").glob("*.png") if p.stat().st_mtime >= started - 1)
         ckpt = trainer.ckpt_path if stage == "test" else last_checkpoint_of(trainer)
+        step = trainer.global_step if stage == "fit" or not ckpt else checkpoint_step(ckpt)
         report = build_report(type(self.model).__name__, type(self.datamodule).__name__, ckpt, metrics,
-                              {"global_step": trainer.global_step, "stage": stage, "images": images})
+                              {"global_step": step, "stage": stage, "images": images})
         if stage == "fit":
             json_path, md_path = write_report(report, run / "metrics", markdown_name="report.md")
         else:
@@ -211,6 +237,31 @@ class DiffrepCLI(LightningCLI):
             json_path, md_path = write_report(report, stem, overwrite=False)
         print(to_text(report))
         print(f"diffrep: wrote {json_path} and {md_path}")
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The training step a checkpoint was saved at (``diffrep test`` evaluates it, its trainer is at 0)."""
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step"))
+    except Exception:  # a checkpoint without a step (an official file): the report says none
+        return None
+
+
+def user_error_inside(err: BaseException) -> BaseException | None:
+    """The first of diffrep's own errors (``USER_ERRORS``) in ``err``'s chain of causes, if any."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [err]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, USER_ERRORS):
+            return current
+        pending += [current.__cause__, current.__context__]
+    return None
 
 
 def last_checkpoint_of(trainer: Any) -> str | None:

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from diffrep.errors import ConfigError
+
 
 def _buffer_name(param_name: str) -> str:
     return param_name.replace(".", "__")
@@ -25,7 +27,7 @@ class EMA(nn.Module):
     def __init__(self, model: nn.Module, decay: float = 0.9999) -> None:
         super().__init__()
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+            raise ConfigError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.swapped_out: dict[str, torch.Tensor] | None = None  # the training weights while EMA ones are in
         self._model = [model]  # a list hides it from nn.Module registration

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from diffrep.errors import ConfigError
 from diffrep.evaluation.linear import Standardiser, fit_logistic_regression
 
 CLASSIFIERS = ("logistic", "bce")
@@ -43,12 +44,12 @@ def fit_code_direction(codes: Tensor, labels: Tensor, positive: int, l2: float =
     """The direction towards class ``positive`` (``classifier``: see the module docstring)."""
     target = (labels == positive).long()
     if target.sum() == 0 or target.sum() == len(target):
-        raise ValueError(f"class {positive} must be present and not the only class among the labels")
+        raise ConfigError(f"class {positive} must be present and not the only class among the labels")
     if classifier == "bce":
         attributes = torch.nn.functional.one_hot(labels.long(), int(labels.max()) + 1).float()
         return fit_attribute_directions(codes, attributes)[positive]
     if classifier != "logistic":
-        raise ValueError(f"unknown direction classifier {classifier!r}; choose one of {list(CLASSIFIERS)}")
+        raise ConfigError(f"unknown direction classifier {classifier!r}; choose one of {list(CLASSIFIERS)}")
     standardiser = Standardiser.fit(codes)
     fitted = fit_logistic_regression(standardiser(codes), target, num_classes=2, l2=l2)
     w = fitted.weight[1] - fitted.weight[0]
@@ -64,7 +65,7 @@ def fit_attribute_directions(codes: Tensor, attributes: Tensor, lr: float = 1e-3
     steps at batch 128; ``lr``/``epochs`` are scaled down for CPU-sized code sets).
     """
     if attributes.ndim != 2 or attributes.shape[0] != codes.shape[0]:
-        raise ValueError(f"attributes must be (N, A) for N = {codes.shape[0]} codes, got {tuple(attributes.shape)}")
+        raise ConfigError(f"attributes must be (N, A) for N = {codes.shape[0]} codes, got {tuple(attributes.shape)}")
     standardiser = Standardiser.fit(codes)
     generator = torch.Generator().manual_seed(seed)
     with torch.inference_mode(False), torch.enable_grad():  # callable from `trainer.test`

@@ -24,6 +24,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diffrep.checkpoints import CheckpointError
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import NonFiniteLossError
 
 
@@ -249,7 +250,7 @@ def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
     callback = last_keeper(trainer)
     if callback is not None and own_last_path(callback).is_file():
         folder = callback.dirpath
-        raise ValueError(
+        raise ConfigError(
             f"{folder} already holds last.ckpt from an earlier run, which later stages would keep reading. "
             f"Resume it with --ckpt_path last, or move {folder} (or its run folder) away to train again"
         )
@@ -264,7 +265,7 @@ class NonFiniteGuard(L.Callback):
 
     def __init__(self, max_skips: int = 0) -> None:
         if max_skips < 0:
-            raise ValueError(f"max_skips must be >= 0, got {max_skips}")
+            raise ConfigError(f"max_skips must be >= 0, got {max_skips}")
         self.max_skips = max_skips
         self.skipped = 0
 

@@ -54,7 +54,7 @@ def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs,
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((tmp_path / "run/checkpoints/last.report.json").read_text())
     metrics = report["metrics"]
-    assert report["method"] == "Autoencoder" and report["checkpoint"] == str(ckpt)
+    assert report["method"] == "Autoencoder" and report["checkpoint"] == str(ckpt) and report["global_step"] == 40
     for key in (
         "probe/linear_accuracy",
         "probe/knn_accuracy",

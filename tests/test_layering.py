@@ -6,6 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "diffrep"
 LAYERS = [
+    {"errors"},
     {"diffusion", "nets"},
     {"ema", "distributed", "quiet"},
     {"checkpoints"},

@@ -2,6 +2,7 @@
 NaN batches, and the bad inputs that must end with one clear message and exit code 2."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,3 +257,57 @@ def test_wandb_online_without_credentials_falls_back_to_offline(monkeypatch, tmp
     logger.init_args["offline"] = False
     force_wandb_offline_without_credentials([logger])
     assert logger.init_args["offline"] is False
+
+
+def test_a_bug_that_raises_a_builtin_error_keeps_its_traceback(tiny_config, tmp_path, capsys, monkeypatch):
+    """Only diffrep's own errors (a user can fix them) become one line and exit 2; a ValueError or
+    FileNotFoundError from a bug inside a run propagates (the console script prints its traceback)."""
+    from diffrep.lightning_modules.baselines import Autoencoder
+
+    for error in (ValueError("a bug"), FileNotFoundError("a bug's missing file")):
+        def broken(self, *args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(Autoencoder, "training_step", broken)
+        with pytest.raises(type(error), match="a bug"):
+            run_cli("fit", "--config", tiny_config, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
+
+
+def test_user_errors_are_diffreps_own_and_still_builtin_types():
+    from diffrep.datamodules.base import DataError
+    from diffrep.errors import ConfigError, DiffrepError, MissingFileError
+
+    for cls, builtin in ((ConfigError, ValueError), (MissingFileError, FileNotFoundError),
+                         (CheckpointError, FileNotFoundError), (DataError, RuntimeError),
+                         (NonFiniteLossError, RuntimeError)):
+        assert issubclass(cls, DiffrepError) and issubclass(cls, builtin), cls
+    from diffrep.cli import USER_ERRORS
+
+    assert ValueError not in USER_ERRORS and FileNotFoundError not in USER_ERRORS
+
+
+def test_a_truncated_dpm_checkpoint_for_pdae_gives_one_line(tmp_path, capsys, monkeypatch):
+    """jsonargparse wraps an error raised while building the model in a Union message with the
+    whole Namespace; the user sees diffrep's one line instead."""
+    from test_fault_matrix import PDAE_CONFIG
+
+    (tmp_path / "truncated.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    config = tmp_path / "pdae.yaml"
+    config.write_text(PDAE_CONFIG.format(dpm=tmp_path / "truncated.ckpt", root=tmp_path / "pdae"))
+    code, _, err = run_cli("fit", "--config", config, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Seed set")]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("diffrep: error: cannot read checkpoint"), err
+
+
+def test_checkpoints_follow_the_run_folder(tiny_config, tmp_path, capsys, monkeypatch):
+    """A ModelCheckpoint without dirpath (as every shipped config) writes into <default_root_dir>/checkpoints,
+    so a second run with another --trainer.default_root_dir is not refused because of the first one."""
+    tiny_config.write_text(tiny_config.read_text().replace(f"dirpath: {tmp_path}/run/checkpoints, ", ""))
+    assert "dirpath" not in tiny_config.read_text()
+    for folder in ("first", "second"):
+        code, _, err = run_cli("fit", "--config", tiny_config, "--trainer.default_root_dir", tmp_path / folder,
+                               cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+        assert code == 0, err[-1500:]
+        assert last_step(tmp_path / folder / "checkpoints") == 3
+        assert (tmp_path / folder / "metrics.json").is_file()

@@ -11,6 +11,7 @@ import torch
 
 from diffrep.callbacks.logging import log_metric_table
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import UnsupportedOperation
 
 
@@ -32,11 +33,11 @@ class EvaluationCallback(L.Callback, ABC):
     def __init__(self, every_n_epochs: int = 1, seed: int = 0, every_n_steps: int | None = None,
                  timestep_grid: str | None = None) -> None:
         if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+            raise ConfigError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         if every_n_steps is not None and every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1 or null, got {every_n_steps}")
+            raise ConfigError(f"every_n_steps must be >= 1 or null, got {every_n_steps}")
         if timestep_grid is not None and timestep_grid not in TIMESTEP_GRIDS:
-            raise ValueError(f"unknown timestep_grid {timestep_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
+            raise ConfigError(f"unknown timestep_grid {timestep_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         self.every_n_epochs, self.every_n_steps, self.seed = every_n_epochs, every_n_steps, seed
         self.timestep_grid = timestep_grid
         self.last: dict[str, float] = {}

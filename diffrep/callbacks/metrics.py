@@ -12,6 +12,7 @@ import warnings
 import lightning as L
 
 from diffrep.callbacks.base import EvaluationCallback
+from diffrep.errors import MissingFileError
 from diffrep.evaluation.distributed import generate_items, map_items
 from diffrep.evaluation.fid import CLASSIFIER, frechet_distance, to_uint8_rgb
 from diffrep.evaluation.reconstruction import reconstruction_metrics
@@ -58,7 +59,7 @@ class FID(EvaluationCallback):
         if not Path(self.weights_path).is_file():
             hint = (f"python -m diffrep.evaluation.extractor --out {self.weights_path}" if self.extractor == CLASSIFIER
                     else "put the InceptionV3 weights file there")
-            raise FileNotFoundError(f"FID feature extractor weights {self.weights_path} not found; run `{hint}` "
+            raise MissingFileError(f"FID feature extractor weights {self.weights_path} not found; run `{hint}` "
                                     "or remove the FID callback")
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:

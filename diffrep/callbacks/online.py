@@ -21,11 +21,13 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
+
 
 class OnlineLinearProbe(L.Callback):
     def __init__(self, every_n_steps: int = 50, lr: float = 1e-3, num_classes: int | None = None) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+            raise ConfigError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps, self.lr, self.num_classes = every_n_steps, lr, num_classes
         self.head: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from diffrep.callbacks.base import EvaluationCallback
 from diffrep.callbacks.logging import figure_to_image, log_image_grid, log_table
+from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.probes import few_label_accuracy, knn_accuracy, linear_probe
 
@@ -35,7 +36,7 @@ class _ProbeCallback(EvaluationCallback):
         train = encode_split(pl_module, trainer.datamodule.evaluation_split("train"), self.max_train)
         test = encode_split(pl_module, splits["test"], self.max_test)
         if (train[1] < 0).all():
-            raise ValueError(f"{type(self).__name__} needs labels; this data set has none, remove the callback")
+            raise ConfigError(f"{type(self).__name__} needs labels; this data set has none, remove the callback")
         return self.score(train, test, trainer) if trainer.is_global_zero else {}
 
 

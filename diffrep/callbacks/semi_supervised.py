@@ -15,6 +15,7 @@ from torch import Tensor
 from diffrep.callbacks.base import EvaluationCallback
 from diffrep.callbacks.logging import figure_to_image, log_image_grid, log_table
 from diffrep.callbacks.probes import _ProbeCallback
+from diffrep.errors import ConfigError
 from diffrep.evaluation.distributed import map_items
 from diffrep.evaluation.downstream import mlp_probe, svm_accuracy
 from diffrep.evaluation.probes import linear_probe
@@ -87,7 +88,7 @@ class TimeCodeProbe(EvaluationCallback):
         super().__init__(**kwargs)
         self.max_train, self.max_test = max_train, max_test
         if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
+            raise ConfigError(f"grid must be >= 1, got {grid}")
         self.times = [k / grid for k in range(grid + 1)]
         self.svm_labels, self.seeds = svm_labels, list(seeds)
 

@@ -29,6 +29,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from diffrep.errors import ConfigError
 from diffrep.evaluation.dpm_features import DPMFeatureEncoder
 from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.probes import linear_probe
@@ -51,16 +52,16 @@ class TimeToAccuracy(L.Callback):
         dpm_features: dict | None = None,
     ) -> None:
         if sorted(at_minutes) != list(at_minutes) or not at_minutes:
-            raise ValueError(f"at_minutes must be a non-empty increasing list, got {list(at_minutes)}")
+            raise ConfigError(f"at_minutes must be a non-empty increasing list, got {list(at_minutes)}")
         if budget_minutes is not None and budget_minutes <= offset_minutes:  # (a resume may pass it)
-            raise ValueError(f"budget_minutes ({budget_minutes}) must exceed offset_minutes ({offset_minutes}): "
+            raise ConfigError(f"budget_minutes ({budget_minutes}) must exceed offset_minutes ({offset_minutes}): "
                              "the work before this run already spent the budget")
         self.at_minutes, self.budget_minutes, self.offset_minutes = list(at_minutes), budget_minutes, offset_minutes
         self.splits, self.max_train, self.max_eval = list(splits), max_train, max_eval
         self.labels_per_class, self.seeds, self.methods = labels_per_class, list(seeds), list(methods)
         self.seed = seed
         if dpm_features is not None and set(dpm_features) - {"layer", "t"}:
-            raise ValueError(f"dpm_features takes layer and t, got {sorted(dpm_features)}")
+            raise ConfigError(f"dpm_features takes layer and t, got {sorted(dpm_features)}")
         self.dpm_features = dpm_features
         self.points: list[dict[str, Any]] = []
         self._excluded = 0.0
@@ -154,7 +155,7 @@ class TimeToAccuracy(L.Callback):
         if self.dpm_features is None:
             return pl_module
         if not hasattr(pl_module, "unet") or not hasattr(pl_module, "inference"):
-            raise ValueError(f"dpm_features reads a DPM's U-Net; {type(pl_module).__name__} has none")
+            raise ConfigError(f"dpm_features reads a DPM's U-Net; {type(pl_module).__name__} has none")
         return DPMFeatureEncoder(pl_module.unet, pl_module.schedule, self.dpm_features.get("layer", "middle_block"),
                                  self.dpm_features.get("t", 50), pl_module.inference)
 

@@ -17,9 +17,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from diffrep.datamodules.resumable import ResumableDataLoader
+from diffrep.errors import ConfigError, DiffrepError
 
 
-class DataError(RuntimeError):
+class DataError(DiffrepError, RuntimeError):
     """A data set is missing or corrupt; the message names the fix."""
 
 
@@ -125,7 +126,7 @@ class ImageDataModule(L.LightningDataModule):
         n = images.shape[0]
         n_val = int(self.val_size * n) if isinstance(self.val_size, float) else int(self.val_size)
         if not 0 <= n_val < n:
-            raise ValueError(f"val_size {self.val_size} leaves no training images out of {n}")
+            raise ConfigError(f"val_size {self.val_size} leaves no training images out of {n}")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         train_idx, val_idx = order[n_val:], order[:n_val]
         if self.subset is not None:

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from diffrep.diffusion.process import append_dims, eps_from_x0, posterior_mean_variance, x0_from_eps
 from diffrep.diffusion.schedule import DiscreteSchedule, NoiseSchedule
+from diffrep.errors import ConfigError
 
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -112,7 +113,7 @@ def ddpm_sample(
 ) -> Tensor:
     """Ancestral sampling over all T steps with the posterior variance btilde_t (Ho et al. Alg. 2)."""
     if not schedule.discrete:
-        raise ValueError("ddpm_sample needs a discrete schedule; use ddim_sample with eta=1 instead")
+        raise ConfigError("ddpm_sample needs a discrete schedule; use ddim_sample with eta=1 instead")
     x = x_T
     for value in range(schedule.num_timesteps - 1, -1, -1):
         t = torch.full((x.shape[0],), value, device=x.device, dtype=torch.long)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
+
 #: DDIM step grids (``NoiseSchedule.ddim_levels``): diffrep's default and the official PDAE/Diff-AE one.
 TIMESTEP_GRIDS = ("linspace", "official")
 
@@ -63,9 +65,9 @@ class NoiseSchedule(nn.Module, ABC):
         Continuous schedules use linspace(t_max, t_min, N) and linspace(t_max, t_min, N + 1) alike.
         """
         if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+            raise ConfigError(f"num_steps must be >= 1, got {num_steps}")
         if grid not in TIMESTEP_GRIDS:
-            raise ValueError(f"unknown timestep_grid {grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
+            raise ConfigError(f"unknown timestep_grid {grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         official = grid == "official"
         points = num_steps + 1 if official else num_steps
         if not self.discrete:
@@ -167,7 +169,7 @@ def make_betas(kind: str, num_timesteps: int, beta_start: float, beta_end: float
         steps = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps
         f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
         return (1 - f[1:] / f[:-1]).clamp(max=0.999)
-    raise ValueError(f"unknown beta_schedule {kind!r}; choose 'linear', 'cosine' or 'constant'")
+    raise ConfigError(f"unknown beta_schedule {kind!r}; choose 'linear', 'cosine' or 'constant'")
 
 
 class ContinuousSchedule(NoiseSchedule):
@@ -255,4 +257,4 @@ class ScheduleConfig:
             return VESchedule(self.sigma_min, self.sigma_max, self.t_eps)
         if self.kind == "vp":
             return VPSchedule(self.beta_min, self.beta_max, self.t_eps)
-        raise ValueError(f"unknown schedule kind {self.kind!r}; choose 'discrete', 've' or 'vp'")
+        raise ConfigError(f"unknown schedule kind {self.kind!r}; choose 'discrete', 've' or 'vp'")

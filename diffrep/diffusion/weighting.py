@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from diffrep.diffusion.schedule import NoiseSchedule
+from diffrep.errors import ConfigError
 
 LossWeight = Callable[[NoiseSchedule, Tensor], Tensor]
 
@@ -46,7 +47,7 @@ _WEIGHTS: dict[str, Callable[..., Tensor]] = {
 def loss_weight(name: str, schedule: NoiseSchedule, t: Tensor, gamma: float | None = None) -> Tensor:
     """Per-sample weight by name; ``gamma`` is passed to the weights that take one."""
     if name not in _WEIGHTS:
-        raise ValueError(f"unknown loss weight {name!r}; choose one of {sorted(_WEIGHTS)}")
+        raise ConfigError(f"unknown loss weight {name!r}; choose one of {sorted(_WEIGHTS)}")
     if gamma is not None and name in ("pdae", "min_snr"):
         return _WEIGHTS[name](schedule, t, gamma)
     return _WEIGHTS[name](schedule, t)
@@ -93,13 +94,13 @@ def sample_time(
 ) -> Tensor:
     """Draw ``n`` training times with the sampler called ``name``."""
     if name not in _SAMPLERS:
-        raise ValueError(f"unknown time sampler {name!r}; choose one of {sorted(_SAMPLERS)}")
+        raise ConfigError(f"unknown time sampler {name!r}; choose one of {sorted(_SAMPLERS)}")
     return _SAMPLERS[name](schedule, n, device, generator)
 
 
 def check_names(weight: str, sampler: str) -> None:
     """Fail at construction time, not at the first step, on a misspelt name."""
     if weight not in _WEIGHTS:
-        raise ValueError(f"unknown loss weight {weight!r}; choose one of {sorted(_WEIGHTS)}")
+        raise ConfigError(f"unknown loss weight {weight!r}; choose one of {sorted(_WEIGHTS)}")
     if sampler not in _SAMPLERS:
-        raise ValueError(f"unknown time sampler {sampler!r}; choose one of {sorted(_SAMPLERS)}")
+        raise ConfigError(f"unknown time sampler {sampler!r}; choose one of {sorted(_SAMPLERS)}")

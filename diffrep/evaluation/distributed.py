@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from diffrep.distributed import rank_and_world
+from diffrep.errors import ConfigError
 
 __all__ = ["gather_in_order", "generate_items", "map_items", "rank_and_world", "shard"]
 
@@ -51,7 +52,7 @@ def map_items(
     of a (image, label) dataset, shared over the ranks, and gather the results in order."""
     n = len(dataset) if max_items is None else min(max_items, len(dataset))
     if n == 0:
-        raise ValueError("the data split is empty; check the data set and its subset/val_size settings")
+        raise ConfigError("the data split is empty; check the data set and its subset/val_size settings")
     mine = list(shard(n))
     results: dict[str, list[Tensor]] = {}
     for start in range(0, len(mine), batch_size):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
 from diffrep.evaluation.semi_supervised import draw_labelled, mean_std, standardise
 
 
@@ -35,7 +36,7 @@ def svm_accuracy(
     results = {}
     for n in num_labels:
         if n % num_classes:
-            raise ValueError(f"{n} labels do not split evenly over {num_classes} classes")
+            raise ConfigError(f"{n} labels do not split evenly over {num_classes} classes")
         scores = []
         for seed in seeds:
             idx = draw_labelled(train_y, n // num_classes, seed).numpy()

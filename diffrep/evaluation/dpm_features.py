@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from diffrep.diffusion.process import network_input, q_sample
 from diffrep.diffusion.schedule import NoiseSchedule
+from diffrep.errors import ConfigError
 from diffrep.evaluation.linear import Standardiser, fit_logistic_regression
 
 
@@ -36,7 +37,7 @@ def pooled_activations(unet: nn.Module, schedule: NoiseSchedule, x0: Tensor, t: 
     order = {name: i for i, name in enumerate(default_layers(unet))}
     unknown = [name for name in layers if name not in order]
     if unknown:
-        raise ValueError(f"unknown U-Net layers {unknown}; choose from {list(order)}")
+        raise ConfigError(f"unknown U-Net layers {unknown}; choose from {list(order)}")
     last = max(layers, key=order.__getitem__)
     found: dict[str, Tensor] = {}
 
@@ -70,7 +71,7 @@ class DPMFeatureEncoder:
     def __init__(self, unet: nn.Module, schedule: NoiseSchedule, layer: str, t: int, inference: Callable,
                  noise_seed: int = 0) -> None:
         if layer not in default_layers(unet):
-            raise ValueError(f"unknown U-Net layer {layer!r}; choose from {default_layers(unet)}")
+            raise ConfigError(f"unknown U-Net layer {layer!r}; choose from {default_layers(unet)}")
         self.unet, self.schedule, self.layer, self.t = unet, schedule, layer, int(t)
         self.inference, self.noise_seed = inference, noise_seed
 

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError, MissingFileError
+
 
 class SmallClassifier(nn.Module):
     """Three conv stages (32x32 -> 4x4), then a ``feature_dim`` layer and the class logits."""
@@ -60,7 +62,7 @@ def save_classifier(model: SmallClassifier, path: str | Path) -> None:
 def load_classifier(path: str | Path) -> SmallClassifier:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"FID feature extractor {path} not found; train it with "
             f"`python -m diffrep.evaluation.extractor --out {path}` or set the FID callback's weights_path"
         )
@@ -85,7 +87,7 @@ def train_classifier(datamodule, epochs: int = 3, lr: float = 2e-3, seed: int = 
     torch.manual_seed(seed)
     channels, size, _ = datamodule.image_shape
     if size != 32:
-        raise ValueError("the FID classifier takes 32x32 images; set image_size 32")
+        raise ConfigError("the FID classifier takes 32x32 images; set image_size 32")
     model = SmallClassifier(in_channels=channels, num_classes=int(datamodule.splits["train"].labels.max()) + 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(epochs):

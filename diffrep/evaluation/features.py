@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from diffrep.errors import ConfigError
 from diffrep.evaluation.distributed import map_items
 
 
@@ -21,7 +22,7 @@ def collect_codes(model, loader: Iterable, max_items: int | None = None) -> tupl
         labels.append(targets.cpu())
         seen += len(images)
     if not codes:
-        raise ValueError("the loader yielded no batches; check the data split")
+        raise ConfigError("the loader yielded no batches; check the data split")
     z, y = torch.cat(codes), torch.cat(labels)
     return (z, y) if max_items is None else (z[:max_items], y[:max_items])
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from diffrep.errors import ConfigError, MissingFileError
 from diffrep.evaluation.extractor import load_classifier, uint8_to_model_input
 
 CLASSIFIER = "diffrep-classifier"
@@ -56,7 +57,7 @@ def _register_classifier() -> None:
         ) -> None:
             super().__init__(name, features_list)
             if feature_extractor_weights_path is None:
-                raise FileNotFoundError(
+                raise MissingFileError(
                     "the diffrep-classifier FID extractor needs weights_path (see diffrep.evaluation.extractor)"
                 )
             self.classifier = load_classifier(feature_extractor_weights_path)
@@ -101,16 +102,16 @@ def frechet_distance(
     elif extractor == INCEPTION:
         layer = "2048"
     else:
-        raise ValueError(f"unknown FID extractor {extractor!r}; use {CLASSIFIER!r} or {INCEPTION!r}")
+        raise ConfigError(f"unknown FID extractor {extractor!r}; use {CLASSIFIER!r} or {INCEPTION!r}")
     if weights_path is None or not Path(weights_path).is_file():
         hint = (
             "python -m diffrep.evaluation.extractor --out PATH"
             if extractor == CLASSIFIER
             else "download pt_inception-2015-12-05 weights once and point weights_path at the file"
         )
-        raise FileNotFoundError(f"FID extractor weights {weights_path!r} not found; {hint}")
+        raise MissingFileError(f"FID extractor weights {weights_path!r} not found; {hint}")
     if min(len(generated), len(reference)) < 2:
-        raise ValueError("FID needs at least 2 images in each set")
+        raise ConfigError("FID needs at least 2 images in each set")
     sets = [x if x.dtype == torch.uint8 else to_uint8_rgb(x) for x in (generated, reference)]
     metrics = torch_fidelity.calculate_metrics(
         input1=_Uint8Images(sets[0].cpu()),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffrep.errors import ConfigError
 from diffrep.evaluation.linear import Standardiser
 
 LOGISTIC_C = 1.0  # scikit-learn's default inverse L2 strength
@@ -47,7 +48,7 @@ def draw_labelled(labels: Tensor, k: int, seed: int) -> Tensor:
     for c in sorted(int(c) for c in labels.unique()):
         members = (labels == c).nonzero().flatten()
         if len(members) < k:
-            raise ValueError(f"class {c} has {len(members)} training codes, fewer than {k} labels per class")
+            raise ConfigError(f"class {c} has {len(members)} training codes, fewer than {k} labels per class")
         chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
     return torch.cat(chosen)
 
@@ -97,7 +98,7 @@ def semi_supervised_accuracy(
     """{method: {k: {"mean", "std"}}} of test accuracy over ``seeds`` (module docstring)."""
     unknown = set(methods) - {"supervised", "label_spreading", "self_training"}
     if unknown:
-        raise ValueError(f"unknown semi-supervised methods {sorted(unknown)}")
+        raise ConfigError(f"unknown semi-supervised methods {sorted(unknown)}")
     x, xt = standardise(train_x, test_x)
     y, yt = train_y.numpy(), test_y.numpy()
     scores: dict[str, dict[int, list[float]]] = {m: {k: [] for k in labels_per_class} for m in methods}

@@ -7,12 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from diffrep.errors import ConfigError, DiffrepError
+
 
 class UnsupportedOperation(RuntimeError):
     """A method was asked for something it does not have (e.g. ``encode`` on a plain DPM)."""
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(DiffrepError, RuntimeError):
     """Raised when a training loss or gradient is NaN or infinite; the message names the fix."""
 
 
@@ -41,7 +43,7 @@ def check_data_shape(model: Any, datamodule: Any) -> None:
     data_shape = getattr(datamodule, "image_shape", None)
     if data_shape is not None and tuple(data_shape) != tuple(model.image_shape):
         c, s = model.image_shape[0], model.image_shape[-1]
-        raise ValueError(
+        raise ConfigError(
             f"{type(model).__name__} takes {c}x{s}x{s} images but the data gives "
             f"{'x'.join(map(str, data_shape))}; set --data.init_args.image_size {s} and use {c}-channel "
             "data, or a model (pre-trained DPM) built for this data"

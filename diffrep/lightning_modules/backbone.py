@@ -24,6 +24,7 @@ from diffrep.diffusion.process import q_sample
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
 from diffrep.ema import EMA
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import (
     NonFiniteLossError,
     UnsupportedOperation,
@@ -59,7 +60,7 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     ) -> None:
         check_names(weighting, time_sampler)
         if optimizer not in ("adam", "adamw"):
-            raise ValueError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'adamw'")
+            raise ConfigError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'adamw'")
         self.optimizer_name = optimizer
         self.set_timestep_grid(timestep_grid)
         self.schedule_config = schedule

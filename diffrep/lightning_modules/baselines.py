@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import (
     NonFiniteLossError,
     UnsupportedOperation,
@@ -132,7 +133,7 @@ class PCABaseline(_Baseline):
         x = images.flatten(1).float()
         k = self.components.shape[1]
         if k > min(x.shape):
-            raise ValueError(f"num_components {k} exceeds min(images, pixels) = {min(x.shape)}")
+            raise ConfigError(f"num_components {k} exceeds min(images, pixels) = {min(x.shape)}")
         mean = x.mean(0)
         _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
         self.mean.copy_(mean)

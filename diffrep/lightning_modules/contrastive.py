@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.baselines import TrainedBaseline
 from diffrep.nets.encoders import build_encoder
 
@@ -91,7 +92,7 @@ class SimCLR(TrainedBaseline):
     ) -> None:
         super().__init__()
         if views not in VIEWS:
-            raise ValueError(f"unknown views {views!r}; choose one of {list(VIEWS)}")
+            raise ConfigError(f"unknown views {views!r}; choose one of {list(VIEWS)}")
         self.save_hyperparameters()
         self.image_shape = tuple(image_shape)
         c, size = self.image_shape[0], self.image_shape[-1]

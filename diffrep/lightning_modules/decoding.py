@@ -22,6 +22,7 @@ from torch import Tensor
 
 from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS, NoiseSchedule
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import UnsupportedOperation
 
 
@@ -35,7 +36,7 @@ class CodeDecodingMixin:
 
     def set_timestep_grid(self, grid: str) -> None:
         if grid not in TIMESTEP_GRIDS:
-            raise ValueError(f"unknown timestep_grid {grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
+            raise ConfigError(f"unknown timestep_grid {grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         self.timestep_grid = grid
 
     @contextmanager

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from diffrep.checkpoints import load_dpm
+from diffrep.errors import ConfigError
 from diffrep.evaluation.distributed import map_items
 from diffrep.evaluation.dpm_features import default_layers, heat_map, pooled_activations, sweep
 from diffrep.lightning_modules.baselines import _Baseline
@@ -50,14 +51,14 @@ class DPMFeatures(_Baseline):
         self.unet = unet.eval().requires_grad_(False)
         self.schedule = schedule.build()
         if not self.schedule.discrete:
-            raise ValueError(f"DPMFeatures reads a DDPM (discrete schedule); {dpm_checkpoint} uses {schedule.kind!r}")
+            raise ConfigError(f"DPMFeatures reads a DDPM (discrete schedule); {dpm_checkpoint} uses {schedule.kind!r}")
         cfg = unet.config
         self.image_shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
         self.sweep_layers = list(sweep_layers) if sweep_layers else default_layers(unet)
         bad = [name for name in [*self.sweep_layers, *([layer] if layer != "auto" else [])]
                if name not in default_layers(unet)]
         if bad:
-            raise ValueError(f"unknown U-Net layers {bad}; choose from {default_layers(unet)}")
+            raise ConfigError(f"unknown U-Net layers {bad}; choose from {default_layers(unet)}")
         self.layer, self.t = layer, t if t == "auto" else int(t)
         self.sweep_times, self.sweep_train, self.sweep_val = [int(s) for s in sweep_times], sweep_train, sweep_val
         self.noise_seed = noise_seed

@@ -43,6 +43,7 @@ from torch import Tensor
 from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.process import network_input
 from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.lightning_modules.latent_prior import LatentPrior
@@ -92,7 +93,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         )
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
         if loss_reduction not in ("mean", "sum"):
-            raise ValueError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
+            raise ConfigError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
         self.code_l1, self.loss_reduction = code_l1, loss_reduction
         self.time_dependent, self.encode_times = time_dependent, list(encode_times)
         code_out = 2 * latent_dim if variational else latent_dim
@@ -105,7 +106,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.register_buffer("code_mean", torch.zeros(latent_dim))
         self.register_buffer("code_cov", torch.eye(latent_dim))
         if code_prior not in ("fitted", "standard_normal"):
-            raise ValueError(f"unknown code_prior {code_prior!r}; choose 'fitted' or 'standard_normal'")
+            raise ConfigError(f"unknown code_prior {code_prior!r}; choose 'fitted' or 'standard_normal'")
         self.prior_momentum, self.code_prior, self.prior_items = prior_momentum, code_prior, prior_items
         if latent_dpm_checkpoint and not Path(latent_dpm_checkpoint).is_file():
             raise CheckpointError(f"latent DPM checkpoint {latent_dpm_checkpoint} does not exist; train one with "

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS, ScheduleConfig
+from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.lightning_modules.latent_prior import latent_ddim
@@ -64,10 +65,10 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         self.save_hyperparameters()
         self.base = load_trained(model_checkpoint, CODE_METHODS, "the model whose codes a latent DPM learns")
         if getattr(self.base, "time_dependent", False):
-            raise ValueError(f"{model_checkpoint} has a time-dependent code E(x0, t); a latent DPM models one "
+            raise ConfigError(f"{model_checkpoint} has a time-dependent code E(x0, t); a latent DPM models one "
                              "static code per image: train the model with time_dependent: false")
         if latent_grid not in TIMESTEP_GRIDS:
-            raise ValueError(f"unknown latent_grid {latent_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
+            raise ConfigError(f"unknown latent_grid {latent_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         self.setup_backbone(
             ScheduleConfig(kind="discrete", num_timesteps=num_timesteps, beta_schedule="constant", beta_end=beta),
             "uniform", None, "uniform", lr, weight_decay=weight_decay, ema_decay=ema_decay,

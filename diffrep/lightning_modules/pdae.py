@@ -19,6 +19,7 @@ from torch import Tensor
 from diffrep.checkpoints import load_dpm_with_origin
 from diffrep.diffusion.process import append_dims, mean_shift_eps_coefficient
 from diffrep.diffusion.sampling import EpsFn
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.shift_unet import ShiftUNet
@@ -44,7 +45,9 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         self.save_hyperparameters()
         unet, schedule, self.dpm_origin = load_dpm_with_origin(dpm_checkpoint, dpm_config)
         if schedule.kind != "discrete":
-            raise ValueError(f"PDAE needs a DPM on a discrete (DDPM) schedule; {dpm_checkpoint} uses {schedule.kind!r}")
+            raise ConfigError(
+                f"PDAE needs a DPM on a discrete (DDPM) schedule; {dpm_checkpoint} uses {schedule.kind!r}"
+            )
         cfg = unet.config
         self.setup_backbone(
             schedule, "pdae", gamma, "uniform", lr, ema_decay=ema_decay,

@@ -6,6 +6,7 @@ import math
 
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
 from diffrep.nets.layers import normalization
 
 
@@ -18,7 +19,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         stages = int(math.log2(image_size // 4))
         if 4 * 2**stages != image_size:
-            raise ValueError(f"ConvDecoder needs an image size of 4 * 2^k, got {image_size}")
+            raise ConfigError(f"ConvDecoder needs an image size of 4 * 2^k, got {image_size}")
         widths = [channels[min(i, len(channels) - 1)] for i in range(stages + 1)]
         self.start = nn.Linear(latent_dim, widths[0] * 16)
         layers: list[nn.Module] = []

@@ -13,6 +13,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
 from diffrep.nets.layers import AttentionBlock, normalization
 
 
@@ -121,7 +122,7 @@ class FlattenEncoder(nn.Module):
     def __init__(self, in_channels: int, image_size: int, latent_dim: int) -> None:
         super().__init__()
         if latent_dim != in_channels * image_size * image_size:
-            raise ValueError(f"the flatten encoder's latent_dim must be C*H*W = {in_channels * image_size**2}")
+            raise ConfigError(f"the flatten encoder's latent_dim must be C*H*W = {in_channels * image_size**2}")
         self.latent_dim = latent_dim
 
     def forward(self, x0: Tensor) -> Tensor:
@@ -145,7 +146,7 @@ def build_encoder(kind: str, in_channels: int, image_size: int, latent_dim: int,
         return FlattenEncoder(in_channels, image_size, latent_dim)
     if kind.startswith("timm:"):
         return TimmEncoder(kind.split(":", 1)[1], in_channels, latent_dim, **kwargs)
-    raise ValueError(
+    raise ConfigError(
         f"unknown encoder {kind!r}; use 'conv', 'halfunet', 'wrn28_2', 'wrn', 'flatten' or 'timm:<model name>' "
         "(e.g. 'timm:resnet18')"
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
 from diffrep.nets.layers import timestep_embedding
 
 
@@ -51,7 +52,7 @@ class LatentMLP(nn.Module):
                  use_norm: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         if num_layers < 2:
-            raise ValueError(f"LatentMLP needs at least 2 layers, got {num_layers}")
+            raise ConfigError(f"LatentMLP needs at least 2 layers, got {num_layers}")
         self.latent_dim, self.time_dim = latent_dim, time_dim
         self.time_embed = nn.Sequential(nn.Linear(time_dim, latent_dim), nn.SiLU(), nn.Linear(latent_dim, latent_dim))
         widths = [latent_dim] + [hidden] * (num_layers - 1) + [latent_dim]

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
+
 
 def zero_module(module: nn.Module) -> nn.Module:
     """Zero a layer so a residual branch starts as the identity (guided-diffusion's trick)."""
@@ -25,7 +27,7 @@ def zero_module(module: nn.Module) -> nn.Module:
 
 def normalization(channels: int, num_groups: int = 32) -> nn.GroupNorm:
     if channels % num_groups:
-        raise ValueError(f"{channels} channels cannot be split into {num_groups} GroupNorm groups")
+        raise ConfigError(f"{channels} channels cannot be split into {num_groups} GroupNorm groups")
     return nn.GroupNorm(num_groups, channels)
 
 
@@ -69,7 +71,7 @@ class ResBlock(nn.Module):
         elif z_mode == "add":  # NCSN++ (DRL): the code's part of the embedding is a bias after the first conv
             self.z_bias_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         elif z_mode is not None:
-            raise ValueError(f"unknown z_mode {z_mode!r}; choose None, 'scale', 'scale_shift' or 'add'")
+            raise ConfigError(f"unknown z_mode {z_mode!r}; choose None, 'scale', 'scale_shift' or 'add'")
         self.out_layers = nn.Sequential(
             normalization(out_channels, num_groups),
             nn.SiLU(),

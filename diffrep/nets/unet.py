@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
 from diffrep.nets.layers import (
     AttentionBlock,
     ResBlock,
@@ -112,7 +113,7 @@ class UNet(nn.Module):
         self.config = cfg = config or UNetConfig()
         cfg.check_image(cfg.in_channels, cfg.image_size)
         if z_mode not in Z_MODES:
-            raise ValueError(f"unknown z_mode {z_mode!r}; choose one of {list(Z_MODES)}")
+            raise ConfigError(f"unknown z_mode {z_mode!r}; choose one of {list(Z_MODES)}")
         cond = ("add" if z_mode == "ncsnpp" else z_mode) if z_dim else None
         in_channels, base_channels, channel_mult = cfg.in_channels, cfg.base_channels, cfg.channel_mult
         num_res_blocks, dropout, num_groups = cfg.num_res_blocks, cfg.dropout, cfg.num_groups

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffrep.errors import ConfigError
+
 
 def _ddpm_linear(fan_in: int, fan_out: int) -> nn.Linear:
     layer = nn.Linear(fan_in, fan_out)
@@ -74,7 +76,7 @@ class TimeWideResNet(nn.Module):
                  dropout: float = 0.0, sigma_min: float = 0.01, sigma_max: float = 50.0) -> None:
         super().__init__()
         if (depth - 4) % 6:
-            raise ValueError(f"a Wide ResNet's depth is 6n + 4 (10, 16, 22, 28, ...), got {depth}")
+            raise ConfigError(f"a Wide ResNet's depth is 6n + 4 (10, 16, 22, 28, ...), got {depth}")
         n = (depth - 4) // 6
         stages = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
         self.time_embedding = NoiseLevelEmbedding()
