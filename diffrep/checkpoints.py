@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,38 @@ class CheckpointError(MissingFileError):
     """A checkpoint is missing, unreadable or does not fit; the message names the fix."""
 
 
+#: set to 1 (``diffrep ... --trust_checkpoints true`` does) to load checkpoints that need full unpickling
+TRUST_ENV = "DIFFREP_TRUST_CHECKPOINTS"
+
+
+def trusting_pickles() -> bool:
+    """Whether the user said, for this run, that its checkpoints may run pickled code when loaded."""
+    return os.environ.get(TRUST_ENV, "") not in ("", "0", "false", "False")
+
+
+def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``: tensors, numbers, strings and containers only, so a
+    checkpoint someone sent you cannot run code when it is read (diffrep's own checkpoints and the
+    official PDAE ones need nothing else). A file that does need full unpickling is refused with the
+    flag that allows it; with that flag it is loaded, with a warning."""
+    if trusting_pickles():
+        warnings.warn(f"loading {path} with full unpickling ({TRUST_ENV}=1 / --trust_checkpoints true): "
+                      "it can run arbitrary code; do this only for files you trust", stacklevel=2)
+        return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # a broken file, not a refused Python object
+            raise
+        raise CheckpointError(
+            f"{path} holds Python objects beyond weights, and loading it would run their pickled code. "
+            "If you trust the file, pass --trust_checkpoints true (or set DIFFREP_TRUST_CHECKPOINTS=1)"
+        ) from None
+
+
 def read_checkpoint(path: str | Path, what: str = "pre-trained DPM checkpoint") -> dict[str, Any]:
-    """torch.load with a clear error; only load checkpoints you trust (they are pickles).
-    ``what`` names the checkpoint in the message (the DPM one names the command that makes it)."""
+    """``load_checkpoint_file`` with a clear error; ``what`` names the checkpoint in the message
+    (the DPM one names the command that makes it)."""
     path = Path(path)
     if not path.is_file():
         if what == "pre-trained DPM checkpoint":
@@ -38,7 +70,9 @@ def read_checkpoint(path: str | Path, what: str = "pre-trained DPM checkpoint") 
             )
         raise CheckpointError(f"{what} {path} does not exist; train it first or pass the right path")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_checkpoint_file(path)
+    except CheckpointError:
+        raise
     except Exception as err:  # torch raises many types for a broken file
         raise CheckpointError(f"cannot read checkpoint {path}: {err}. The file is corrupt or not a checkpoint") from err
 

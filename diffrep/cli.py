@@ -21,6 +21,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from diffrep.checkpoints import TRUST_ENV
 from diffrep.errors import DiffrepError
 
 #: Errors whose message already says what to do (diffrep's own, and Lightning's for a trainer setting
@@ -130,6 +131,11 @@ class DiffrepCLI(LightningCLI):
             "e.g. for a smoke fit (checkpoints and logging stay)",
         )
         parser.add_argument(
+            "--trust_checkpoints", type=bool, default=False,
+            help="load checkpoints that need full unpickling (they can run code when read); by default only "
+            "weights, numbers and strings are read, which is all diffrep's and the official PDAE files hold",
+        )
+        parser.add_argument(
             "--emulated_bf16", type=bool, default=False,
             help="keep --trainer.precision bf16-mixed on a CPU without native bf16 (AVX512-BF16/AMX), where it "
             "is emulated and slower than fp32; by default such a run trains in 32-true",
@@ -141,6 +147,8 @@ class DiffrepCLI(LightningCLI):
         from diffrep.reliability import AtomicCheckpointIO
 
         subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("trust_checkpoints"):
+            os.environ[TRUST_ENV] = "1"  # read by every checkpoint load of this run (the DPM's too)
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path and path not in ("last", "best", "hpc") and "://" not in str(path):
             checkpoint = AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
@@ -284,7 +292,7 @@ def say_which_model_the_checkpoint_holds(path: str, checkpoint: dict[str, Any], 
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``diffrep`` and ``lightning`` console scripts."""
+    """Entry point of the ``diffrep`` console script (and of ``lightning fit|validate|test|predict``)."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from diffrep import quiet
@@ -315,3 +323,27 @@ def stop_signal_exit_code(cli: DiffrepCLI) -> int:
 
 if __name__ == "__main__":
     main()
+
+
+#: the subcommands diffrep's ``lightning`` script runs itself; everything else is Lightning's own CLI
+DIFFREP_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def lightning_main(args: list[str] | None = None) -> None:
+    """Entry point of the ``lightning`` console script: ``lightning fit --config ...`` (and validate,
+    test, predict, ``--help``) is diffrep's CLI; every other command (``lightning run SCRIPT``,
+    ``lightning consolidate``, the older ``lightning run model SCRIPT``) goes on to Lightning's own
+    command line (``lightning.fabric.cli``), so installing diffrep takes nothing away from Lightning."""
+    args = list(sys.argv[1:] if args is None else args)
+    if not args or args[0] in DIFFREP_SUBCOMMANDS or args[0].startswith("-"):
+        main(args)
+        return
+    try:
+        from lightning.fabric.cli import _main as lightning_command_line
+    except ImportError:
+        print("diffrep: error: Lightning's own commands (lightning run, consolidate) need click: pip install click",
+              file=sys.stderr)
+        sys.exit(2)
+    if args[:2] == ["run", "model"]:  # Lightning 2.0-2.2 spelled `lightning run model SCRIPT`
+        args = ["run", *args[2:]]
+    lightning_command_line.main(args=args, prog_name="lightning")

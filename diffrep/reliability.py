@@ -23,15 +23,16 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from diffrep.checkpoints import CheckpointError
+from diffrep.checkpoints import CheckpointError, load_checkpoint_file
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import NonFiniteLossError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to a temporary file in the target folder, fsync, then rename over the target: a
-    kill during the save leaves the previous checkpoint whole. Reading a broken file raises a
-    ``CheckpointError`` that lists the other checkpoints beside it."""
+    kill during the save leaves the previous checkpoint whole. Reading is ``weights_only``
+    (``load_checkpoint_file``: nothing in a checkpoint runs code unless the user trusts it); a
+    broken file raises a ``CheckpointError`` that lists the other checkpoints beside it."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         if get_filesystem(path).protocol not in ("file", ("file", "local")):  # remote stores: Lightning's way
@@ -56,7 +57,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist; check --ckpt_path (`last` resumes the latest)")
         try:
-            return super().load_checkpoint(path, map_location=map_location, weights_only=False)
+            return load_checkpoint_file(path, map_location=map_location)
+        except CheckpointError:
+            raise
         except Exception as err:
             others = sorted(str(p) for p in path.parent.glob("*.ckpt") if p != path)
             hint = f"resume from another one: {', '.join(others)}" if others else "no other checkpoint is beside it"

@@ -74,6 +74,6 @@ def test_the_vae_built_from_its_config_is_variational():
     parser = ArgumentParser()
     parser.add_class_arguments(VAE, "model")
     config = parser.parse_args(["--model.latent_dim", "8"])
-    model = parser.instantiate_classes(config).model
+    model = parser.instantiate(config).model
     assert model.variational and model.encoder(torch.zeros(2, 1, 32, 32)).shape == (2, 16)
     assert "variational" not in config.model

@@ -220,3 +220,24 @@ def test_runs_on_cpu_reads_the_accelerator_setting():
 
     assert runs_on_cpu("cpu") and not runs_on_cpu("gpu") and not runs_on_cpu("cuda")
     assert runs_on_cpu("auto") == (not torch.cuda.is_available() and not torch.backends.mps.is_available())
+
+
+def test_the_lightning_command_runs_diffrep_and_passes_the_rest_to_lightning(tmp_path, capsys, monkeypatch):
+    """`lightning fit --config ...` is diffrep's; `lightning run ...` (and the older `run model`) and
+    `lightning consolidate` reach Lightning's own command line, which diffrep's script replaced."""
+    from conftest import write_tiny_autoencoder_config
+
+    from diffrep.cli import lightning_main
+
+    config = write_tiny_autoencoder_config(tmp_path / "tiny.yaml", tmp_path / "run", max_steps=2)
+    monkeypatch.chdir(tmp_path)
+    lightning_main(["fit", "--config", str(config)])
+    assert (tmp_path / "run/checkpoints/last.ckpt").is_file()
+    for args, text in ((["run", "--help"], "Run a Lightning Fabric script"),
+                       (["run", "model", "--help"], "Run a Lightning Fabric script"),
+                       (["consolidate", "--help"], "checkpoint")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            lightning_main(args)
+        out = capsys.readouterr().out
+        assert exited.value.code == 0 and text in out and "Usage: lightning" in out, (args, out)

@@ -70,10 +70,10 @@ def test_round_trip_inversion_of_a_trained_dpm(tiny_dpm_checkpoint):
     recon = model.reconstruct(x0, num_steps=100)
     error = (recon - x0).abs().mean().item()
     assert error < 0.1, error
-    assert model.training is False or model.training is True  # mode restored, checked below
-    model.train()
-    model.reconstruct(x0[:1], num_steps=2)
-    assert model.training
+    for mode in (False, True):  # reconstructing runs in eval mode and restores the mode it found
+        model.train(mode)
+        model.reconstruct(x0[:1], num_steps=2)
+        assert model.training is mode
 
 
 def test_samples_have_image_shape_and_range(tiny_dpm_checkpoint):

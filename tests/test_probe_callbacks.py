@@ -55,7 +55,8 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     ):
         assert key in logged, key
     accuracy = [float(r["probe/linear_accuracy"]) for r in rows if r.get("probe/linear_accuracy")]
-    assert all(0.1 <= a <= 1 for a in accuracy) and len(accuracy) == 3  # two epoch ends and fit end
+    assert len(accuracy) == 3, accuracy  # two epoch ends and fit end
+    assert min(accuracy) > 0.15, accuracy  # 2-D codes of a 2-epoch DRL: twice digits' chance of 0.1
     images = {p.name.split("_step")[0] for p in (tmp_path / "images").glob("*.png")}
     assert images == {"latent_plot", "samples", "reconstructions", "interpolations"}
     assert list(tmp_path.rglob("offline-run-*"))  # W&B wrote its offline run

@@ -135,9 +135,11 @@ def test_a_nan_batch_stops_the_run_naming_the_step_and_last_checkpoint(tmp_path)
 def test_nan_batches_can_be_skipped_up_to_a_limit(tmp_path):
     guard = NonFiniteGuard(max_skips=2)
     model = make_dpm()
-    quiet_trainer(tmp_path, max_steps=10, callbacks=[PoisonAt([3, 6]), guard]).fit(model, datamodule=digits())
+    with pytest.warns(UserWarning, match="non-finite gradient at step 3: step skipped") as caught:
+        quiet_trainer(tmp_path, max_steps=10, callbacks=[PoisonAt([3, 6]), guard]).fit(model, datamodule=digits())
+    assert sum("step skipped" in str(w.message) for w in caught) == 2
     assert guard.skipped == 2 and all(torch.isfinite(p).all() for p in model.parameters())
-    with pytest.raises(NonFiniteLossError, match="after skipping 1 steps"):
+    with pytest.raises(NonFiniteLossError, match="after skipping 1 steps"), pytest.warns(UserWarning, match="(1/1)"):
         quiet_trainer(tmp_path, max_steps=10, callbacks=[PoisonAt([2, 4]), NonFiniteGuard(max_skips=1)]).fit(
             make_dpm(), datamodule=digits()
         )
@@ -160,7 +162,8 @@ def test_last_ckpt_holds_the_final_step_when_max_steps_is_off_the_checkpoint_int
     run(tmp_path / "diffrep", FinalLastCheckpoint())
     assert last_step(tmp_path / "diffrep") == 6 and last_step(tmp_path / "diffrep", "epoch=0-step=4.ckpt") == 4
     earlier = (tmp_path / "diffrep/last.ckpt").read_bytes()
-    run(tmp_path / "diffrep", FinalLastCheckpoint())  # a second run into the same folder
+    with pytest.warns(UserWarning, match="belongs to another run"):  # a second run into the same folder
+        run(tmp_path / "diffrep", FinalLastCheckpoint())
     assert (tmp_path / "diffrep/last.ckpt").read_bytes() == earlier
     assert last_step(tmp_path / "diffrep", "last-v1.ckpt") == 6
 
@@ -311,3 +314,20 @@ def test_checkpoints_follow_the_run_folder(tiny_config, tmp_path, capsys, monkey
         assert code == 0, err[-1500:]
         assert last_step(tmp_path / folder / "checkpoints") == 3
         assert (tmp_path / folder / "metrics.json").is_file()
+
+
+class Pickled:
+    """An object a weights-only load refuses (a checkpoint could run code through such objects)."""
+
+
+def test_checkpoints_load_weights_only_unless_the_user_trusts_them(tmp_path, monkeypatch, tiny_dpm_checkpoint):
+    from diffrep.checkpoints import TRUST_ENV, load_checkpoint_file, read_checkpoint
+
+    assert read_checkpoint(tiny_dpm_checkpoint)["global_step"] == 150  # diffrep's own: weights only is enough
+    torch.save({"state_dict": {}, "payload": Pickled()}, tmp_path / "foreign.ckpt")
+    for load in (read_checkpoint, AtomicCheckpointIO().load_checkpoint):
+        with pytest.raises(CheckpointError, match="--trust_checkpoints true"):
+            load(tmp_path / "foreign.ckpt")
+    monkeypatch.setenv(TRUST_ENV, "1")
+    with pytest.warns(UserWarning, match="can run arbitrary code"):
+        assert isinstance(load_checkpoint_file(tmp_path / "foreign.ckpt")["payload"], Pickled)

@@ -62,7 +62,7 @@ def test_evaluates_when_the_training_clock_passes_each_mark_and_stops_at_the_bud
     assert lines == callback.points
     for split in ("val", "test"):
         for metric in ("linear", "semi_5_supervised", "semi_5_label_spreading"):
-            assert 0.0 <= lines[-1][f"{split}/{metric}"] <= 1.0
+            assert 0.2 < lines[-1][f"{split}/{metric}"] <= 1.0, (split, metric, lines[-1])  # chance: 0.1
     assert lines[-1]["test/linear"] > 0.3  # 10 classes: well above chance after 8 steps on digits
 
 

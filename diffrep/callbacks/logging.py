@@ -48,17 +48,15 @@ def log_metric_table(trainer: L.Trainer, key: str, metrics: dict[str, float]) ->
 
 
 def figure_to_image(fig: object) -> Tensor:
-    """A matplotlib figure as a (1, 3, H, W) image in [-1, 1] (closes the figure)."""
+    """A matplotlib ``Figure`` as a (1, 3, H, W) image in [-1, 1]."""
     import io
 
-    import matplotlib.pyplot as plt
     import numpy as np
     import torch
     from PIL import Image
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
     image = torch.from_numpy(np.asarray(Image.open(buffer).convert("RGB")).copy())
     return image.permute(2, 0, 1)[None].float() / 127.5 - 1
 

@@ -91,12 +91,10 @@ class LatentPlot(_ProbeCallback):
 def _scatter_image(points: Tensor, labels: Tensor, class_names: tuple[str, ...] | None = None) -> Tensor:
     """Render a labelled scatter plot to a (1, 3, H, W) image in [-1, 1]; the legend names the
     classes when the data set knows them."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig = Figure(figsize=(5, 5), dpi=100)  # no pyplot: nothing process-wide (backend, figure registry) changes
+    ax = fig.subplots()
     scatter = ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), c=labels.numpy(), cmap="tab10", s=4)
     handles, names = scatter.legend_elements()
     if class_names:

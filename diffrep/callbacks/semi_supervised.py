@@ -124,12 +124,10 @@ class TimeCodeProbe(EvaluationCallback):
 
 
 def _curve_image(rows: list[list[float]], columns: list[str], joined: dict[str, float]) -> Tensor:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    fig = Figure(figsize=(5, 3.5), dpi=100)
+    ax = fig.subplots()
     for i, name in enumerate(columns[1:], start=1):
         line = ax.plot([r[0] for r in rows], [100 * r[i] for r in rows], marker="o", label=name)[0]
         ax.axhline(100 * joined[name], color=line.get_color(), linestyle="--", linewidth=1,

@@ -107,13 +107,11 @@ def sweep(codes: dict[int, tuple[dict[str, Tensor], Tensor, dict[str, Tensor], T
 
 def heat_map(grid: Tensor, layers: Sequence[str], times: Sequence[int], best: tuple[str, int], path) -> None:
     """Validation accuracy over layers x t as a PNG (the best pair outlined)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(times), 1.0 + 0.32 * len(layers)), dpi=110)
+    fig = Figure(figsize=(1.2 + 0.7 * len(times), 1.0 + 0.32 * len(layers)), dpi=110)  # no pyplot state
+    ax = fig.subplots()
     image = ax.imshow(100 * grid.numpy(), aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(times)), [str(t) for t in times])
     ax.set_yticks(range(len(layers)), list(layers), fontsize=7)
@@ -125,4 +123,3 @@ def heat_map(grid: Tensor, layers: Sequence[str], times: Sequence[int], best: tu
     ax.set(xlabel="timestep t", title="DPM features: validation linear-probe accuracy (%)")
     fig.colorbar(image, ax=ax)
     fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)

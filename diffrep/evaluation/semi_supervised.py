@@ -69,23 +69,25 @@ def label_spreading_predict(train_x: np.ndarray, seeds: np.ndarray, test_x: np.n
                             n_neighbors: int = SPREADING_NEIGHBOURS, chunk: int = 4096) -> np.ndarray:
     """Labels of ``test_x`` after spreading ``seeds`` (class index, -1 = unlabelled) over the k-NN
     graph of ``train_x``."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.semi_supervised import LabelSpreading
 
     model = LabelSpreading(kernel="knn", n_neighbors=n_neighbors, alpha=SPREADING_ALPHA,
                            max_iter=SPREADING_ITERATIONS)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: the spread is used as it stands after max_iter
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the spread is used as it stands after max_iter
         model.fit(train_x, seeds)
     with np.errstate(invalid="ignore", divide="ignore"):  # a test code whose neighbours got no label
         return np.concatenate([model.predict(test_x[i : i + chunk]) for i in range(0, len(test_x), chunk)])
 
 
 def self_training_predict(train_x: np.ndarray, seeds: np.ndarray, test_x: np.ndarray) -> np.ndarray:
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.semi_supervised import SelfTrainingClassifier
 
     model = SelfTrainingClassifier(_logistic(), threshold=SELF_TRAINING_THRESHOLD, max_iter=SELF_TRAINING_ROUNDS)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", ConvergenceWarning)  # logistic rounds stopped at max_iter
         model.fit(train_x, seeds)
     return model.predict(test_x)
 

@@ -159,16 +159,12 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
             return
         from lightning.pytorch.utilities import rank_zero_info
 
-        self._saved_warning_filters = list(warnings.filters)
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        quiet_the_eval_mode_warning_of(self.trainer.fit_loop)  # type: ignore[attr-defined]
         names = ", ".join(dict.fromkeys(self._frozen_names))
         rank_zero_info(f"diffrep: the frozen {names} ({len(in_eval)} modules) stays in eval mode while "
                        f"{type(self).__name__} trains, on purpose (no dropout, no gradients)")
 
     def on_train_start(self) -> None:
-        if getattr(self, "_saved_warning_filters", None) is not None:
-            warnings.filters[:] = self._saved_warning_filters
-            self._saved_warning_filters = None
         self.reseed_ranks()
 
     # -------------------------------------------------------------------- loss
@@ -299,6 +295,20 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         random.setstate(states["python"])
         if states["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def quiet_the_eval_mode_warning_of(fit_loop: Any) -> None:
+    """Wrap this trainer's one check that warns about modules in eval mode (it runs once, just
+    before ``on_train_start``) in a ``warnings.catch_warnings`` scope that ignores that message: no
+    process-wide filter is added, and nothing is left behind if the run stops before it."""
+    check = type(fit_loop)._warn_if_modules_in_eval_mode
+
+    def quiet() -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+            check(fit_loop)
+
+    fit_loop._warn_if_modules_in_eval_mode = quiet
 
 
 def _numpy_state_to_plain(state: tuple) -> tuple:

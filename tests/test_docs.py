@@ -1,0 +1,55 @@
+"""Every relative link and image in README.md and docs/ points at a file that exists (and at a
+heading that exists, for links with an #anchor); the README stays a front door (about 200 lines)."""
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {slug(line.lstrip("#")) for line in page.read_text().splitlines() if line.startswith("#")}
+
+
+def broken_links(pages: list[Path]) -> list[str]:
+    broken = []
+    for page in pages:
+        name = page.relative_to(REPO) if page.is_relative_to(REPO) else page.name
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # code blocks hold no links
+        for target in LINK.findall(text):
+            if re.match(r"[a-z]+://|mailto:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{name}: {target} (no such file)")
+            elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+                broken.append(f"{name}: {target} (no such heading)")
+    return broken
+
+
+def test_every_relative_link_and_image_exists():
+    assert len(PAGES) > 5
+    assert not broken_links(PAGES)
+
+
+def test_the_link_check_finds_a_broken_link_and_a_broken_anchor(tmp_path):
+    (tmp_path / "other.md").write_text("# A heading, with punctuation (2026)\n")
+    page = tmp_path / "page.md"
+    page.write_text("[ok](other.md#a-heading-with-punctuation-2026) ![gone](missing.png) [bad](other.md#nope)\n"
+                    "```\n[not a link](inside-code.md)\n```\n[web](https://example.org/x)\n")
+    assert broken_links([page]) == ["page.md: missing.png (no such file)", "page.md: other.md#nope (no such heading)"]
+
+
+def test_the_readme_is_a_front_door():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 220, len(lines)
+    assert sum(bool(re.search(r"20\d\d-\d\d-\d\d", line)) for line in lines) == 0  # dated history lives in docs/
