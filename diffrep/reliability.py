@@ -22,6 +22,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError, load_checkpoint_file
 from diffrep.errors import ConfigError
@@ -260,49 +261,108 @@ def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
 
 
 class NonFiniteGuard(L.Callback):
-    """Checks the gradients before every optimiser step: a NaN/inf (from a non-finite loss or a
-    blow-up in backward) either skips that step (up to ``max_skips`` in the whole run, counted
-    in ``train/skipped_steps``) or stops the run with a message naming the step and the last
-    good checkpoint. With fp16 precision the gradient scaler already skips such steps, so the
-    guard stands aside."""
+    """A NaN/inf gradient (from a non-finite loss or a blow-up in backward) either skips that
+    optimiser step (up to ``max_skips`` in the whole run, counted in ``train/skipped_steps``) or
+    stops the run with a message naming the step and the last good checkpoint.
 
-    def __init__(self, max_skips: int = 0) -> None:
+    Without a host sync on the fast path: the check is a device tensor handed to the optimiser
+    as ``found_inf`` (fused Adam/AdamW, which diffrep's methods use, then skip the whole update on
+    the device, as under a gradient scaler), and the count of skipped steps with their step
+    numbers stays on the device. It is read every ``check_every`` steps, before every checkpoint
+    and at the end of training, so a skip is reported (and a run past ``max_skips`` stopped) at
+    the next read, never later than the next checkpoint; a skipped step changed no weight. An
+    optimiser without ``found_inf`` support is checked the old way, with a sync every step. With
+    fp16 precision the gradient scaler already skips such steps, so the guard stands aside."""
+
+    def __init__(self, max_skips: int = 0, check_every: int = 50) -> None:
         if max_skips < 0:
             raise ConfigError(f"max_skips must be >= 0, got {max_skips}")
-        self.max_skips = max_skips
-        self.skipped = 0
+        if check_every < 1:
+            raise ConfigError(f"check_every must be >= 1, got {check_every}")
+        self.max_skips, self.check_every = max_skips, check_every
+        self.skipped = 0  # skips already reported (read back from the device)
+        self._count: Tensor | None = None  # skips so far, on the device
+        self._steps: Tensor | None = None  # their step numbers (the first max_skips + 1), on the device
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         pl_module._nonfinite_guard = self  # the module's own loss check defers to the guard
 
+    def _stands_aside(self, trainer: L.Trainer) -> bool:
+        return "16-mixed" in str(trainer.precision) and "bf16" not in str(trainer.precision)
+
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        if "16-mixed" in str(trainer.precision) and "bf16" not in str(trainer.precision):
+        if self._stands_aside(trainer):
             return
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not grads or torch.stack([g.isfinite().all() for g in grads]).all():
+        if not grads:
             return
-        step = trainer.global_step
-        if self.skipped < self.max_skips:
-            self.skipped += 1
-            optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without grads untouched
-            warnings.warn(
-                f"non-finite gradient at step {step}: step skipped ({self.skipped}/{self.max_skips})", stacklevel=1
+        bad = ~torch.stack([g.isfinite().all() for g in grads]).all()
+        if not getattr(optimizer, "_step_supports_amp_scaling", False):
+            if bad:  # a host sync: this optimiser cannot skip a step on the device
+                self._record(bad, trainer.global_step)
+                optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without grads untouched
+                self.check(trainer, pl_module, log=True)
+            return
+        optimizer.found_inf = bad.float()  # fused Adam skips the update (and its step count) on the device
+        self._record(bad, trainer.global_step)
+
+    def _record(self, bad: Tensor, step: int) -> None:
+        if self._count is None:
+            self._count = torch.zeros((), dtype=torch.long)
+            self._steps = torch.full((self.max_skips + 1,), -1, dtype=torch.long)
+        if self._count.device != bad.device:  # first use, or restored from a checkpoint on the CPU
+            self._count, self._steps = self._count.to(bad.device), self._steps.to(bad.device)
+        slot = self._count.clamp(max=self.max_skips).view(1)  # tensor indexing: no read-back
+        self._steps.index_put_((slot,), torch.where(bad, step, self._steps.index_select(0, slot)))
+        self._count += bad.long()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.check_every == 0:
+            self.check(trainer, pl_module, log=True)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self.check(trainer, pl_module)  # a run past its skips stops before this checkpoint is written
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer, pl_module)
+        for optimizer in trainer.optimizers:
+            if hasattr(optimizer, "found_inf"):
+                del optimizer.found_inf
+
+    def check(self, trainer: L.Trainer, pl_module: L.LightningModule, log: bool = False) -> None:
+        """Read the device count (a sync); warn about new skips, stop past ``max_skips``; ``log``
+        where Lightning allows logging (inside a training step's hooks)."""
+        if self._count is None:
+            return
+        count = int(self._count)
+        if count <= self.skipped:
+            return
+        steps = [int(s) for s in self._steps.tolist() if s >= 0]
+        for number in range(self.skipped + 1, min(count, self.max_skips) + 1):
+            warnings.warn(f"non-finite gradient at step {steps[number - 1]}: step skipped "
+                          f"({number}/{self.max_skips})", stacklevel=1)
+        if count > self.max_skips:
+            step = steps[self.max_skips]
+            limit = (
+                f" after skipping {self.max_skips} steps (NonFiniteGuard max_skips={self.max_skips})"
+                if self.max_skips
+                else ""
             )
-            pl_module.log("train/skipped_steps", float(self.skipped))
-            return
-        limit = (
-            f" after skipping {self.skipped} steps (NonFiniteGuard max_skips={self.max_skips})"
-            if self.max_skips
-            else ""
-        )
-        raise NonFiniteLossError(
-            f"non-finite loss or gradient at step {step}{limit}. Last good checkpoint: {last_checkpoint(trainer)}. "
-            "Lower the learning rate, set --trainer.gradient_clip_val 1.0, use precision 32, or allow skips with "
-            "NonFiniteGuard(max_skips=N)"
-        )
+            self.skipped = count
+            raise NonFiniteLossError(
+                f"non-finite loss or gradient at step {step}{limit}; that step changed no weight. Last good "
+                f"checkpoint: {last_checkpoint(trainer)}. Lower the learning rate, set "
+                "--trainer.gradient_clip_val 1.0, use precision 32, or allow skips with NonFiniteGuard(max_skips=N)"
+            )
+        self.skipped = count
+        if log:
+            pl_module.log("train/skipped_steps", float(count))
 
     def state_dict(self) -> dict[str, int]:
         return {"skipped": self.skipped}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self.skipped = int(state_dict.get("skipped", 0))
+        self._count = torch.tensor(self.skipped)
+        self._steps = torch.full((self.max_skips + 1,), -1, dtype=torch.long)
+        self._steps[: min(self.skipped, self.max_skips + 1)] = 0  # earlier skips: their steps were reported

@@ -21,6 +21,9 @@ SECTIONS = {
     "recon": "Reconstruction (pixels in [0, 1])",
     "fid": "FID (lower is better)",
     "test": "Objective",
+    "train": "Training objective (last step)",
+    "val": "Validation objective",
+    "tta": "Accuracy against training minutes",
 }
 
 
@@ -186,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if missing:
         print(f"diffrep: error: no such report: {', '.join(missing)} (run the stage that writes it)", file=sys.stderr)
         sys.exit(2)
-    print("summary (compare with the README's Results):")
+    print("summary (the README's 'Two commands' shows what to expect):")
     for path in args.files:
         print("  " + summary_line(path))
 

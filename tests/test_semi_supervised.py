@@ -81,3 +81,53 @@ def test_mlp_probe_fits_what_a_linear_probe_cannot_and_ignores_random_labels():
     g = torch.Generator().manual_seed(0)
     noise_y, noise_yt = torch.randint(0, 2, (1500,), generator=g), torch.randint(0, 2, (600,), generator=g)
     assert abs(mlp_probe(x, noise_y, xt, noise_yt, lr_grid=(1e-2,), seeds=(0,), epochs=10)["mean"] - 0.5) < 0.08
+
+
+@pytest.mark.parametrize("method", ["poisson", "laplace"])
+def test_graph_learning_labels_two_separated_clusters_from_one_label_each(method):
+    """Calder et al.'s graphlearning on two well-separated clusters, one labelled code per class:
+    the graph carries the labels to nearly every test code."""
+    x, y = blobs(1000, seed=0, classes=2)
+    xt, yt = blobs(400, seed=1, classes=2)
+    result = semi_supervised_accuracy(x, y, xt, yt, labels_per_class=(1,), seeds=(0, 1, 2), methods=(method,))
+    assert result[method][1]["mean"] > 0.97, result
+
+
+def test_poisson_learning_beats_the_supervised_probe_on_the_moons():
+    x, y = moons(2000, seed=0)
+    xt, yt = moons(1000, seed=1)
+    result = semi_supervised_accuracy(x, y, xt, yt, labels_per_class=(3,), seeds=(0, 1, 2),
+                                      methods=("supervised", "poisson"))
+    assert result["poisson"][3]["mean"] > 0.93 and result["poisson"][3]["mean"] - result["supervised"][3]["mean"] > 0.1
+
+
+def test_every_method_sees_the_same_labelled_draw(monkeypatch):
+    """Their gap must be the method's alone: each is handed the same labelled indices per (k, seed)."""
+    import diffrep.evaluation.semi_supervised as semi
+
+    seen: dict[str, list[list[int]]] = {}
+
+    def spy(name, predict):
+        def wrapped(*args, **kwargs):
+            partial = args[2] if name in ("poisson", "laplace") else args[1]
+            seen.setdefault(name, []).append(sorted(np.flatnonzero(partial >= 0).tolist()))
+            return predict(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(semi, "label_spreading_predict", spy("label_spreading", semi.label_spreading_predict))
+    monkeypatch.setattr(semi, "self_training_predict", spy("self_training", semi.self_training_predict))
+    graph = semi.graph_learning_predict
+    monkeypatch.setattr(semi, "graph_learning_predict", lambda m, *a, **k: spy(m, graph)(m, *a, **k))
+    x, y = blobs(400, seed=0)
+    semi_supervised_accuracy(x, y, x, y, labels_per_class=(2, 5), seeds=(0, 1))
+    assert set(seen) == {"label_spreading", "self_training", "poisson", "laplace"}
+    assert all(draws == seen["poisson"] and len(draws) == 4 for draws in seen.values())
+
+
+def test_a_missing_graphlearning_package_is_named_with_its_install_command(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "graphlearning", None)  # as if it were not installed
+    x, y = blobs(100, seed=0)
+    with pytest.raises(ValueError, match="need the graphlearning package.*pip install graphlearning"):
+        semi_supervised_accuracy(x, y, x, y, labels_per_class=(1,), methods=("poisson",))

@@ -16,6 +16,7 @@ from torch import Tensor
 from diffrep.callbacks.base import EvaluationCallback
 from diffrep.callbacks.logging import log_image_grid
 from diffrep.evaluation.features import encode_split
+from diffrep.lightning_modules.api import UnsupportedOperation
 from diffrep.manipulation import fit_code_direction
 
 
@@ -123,6 +124,9 @@ class ManipulationGrid(_GridCallback):
         self.inversion_steps, self.classifier = inversion_steps, classifier
 
     def make(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Tensor, int]:
+        if not hasattr(pl_module, "manipulate"):
+            raise UnsupportedOperation(f"{type(pl_module).__name__} cannot decode an edited code")
+        pl_module.check_editable()  # before encoding thousands of codes
         codes, labels = encode_split(pl_module, trainer.datamodule.evaluation_split("train"), self.num_codes)
         direction = fit_code_direction(codes, labels, self.positive_class, classifier=self.classifier)
         x0, y = _eval_batch(trainer, pl_module, 4 * self.num_images)

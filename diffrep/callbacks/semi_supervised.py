@@ -19,17 +19,17 @@ from diffrep.errors import ConfigError
 from diffrep.evaluation.distributed import map_items
 from diffrep.evaluation.downstream import mlp_probe, svm_accuracy
 from diffrep.evaluation.probes import linear_probe
-from diffrep.evaluation.semi_supervised import semi_supervised_accuracy
+from diffrep.evaluation.semi_supervised import METHODS, semi_supervised_accuracy
 from diffrep.lightning_modules.api import UnsupportedOperation
 
 
 class SemiSupervisedProbe(_ProbeCallback):
     """k labels per class, the other training codes unlabelled: test accuracy of the supervised
-    logistic regression, label spreading and self-training on the same draws (mean and std over
-    ``seeds``), logged as ``semi/<method>_<k>_mean|std`` and as a W&B table."""
+    logistic regression, label spreading, self-training, Poisson and Laplace learning on the same
+    draws (mean and std over ``seeds``), logged as ``semi/<method>_<k>_mean|std`` and as a W&B table."""
 
     def __init__(self, labels_per_class: tuple[int, ...] = (1, 10, 100), seeds: tuple[int, ...] = (0, 1, 2),
-                 methods: tuple[str, ...] = ("supervised", "label_spreading", "self_training"), **kwargs) -> None:
+                 methods: tuple[str, ...] = METHODS, **kwargs) -> None:
         super().__init__(**kwargs)
         self.labels_per_class, self.seeds, self.methods = list(labels_per_class), list(seeds), list(methods)
 

@@ -218,8 +218,8 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     def check_finite(self, loss: Tensor) -> None:
         """Stop on a NaN/inf loss, unless a ``NonFiniteGuard`` callback is installed (the CLI
         always installs one): it then sees the non-finite gradients and stops or skips."""
-        if torch.isfinite(loss) or getattr(self, "_nonfinite_guard", None) is not None:
-            return
+        if getattr(self, "_nonfinite_guard", None) is not None or torch.isfinite(loss):
+            return  # the guard first: reading the loss back is a host sync, which the guard avoids
         step = self.global_step  # type: ignore[attr-defined]
         raise NonFiniteLossError(
             f"non-finite loss ({loss.item()}) at step {step}; the last checkpoint on disk is intact. "
@@ -229,7 +229,9 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     # --------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
         params = self.trainable_parameters()
-        fused = bool(params) and params[0].is_cuda
+        # Fused Adam (one kernel per step on the GPU and the CPU) also takes NonFiniteGuard's found_inf,
+        # which skips a non-finite step on the device without a host sync.
+        fused = bool(params) and params[0].device.type in ("cuda", "cpu")
         cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
         optimizer = cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
         if not self.warmup_steps:

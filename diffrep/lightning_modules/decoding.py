@@ -79,6 +79,29 @@ class CodeDecodingMixin:
         """Codes along the path between the two codes in ``ends`` at ``weight`` in [0, 1]."""
         raise UnsupportedOperation(f"{type(self).__name__} cannot interpolate")
 
+    def code_from_vector(self, z: Tensor) -> Any:
+        """The decoder's code for code vectors z as ``encode`` returns them (PDAE: z itself; DRL:
+        the constant t -> z), so edited vectors can be decoded."""
+        return z
+
+    def check_editable(self) -> None:
+        """Raise ``UnsupportedOperation`` where a code is not one vector to move (no encoder, E(x0, t))."""
+
+    def manipulate(self, x0: Tensor, direction: Any, scales: list[float], num_steps: int = 100,
+                   inversion_steps: int | None = None) -> Tensor:
+        """Edit images along a code direction (``diffrep.manipulation``): (len(scales), B, C, H, W).
+
+        Each image keeps its own x_T, inverted under its own code with the method's conditional
+        model (``inversion_steps``, default ``num_steps``; the official PDAE edits invert with 500
+        steps and decode with 200); only its code moves, z' = ``direction.edit(z, s)``, in the
+        normalised space the direction's classifier was fitted in (Diff-AE's and PDAE's edits)."""
+        self.check_editable()
+        with self.inference():
+            z = self.encode(x0)
+            x_T = self.invert(x0, self.code_of(x0), inversion_steps or num_steps)
+            return torch.stack([self.decode(self.code_from_vector(direction.edit(z, s)), x_T, num_steps)
+                                for s in scales])
+
     def invert(self, x0: Tensor, code: Any = None, num_steps: int = 100) -> Tensor:
         """x_T of images by deterministic DDIM inversion under the (code-conditioned) model."""
         with self.inference():

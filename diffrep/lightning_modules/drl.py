@@ -201,6 +201,14 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             ts = self.times_at(times if times is not None else self.encode_times, x0.shape[0])
             return torch.cat([self.code_params(x0, t)[0] for t in ts], dim=1)
 
+    def code_from_vector(self, z: Tensor) -> CodeFn:
+        return lambda t: z
+
+    def check_editable(self) -> None:
+        if self.time_dependent:
+            raise UnsupportedOperation("a time-dependent code E(x0, t) is a curve over t, not one vector to move "
+                                       "along a direction; edits need a static code (time_dependent: false)")
+
     def code_eps_fn(self, code_fn: CodeFn) -> Callable[[Tensor, Tensor], Tensor]:
         return lambda x_t, t: self.eps(x_t, t, code_fn(t))
 

@@ -142,6 +142,13 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
     def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
         return self.base.reconstruct(x0, num_steps, inversion_steps)
 
+    def check_editable(self) -> None:
+        self.base.check_editable()
+
+    def manipulate(self, x0: Tensor, direction: Any, scales: list[float], num_steps: int = 100,
+                   inversion_steps: int | None = None) -> Tensor:
+        return self.base.manipulate(x0, direction, scales, num_steps, inversion_steps)
+
     def reconstruct_from_noise(
         self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None
     ) -> Tensor:

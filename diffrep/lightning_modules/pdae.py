@@ -133,18 +133,6 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         """Decode new codes (e.g. from a latent DPM) with the shift off for the last steps."""
         return self.decode(z, x_T, num_steps, eps_fn=self.guided_eps_fn(z, self.shift_from(num_steps)))
 
-    def manipulate(self, x0: Tensor, direction: Any, scales: list[float], num_steps: int = 100,
-                   inversion_steps: int | None = None) -> Tensor:
-        """Edit images along a code direction (``diffrep.manipulation``): (len(scales), B, C, H, W).
-
-        Each image keeps its own inverted x_T (``inversion_steps``, default ``num_steps``; the
-        official edits invert with 500 steps and decode with 200); only its code moves, by
-        z' = z + s sqrt(d) w / ||w|| in the normalised space the classifier was fit in.
-        """
-        z = self.encode(x0)
-        x_T = self.invert(x0, z, inversion_steps or num_steps)
-        return torch.stack([self.decode(direction.edit(z, s), x_T, num_steps) for s in scales])
-
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
         raise UnsupportedOperation(
             "PDAE generates through a DPM on its codes: train one with `diffrep fit --config "
