@@ -104,3 +104,19 @@ def test_the_guard_stops_at_its_next_read_naming_the_first_step_past_the_limit(t
     with pytest.raises(NonFiniteLossError, match="at step 4 after skipping 1 steps"), pytest.warns(UserWarning):
         trainer.fit(model, datamodule=digits(batch_size=32))
     assert trainer.global_step == 6 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("algorithm,limit", [("norm", 1e-3), ("value", 1e-5)])
+def test_gradient_clipping_works_with_the_fused_optimizer(algorithm, limit):
+    """Lightning refuses to clip for a fused optimizer under mixed precision; the methods clip with
+    torch themselves (bf16 and fp32 have no gradient scaler), as Lightning's fp32 path would."""
+    model = dpm()
+    optimizer = model.configure_optimizers()
+    model.loss(torch.rand(8, 1, 16, 16) * 2 - 1).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert torch.stack([g.norm() for g in grads]).norm() > 100 * limit
+    model.configure_gradient_clipping(optimizer, limit, algorithm)
+    if algorithm == "norm":
+        assert torch.stack([g.norm() for g in grads]).norm() <= limit * 1.001
+    else:
+        assert max(g.abs().max() for g in grads) <= limit

@@ -230,8 +230,9 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     def configure_optimizers(self) -> Any:
         params = self.trainable_parameters()
         # Fused Adam (one kernel per step on the GPU and the CPU) also takes NonFiniteGuard's found_inf,
-        # which skips a non-finite step on the device without a host sync.
-        fused = bool(params) and params[0].device.type in ("cuda", "cpu")
+        # which skips a non-finite step on the device without a host sync. Not under fp16's gradient
+        # scaler, which must unscale the gradients before Lightning clips them.
+        fused = bool(params) and params[0].device.type in ("cuda", "cpu") and not self.scales_gradients()
         cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
         optimizer = cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
         if not self.warmup_steps:
@@ -239,6 +240,29 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         warmup = self.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def scales_gradients(self) -> bool:
+        """Whether the trainer runs fp16 mixed precision, whose gradient scaler scales the gradients."""
+        trainer = getattr(self, "_trainer", None)
+        precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
+        return "16-mixed" in precision and "bf16" not in precision
+
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """``--trainer.gradient_clip_val`` with torch's clipping, as Lightning's fp32 path does it.
+        Lightning's mixed-precision plugin refuses to clip for a fused optimizer (under fp16 the
+        gradients would still be scaled), also in bf16, which has no scaler; so bf16 and fp32 clip
+        here, and fp16 keeps Lightning's way (its optimizer is not fused)."""
+        if self.scales_gradients():
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        if gradient_clip_val is None or gradient_clip_val <= 0:
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def reseed_ranks(self) -> None:
         """Under DDP, give each rank its own t and noise stream (the seed, or the resumed RNG
