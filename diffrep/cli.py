@@ -155,6 +155,16 @@ class DiffrepCLI(LightningCLI):
             say_which_model_the_checkpoint_holds(path, checkpoint, self.config[subcommand].get("model"))
         super()._parse_ckpt_path()
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        """``test``, ``validate`` and ``predict`` evaluate a checkpoint with the evaluation config's
+        callbacks: Lightning's warning that the checkpoint's training callbacks are missing is about
+        resuming a fit, so it is silenced there (and only there)."""
+        if subcommand == "fit":
+            return super()._run_subcommand(subcommand)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
+            return super()._run_subcommand(subcommand)
+
     def instantiate_classes(self) -> None:
         """jsonargparse reports an error raised while building the model or data as a ValueError
         listing every Union subtype with the whole Namespace; the user's error inside it is raised

@@ -1,7 +1,8 @@
 """Quiet logs: silence the messages of the libraries under diffrep that a user cannot act on.
 
 Installed by the ``diffrep`` command (and the tests); each filter names exactly one message:
-- Lightning's advertisement for its ``litlogger`` package, printed by every Trainer;
+- Lightning's advertisements for its ``litlogger`` and ``litmodels`` packages, printed by every
+  Trainer and by every run whose callbacks have no ModelCheckpoint (an evaluation config's);
 - Lightning 2.6's own call of a deprecated torch pytree API (``_pytree`` ``LeafSpec``), a
   warning meant for Lightning's developers;
 - wandb's notice that the ``anonymous`` setting, which Lightning's WandbLogger always passes,
@@ -23,7 +24,8 @@ _MESSAGES = (
 
 class _DropLitLoggerTip(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return "litlogger" not in message and "litmodels" not in message
 
 
 _TIP_FILTER = _DropLitLoggerTip()

@@ -52,6 +52,8 @@ def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs,
 
     out = diffrep("test", "--config", str(model_cfg), "--config", str(eval_cfg), "--ckpt_path", str(ckpt), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    noise = ("litmodels", "Be aware that when using `ckpt_path`")  # Lightning's tip; the fit-resume warning
+    assert not [n for n in noise if n in out.stdout + out.stderr], out.stderr[-3000:]
     report = json.loads((tmp_path / "run/checkpoints/last.report.json").read_text())
     metrics = report["metrics"]
     assert report["method"] == "Autoencoder" and report["checkpoint"] == str(ckpt) and report["global_step"] == 40
