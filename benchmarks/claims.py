@@ -1,0 +1,210 @@
+"""Experiments behind docs/claims.md: each tests one claim of the PDAE or DRL paper on the CPU.
+
+    python benchmarks/claims.py time-sampler --data digits --steps 3000
+    python benchmarks/claims.py time-sampler --data fashion_mnist --steps 3000
+    python benchmarks/claims.py pdae-gap --pdae runs/pdae/checkpoints/last.ckpt
+
+``pdae-gap`` (PDAE, Lin et al. 2022: "the forward process loses information, so a pre-trained DPM
+cannot recover x0 from x_t; the learned mean shift fills the gap"): on 500 Fashion-MNIST test
+images, x_t = q_sample(x0, t, eps) for t from 50 to 999, and the one-call estimate of x0 from x_t
+(the posterior mean a DDIM step moves towards) by the frozen DPM alone and by PDAE with the
+image's code z (eps_theta - sqrt(1 - abar_t) G, the sampler's form); MSE against x0, pixels in
+[0, 1]. Writes benchmarks/results/claims_pdae_gap.json and docs/claims_pdae_gap.png.
+
+``time-sampler`` (DRL, Mittal et al. 2023, Figure 2: "the time sampler controls the level of
+detail in the code"): DRL with a 2-D code trained twice from configs/drl.yaml, once with the
+uniform time sampler and once with the high-noise one, same seed, steps and everything else.
+Then, on the test split: 20-NN accuracy of the 2-D codes (Euclidean, standardised codes; the
+class structure a 2-D code keeps) and the linear probe; reconstruction MSE decoded from the
+image's own inverted x_T and from random x_T (pixels in [0, 1]; what the code alone carries of
+the image: lower means more detail); a figure with both codes' scatter plots and the images
+decoded from an 8x8 grid of codes over the codes' range from one fixed x_T. Nothing is tuned: the
+two samplers are the paper's, and the numbers are read once. Writes
+benchmarks/results/claims_time_sampler_<data>.json and docs/claims_time_sampler_<data>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLERS = ("uniform", "high_noise")
+DATA = {
+    "digits": ["--data", str(REPO / "configs/data/digits.yaml"), "--model.init_args.unet.image_size", "16",
+               "--model.init_args.unet.channel_mult", "[1, 2]"],
+    "fashion_mnist": ["--data", str(REPO / "configs/data/fashion_mnist.yaml")],
+}
+
+
+def train(data: str, sampler: str, steps: int, root: Path) -> Path:
+    """DRL with a 2-D code through `diffrep fit` (in this process); returns its last.ckpt."""
+    from diffrep.cli import main
+
+    last = root / "checkpoints/last.ckpt"
+    if last.is_file():  # resumable by entry
+        return last
+    main(["fit", "--config", str(REPO / "configs/drl.yaml"), *DATA[data],
+          "--model.init_args.latent_dim", "2", "--model.init_args.time_sampler", sampler,
+          "--trainer.max_steps", str(steps), "--trainer.logger", "false", "--evaluate", "false",
+          "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
+          "--trainer.default_root_dir", str(root)])
+    return last
+
+
+def knn_euclidean(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                  k: int = 20) -> float:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-8
+    model = KNeighborsClassifier(n_neighbors=k).fit(((train_x - mean) / std).numpy(), train_y.numpy())
+    return float((model.predict(((test_x - mean) / std).numpy()) == test_y.numpy()).mean())
+
+
+def evaluate(ckpt: Path, data: str, num_images: int = 128, steps: int = 50) -> tuple[dict, object, tuple]:
+    from diffrep.datamodules import DigitsDataModule, FashionMNISTDataModule
+    from diffrep.evaluation.features import encode_split
+    from diffrep.evaluation.probes import linear_probe
+    from diffrep.evaluation.reconstruction import image_errors
+    from diffrep.lightning_modules.loading import load_trained
+
+    model = load_trained(ckpt)
+    dm = DigitsDataModule(image_size=16) if data == "digits" else FashionMNISTDataModule()
+    dm.setup()
+    train = encode_split(model, dm.evaluation_split("train"), 10000)
+    test = encode_split(model, dm.splits["test"], 5000)
+    x0 = torch.stack([dm.splits["test"][i][0] for i in range(num_images)])
+    torch.manual_seed(0)
+    inverted = image_errors(model.reconstruct(x0, steps), x0)
+    random_xt = image_errors(model.reconstruct_from_noise(x0, steps, torch.Generator().manual_seed(0)), x0)
+    result = {
+        "knn20_accuracy": knn_euclidean(*train, *test),
+        "linear_accuracy": linear_probe(*train, *test)["accuracy"],
+        "mse_inverted_xT": float(inverted["mse"].mean()),
+        "mse_random_xT": float(random_xt["mse"].mean()),
+        "ssim_random_xT": float(random_xt["ssim"].mean()),
+    }
+    return result, model, test
+
+
+def decoded_grid(model, codes: torch.Tensor, n: int = 8, steps: int = 50) -> torch.Tensor:
+    """Images decoded from an n x n grid of codes over the 2nd-98th percentile range, one fixed x_T."""
+    lo, hi = torch.quantile(codes, 0.02, dim=0), torch.quantile(codes, 0.98, dim=0)
+    a, b = torch.meshgrid(torch.linspace(0, 1, n), torch.linspace(1, 0, n), indexing="xy")
+    z = lo + torch.stack([a.flatten(), b.flatten()], 1) * (hi - lo)
+    x_T = model.noise(1, torch.Generator().manual_seed(0)).expand(n * n, -1, -1, -1)
+    return model.generate(z, x_T, steps)
+
+
+def figure(data: str, panels: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+    from torchvision.utils import make_grid
+
+    fig = Figure(figsize=(10, 10), dpi=100)
+    axes = fig.subplots(2, 2)
+    for col, (sampler, (codes, labels, grid, result)) in enumerate(panels.items()):
+        ax = axes[0, col]
+        ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3)
+        ax.set_title(f"{sampler} t: 2-D codes of test images\n20-NN {100 * result['knn20_accuracy']:.1f}%, "
+                     f"MSE from random x_T {result['mse_random_xT']:.4f}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        image = make_grid((grid.float().cpu() + 1) / 2, nrow=8, padding=1, pad_value=1).clamp(0, 1)
+        axes[1, col].imshow(image.permute(1, 2, 0).numpy())
+        axes[1, col].set_title(f"{sampler} t: decoded from an 8x8 grid of codes (one x_T)", fontsize=9)
+        axes[1, col].axis("off")
+    fig.suptitle(f"DRL, 2-D code on {data}: the time sampler sets what the code keeps", fontsize=11)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+
+
+def time_sampler(args: argparse.Namespace) -> None:
+    out = Path(args.out or f"runs/claims/time_sampler_{args.data}")
+    results, panels = {}, {}
+    for sampler in SAMPLERS:
+        start = time.perf_counter()
+        ckpt = train(args.data, sampler, args.steps, out / sampler)
+        trained = time.perf_counter() - start
+        result, model, (codes, labels) = evaluate(ckpt, args.data, steps=args.decode_steps)
+        result["seconds"] = round(trained, 1)
+        results[sampler] = result
+        panels[sampler] = (codes.numpy(), labels.numpy(), decoded_grid(model, codes, steps=args.decode_steps), result)
+        print(sampler, json.dumps(result), flush=True)
+    record = {"claim": "DRL: the time sampler controls the level of detail in the code", "data": args.data,
+              "steps": args.steps, "decode_steps": args.decode_steps, "latent_dim": 2, "config": "configs/drl.yaml",
+              "split": "test",
+              "date": time.strftime("%Y-%m-%d"), "results": results}
+    json_path = Path(args.results_dir) / f"claims_time_sampler_{args.data}.json"
+    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    figure_path = Path(args.figure_dir) / f"claims_time_sampler_{args.data}.png"
+    figure(args.data, panels, figure_path)
+    print(f"wrote {json_path} and {figure_path}")
+
+
+def pdae_gap(args: argparse.Namespace) -> None:
+    from matplotlib.figure import Figure
+
+    from diffrep.datamodules import FashionMNISTDataModule
+    from diffrep.diffusion.process import q_sample, x0_from_eps
+    from diffrep.lightning_modules.loading import load_pdae
+
+    model = load_pdae(args.pdae)
+    dm = FashionMNISTDataModule(image_size=model.image_shape[-1])
+    dm.setup()
+    x0 = torch.stack([dm.splits["test"][i][0] for i in range(args.num_images)])
+    times = [50, 100, 200, 300, 500, 700, 900, 999]
+    rows = []
+    with torch.no_grad():
+        z = model.encode(x0)
+        for t_value in times:
+            t = torch.full((len(x0),), t_value, dtype=torch.long)
+            eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t_value))
+            x_t = q_sample(model.schedule, x0, t, eps)
+            row = {"t": t_value}
+            for name, eps_fn in (("dpm", model.code_eps_fn(None)), ("pdae", model.guided_eps_fn(z))):
+                with model.inference():
+                    x0_hat = x0_from_eps(model.schedule, x_t, t, eps_fn(x_t, t)).clamp(-1, 1)
+                row[f"mse_{name}"] = float(((x0_hat - x0) / 2).pow(2).mean())
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    record = {"claim": "PDAE: the forward process loses information; the learned mean shift fills the gap",
+              "checkpoint": str(args.pdae), "images": len(x0), "split": "test", "pixel_range": [0, 1],
+              "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    (Path(args.results_dir) / "claims_pdae_gap.json").write_text(json.dumps(record, indent=2) + "\n")
+    fig = Figure(figsize=(5.5, 3.6), dpi=110)
+    ax = fig.subplots()
+    for name, label in (("dpm", "frozen DPM alone: E[x0 | x_t]"), ("pdae", "PDAE: E[x0 | x_t, z]")):
+        ax.plot(times, [r[f"mse_{name}"] for r in rows], marker="o", label=label)
+    ax.set(xlabel="t (of 1000)", ylabel="MSE of the x0 estimate", yscale="log",
+           title="What x_t has lost, and what the code gives back")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(Path(args.figure_dir) / "claims_pdae_gap.png", bbox_inches="tight")
+    print(f"wrote claims_pdae_gap.json to {args.results_dir} and its figure to {args.figure_dir}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results-dir", default=str(REPO / "benchmarks/results"))
+    parser.add_argument("--figure-dir", default=str(REPO / "docs"))
+    sub = parser.add_subparsers(dest="claim", required=True)
+    ts = sub.add_parser("time-sampler", help="DRL's Figure 2: uniform against high-noise t, 2-D codes")
+    ts.add_argument("--data", choices=sorted(DATA), default="digits")
+    ts.add_argument("--steps", type=int, default=3000)
+    ts.add_argument("--out", default=None)
+    ts.add_argument("--decode-steps", type=int, default=50, help="DDIM steps of every decode and inversion")
+    gap = sub.add_parser("pdae-gap", help="PDAE: x0 from x_t with and without the code, against t")
+    gap.add_argument("--pdae", default="runs/pdae/checkpoints/last.ckpt")
+    gap.add_argument("--num-images", type=int, default=500)
+    args = parser.parse_args(argv)
+    np.random.seed(0)
+    {"time-sampler": time_sampler, "pdae-gap": pdae_gap}[args.claim](args)
+
+
+if __name__ == "__main__":
+    main()
