@@ -1,9 +1,13 @@
 """Command line: ``diffrep fit|validate|test|predict --config configs/X.yaml`` (LightningCLI).
 
 Model and data are given as ``class_path`` in YAML, so every method and data set in diffrep (or
-in the user's own package) is chosen by config. ``test`` writes a JSON and a Markdown report
-next to the checkpoint; ``predict`` writes the codes of the test split (``CodeWriter``). Errors a
-user can fix end with one line naming the fix and exit code 2, never a traceback.
+in the user's own package) is chosen by config. ``fit`` and ``test`` print what the run learned
+and write it as JSON and Markdown (``<run>/metrics.json`` and ``report.md``; ``test`` next to the
+checkpoint, never over an earlier report); ``predict`` writes the codes of the test split
+(``CodeWriter``). Errors a user can fix (diffrep's own, ``diffrep.errors``) end with one line naming
+the fix and exit code 2; any other exception keeps its traceback. A run stopped by SIGTERM/SIGUSR1
+exits 128 + the signal's number after saving ``last.ckpt``. ``lightning_main`` is the ``lightning``
+script: diffrep's subcommands, and Lightning's own CLI for the rest.
 """
 
 from __future__ import annotations
