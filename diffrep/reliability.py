@@ -26,7 +26,7 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError, load_checkpoint_file
 from diffrep.errors import ConfigError
-from diffrep.lightning_modules.api import NonFiniteLossError
+from diffrep.lightning_modules.api import NonFiniteLossError, uses_gradient_scaler
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -287,11 +287,8 @@ class NonFiniteGuard(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         pl_module._nonfinite_guard = self  # the module's own loss check defers to the guard
 
-    def _stands_aside(self, trainer: L.Trainer) -> bool:
-        return "16-mixed" in str(trainer.precision) and "bf16" not in str(trainer.precision)
-
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        if self._stands_aside(trainer):
+        if uses_gradient_scaler(trainer.precision):
             return
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads:
@@ -313,7 +310,8 @@ class NonFiniteGuard(L.Callback):
         if self._count.device != bad.device:  # first use, or restored from a checkpoint on the CPU
             self._count, self._steps = self._count.to(bad.device), self._steps.to(bad.device)
         slot = self._count.clamp(max=self.max_skips).view(1)  # tensor indexing: no read-back
-        self._steps.index_put_((slot,), torch.where(bad, step, self._steps.index_select(0, slot)))
+        held = self._steps.index_select(0, slot)  # the last slot keeps the first step past the limit
+        self._steps.index_put_((slot,), torch.where(bad & (held < 0), step, held))
         self._count += bad.long()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:

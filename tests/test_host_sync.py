@@ -90,13 +90,14 @@ def test_a_non_finite_step_changes_no_weight_and_no_adam_state_without_a_read(mo
 
 
 def test_the_guard_stops_at_its_next_read_naming_the_first_step_past_the_limit(tmp_path):
-    """Through Lightning: NaN batches at steps 2 and 4 with max_skips 1 and a read every 3 steps:
-    the read at step 6 stops the run naming step 4; no weight ever became non-finite."""
+    """Through Lightning: NaN batches at steps 2, 4 and 5 with max_skips 1 and a read every 3 steps:
+    the read at step 6 stops the run naming step 4, the first past the limit; no weight ever became
+    non-finite."""
     import lightning as L
 
     class PoisonAt(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.global_step in (2, 4):
+            if trainer.global_step in (2, 4, 5):
                 batch[0][0] = float("nan")
 
     model = dpm()

@@ -18,6 +18,13 @@ class NonFiniteLossError(DiffrepError, RuntimeError):
     """Raised when a training loss or gradient is NaN or infinite; the message names the fix."""
 
 
+def uses_gradient_scaler(precision: Any) -> bool:
+    """Whether a trainer precision is fp16 mixed precision, whose gradient scaler scales the gradients
+    (and skips non-finite steps itself); bf16 has no scaler."""
+    precision = str(precision)
+    return "16-mixed" in precision and "bf16" not in precision
+
+
 def check_state_shapes(module: torch.nn.Module, checkpoint: dict[str, Any]) -> None:
     """A checkpoint trained with other settings (latent size, channels, image size) would fail
     in ``load_state_dict`` with a long size-mismatch dump; say what differs and how to fix it."""

@@ -31,6 +31,7 @@ from diffrep.lightning_modules.api import (
     check_data_shape,
     check_state_shapes,
     codes_and_labels,
+    uses_gradient_scaler,
 )
 from diffrep.lightning_modules.decoding import CodeDecodingMixin, slerp
 
@@ -243,9 +244,7 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
 
     def scales_gradients(self) -> bool:
         """Whether the trainer runs fp16 mixed precision, whose gradient scaler scales the gradients."""
-        trainer = getattr(self, "_trainer", None)
-        precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
-        return "16-mixed" in precision and "bf16" not in precision
+        return uses_gradient_scaler(getattr(getattr(self, "_trainer", None), "precision", ""))
 
     def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
                                     gradient_clip_algorithm: str | None = None) -> None:
