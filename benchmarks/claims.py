@@ -61,9 +61,11 @@ def knn_euclidean(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Te
                   k: int = 20) -> float:
     from sklearn.neighbors import KNeighborsClassifier
 
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-8
-    model = KNeighborsClassifier(n_neighbors=k).fit(((train_x - mean) / std).numpy(), train_y.numpy())
-    return float((model.predict(((test_x - mean) / std).numpy()) == test_y.numpy()).mean())
+    from diffrep.evaluation.linear import Standardiser
+
+    scale = Standardiser.fit(train_x)
+    model = KNeighborsClassifier(n_neighbors=k).fit(scale(train_x).numpy(), train_y.numpy())
+    return float((model.predict(scale(test_x).numpy()) == test_y.numpy()).mean())
 
 
 def evaluate(ckpt: Path, data: str, num_images: int = 128, steps: int = 50) -> tuple[dict, object, tuple]:

@@ -297,12 +297,14 @@ def last_checkpoint_of(trainer: Any) -> str | None:
 def say_which_model_the_checkpoint_holds(path: str, checkpoint: dict[str, Any], model: Any) -> None:
     """LightningCLI rebuilds the model from the checkpoint's saved class and settings, whatever the
     config names: say so when the two differ, rather than evaluate another method without a word."""
-    saved = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
-    named = getattr(model, "class_path", None) if model is not None else None
-    if saved and named and saved.rsplit(".", 1)[-1] != str(named).rsplit(".", 1)[-1]:
-        print(f"diffrep: {path} holds a {saved.rsplit('.', 1)[-1]}, not the {str(named).rsplit('.', 1)[-1]} the "
-              f"config names; this run uses the checkpoint's {saved.rsplit('.', 1)[-1]} with its saved settings",
-              file=sys.stderr, flush=True)
+    saved_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    named_path = getattr(model, "class_path", None) if model is not None else None
+    if not saved_path or not named_path:
+        return
+    saved, named = str(saved_path).rsplit(".", 1)[-1], str(named_path).rsplit(".", 1)[-1]
+    if saved != named:
+        print(f"diffrep: {path} holds a {saved}, not the {named} the config names; this run uses the "
+              f"checkpoint's {saved} with its saved settings", file=sys.stderr, flush=True)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -98,7 +98,7 @@ class CodeDecodingMixin:
         self.check_editable()
         with self.inference():
             z = self.encode(x0)
-            x_T = self.invert(x0, self.code_of(x0), inversion_steps or num_steps)
+            x_T = self.invert(x0, self.code_from_vector(z), inversion_steps or num_steps)
             return torch.stack([self.decode(self.code_from_vector(direction.edit(z, s)), x_T, num_steps)
                                 for s in scales])
 

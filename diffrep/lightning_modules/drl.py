@@ -146,8 +146,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         """t -> the (mean) code of x0 at t; a static code ignores t and is computed once."""
         if self.time_dependent:
             return lambda t: self.code_params(x0, t)[0]
-        z = self.code_params(x0)[0]
-        return lambda t: z
+        return self.code_from_vector(self.code_params(x0)[0])
 
     def eps(self, x_t: Tensor, t: Tensor, z: Tensor) -> Tensor:
         x_in = self.to_memory_format(network_input(self.schedule, x_t, t))
