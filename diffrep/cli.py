@@ -313,6 +313,12 @@ def main(args: list[str] | None = None) -> None:
 
     from diffrep import quiet
 
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv[:1] == ["prepare"]:  # not a Lightning subcommand: folder or LMDB -> LitData chunks
+        from diffrep.datamodules.prepare import main as prepare_main
+
+        prepare_main(argv[1:])
+        return
     quiet.install()
     try:
         cli = DiffrepCLI(args)

@@ -5,6 +5,9 @@ Installed by the ``diffrep`` command (and the tests); each filter names exactly 
   Trainer and by every run whose callbacks have no ModelCheckpoint (an evaluation config's);
 - Lightning 2.6's own call of a deprecated torch pytree API (``_pytree`` ``LeafSpec``), a
   warning meant for Lightning's developers;
+- Lightning's caution that an ``IterableDataset`` with ``__len__`` may repeat items across
+  loader workers: LitData's streaming dataset (``StreamingImageDataModule``) gives every worker
+  its own items, so the caution does not apply;
 - wandb's notice that the ``anonymous`` setting, which Lightning's WandbLogger always passes,
   has no effect.
 Lightning's "Found N module(s) in eval mode" is silenced by the methods themselves, and only
@@ -19,6 +22,7 @@ import warnings
 _MESSAGES = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
     r".*anonymous setting has no effect",
+    r"Your `IterableDataset` has `__len__` defined",
 )
 
 

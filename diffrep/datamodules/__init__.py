@@ -4,7 +4,10 @@ from diffrep.datamodules.base import DataError, ImageDataModule
 from diffrep.datamodules.cifar import CIFAR10DataModule
 from diffrep.datamodules.digits import DigitsDataModule
 from diffrep.datamodules.folder import ImageFolderDataModule
+from diffrep.datamodules.lmdb import LMDBImageDataModule
 from diffrep.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from diffrep.datamodules.streaming import StreamingImageDataModule
+from diffrep.datamodules.synthetic import SyntheticImageDataModule
 
 __all__ = [
     "CIFAR10DataModule",
@@ -13,5 +16,8 @@ __all__ = [
     "FashionMNISTDataModule",
     "ImageDataModule",
     "ImageFolderDataModule",
+    "LMDBImageDataModule",
     "MNISTDataModule",
+    "StreamingImageDataModule",
+    "SyntheticImageDataModule",
 ]

@@ -17,7 +17,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from diffrep.datamodules.resumable import ResumableDataLoader
-from diffrep.errors import ConfigError, DiffrepError
+from diffrep.datamodules.splits import hold_out
+from diffrep.errors import DiffrepError
 
 
 class DataError(DiffrepError, RuntimeError):
@@ -59,6 +60,10 @@ class ImageArrayDataset(Dataset):
         if self.flip and torch.rand(()) < 0.5:
             x = x.flip(-1)
         return x, self.labels[index]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
 
     def without_augmentation(self) -> ImageArrayDataset:
         """The same images (shared, not copied) with no random flip: deterministic codes for probes."""
@@ -123,12 +128,8 @@ class ImageDataModule(L.LightningDataModule):
         if self.splits:
             return
         images, labels = self.load_split("train")
-        n = images.shape[0]
-        n_val = int(self.val_size * n) if isinstance(self.val_size, float) else int(self.val_size)
-        if not 0 <= n_val < n:
-            raise ConfigError(f"val_size {self.val_size} leaves no training images out of {n}")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        train_idx, val_idx = order[n_val:], order[:n_val]
+        train_idx, val_idx = hold_out(images.shape[0], self.val_size, self.seed)
+        n_val = len(val_idx)
         if self.subset is not None:
             train_idx = train_idx[: self.subset]
             val_idx = val_idx[: max(1, min(n_val, self.subset // 4))] if n_val else val_idx
@@ -150,7 +151,7 @@ class ImageDataModule(L.LightningDataModule):
     def image_shape(self) -> tuple[int, int, int]:
         """(channels, size, size) of the images this module yields."""
         self.setup()
-        return (self.splits["train"].images.shape[1], self.image_size, self.image_size)
+        return (self.splits["train"].channels, self.image_size, self.image_size)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
