@@ -227,6 +227,17 @@ def write_results(out: Path, settings: dict, done: dict) -> str:
     return text
 
 
+def latest_test_report(run_dir: Path, from_checkpoint: bool) -> Path:
+    """The report `diffrep test` just wrote: beside the checkpoint (``last.report[-vN].json``) or, for
+    an entry with nothing trained, in the run folder (``test_report[-vN].json``); reports are never
+    overwritten, so the newest is this evaluation's."""
+    folder, stem = (run_dir / "checkpoints", "last.report") if from_checkpoint else (run_dir, "test_report")
+    reports = [p for p in folder.glob(f"{stem}*.json") if p.stem == stem or p.stem.startswith(f"{stem}-v")]
+    if not reports:
+        raise SystemExit(f"diffrep test wrote no {stem}*.json in {folder}; see its log in the output folder")
+    return max(reports, key=lambda p: p.stat().st_mtime)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="60 training steps each and the quick evaluation")
@@ -297,8 +308,7 @@ def main() -> None:
             eval_config = str(REPO / f"configs/eval/fashion_mnist_{kind}.yaml")
             test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *entry.fit_args, *common,
                                     *ckpt_args], out, log)
-            report_path = (run_dir / "checkpoints/last.report.json") if ckpt_args else run_dir / "report.json"
-            report = json.loads(report_path.read_text())
+            report = json.loads(latest_test_report(run_dir, bool(ckpt_args)).read_text())
         done[entry.name] = {
             "report": report,
             "steps": entry_steps if entry.trains else 0,

@@ -1,7 +1,9 @@
 """`diffrep fit`, `diffrep test` (the full evaluation suite and its report) and `diffrep predict`
 as a user runs them, on a tiny autoencoder and the 8x8 digits (seconds, offline)."""
 
+import importlib.util
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,12 @@ from conftest import REPO, run_cli, write_tiny_autoencoder_config
 from test_cli import diffrep
 
 from diffrep.evaluation.extractor import SmallClassifier, save_classifier
+
+if "compare" not in sys.modules:  # benchmarks/compare.py reads the reports these tests pin
+    _spec = importlib.util.spec_from_file_location("compare", REPO / "benchmarks/compare.py")
+    sys.modules["compare"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["compare"])
+compare = sys.modules["compare"]
 
 EVAL = """
 trainer:
@@ -91,6 +99,7 @@ def test_fit_then_test_writes_the_full_report_and_predict_exports_codes(configs,
                    capsys=capsys, monkeypatch=monkeypatch)[0]  # a second evaluation never overwrites the first report
     assert code == 0 and (tmp_path / "run/checkpoints/last.report-v1.json").is_file()
     assert (tmp_path / "run/checkpoints/last.report.md").read_text() == md
+    assert compare.latest_test_report(tmp_path / "run", from_checkpoint=True).name == "last.report-v1.json"
 
     out = diffrep("predict", "--config", str(model_cfg), "--ckpt_path", str(ckpt), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -112,7 +121,9 @@ def test_pixel_and_pca_baselines_need_no_training(configs, tmp_path, capsys, mon
             cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
         )
         assert code == 0, err[-3000:]
-        metrics = json.loads((tmp_path / name / "test_report.json").read_text())["metrics"]
+        report_path = tmp_path / name / "test_report.json"
+        metrics = json.loads(report_path.read_text())["metrics"]
+        assert compare.latest_test_report(tmp_path / name, from_checkpoint=False) == report_path
         assert metrics["probe/linear_accuracy"] > 0.8, name
         assert ("recon/inverted_mse" in metrics) == (name == "pca")
         assert ("fid/samples" in metrics) == (name == "pca")
