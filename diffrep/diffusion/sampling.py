@@ -9,7 +9,8 @@ DDIM (Song et al. 2021, eq. 12) in alpha/sigma form, from time t to the next tim
     x_s    = alpha_s x0_hat + sqrt(sigma_s^2 - v) eps + sqrt(v) n,
     v      = eta^2 (sigma_s^2 / sigma_t^2) (sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2).
 Step grids are ``NoiseSchedule.ddim_levels``: diffrep's ``linspace`` (the last step lands on the
-clean image) or the ``official`` PDAE/Diff-AE grid (stops at x_0 of the DDPM chain).
+clean image), the ``official`` PDAE grid (stops at x_0 of the DDPM chain) or Diff-AE's ``diffae``
+respacing (whose inversion ends at alpha = 0).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def ddim_invert(
         s = _time_batch(schedule, levels[i + 1], x)
         x0_hat, eps = _predict(eps_fn, schedule, x, t, clip_x0)
         x = append_dims(schedule.alpha(s), x) * x0_hat + append_dims(schedule.sigma(s), x) * eps
+    if grid == "diffae":  # one more call, from the top level to alpha = 0, sigma = 1: x_T = eps
+        _, x = _predict(eps_fn, schedule, x, _time_batch(schedule, levels[-1], x), clip_x0)
     return x
 
 

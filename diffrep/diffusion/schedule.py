@@ -18,8 +18,9 @@ from torch import Tensor, nn
 
 from diffrep.errors import ConfigError
 
-#: DDIM step grids (``NoiseSchedule.ddim_levels``): diffrep's default and the official PDAE/Diff-AE one.
-TIMESTEP_GRIDS = ("linspace", "official")
+#: DDIM step grids (``NoiseSchedule.ddim_levels``): diffrep's default, the official PDAE one, and
+#: the official Diff-AE one.
+TIMESTEP_GRIDS = ("linspace", "official", "diffae")
 
 
 class NoiseSchedule(nn.Module, ABC):
@@ -62,6 +63,12 @@ class NoiseSchedule(nn.Module, ABC):
           int(linspace(0, T-1, N + 1)); the network is called at the top N of them and the loop
           stops at the lowest (t = 0), returning x at that level rather than a clean estimate.
           Inversion calls the network at the lowest N, so it makes N calls.
+        - ``diffae`` (phizaz/diffae's ``ddimN`` respacing, guided-diffusion's ``space_timesteps``):
+          N levels range(0, T, k) with the integer stride k that gives exactly N of them (0, 100,
+          ..., 900 for N = 10 of 1000); the network is called at each and the last call steps to
+          the clean image. Inversion calls the network at all N and the last call steps from the top
+          level to alpha = 0 (the official ``alphas_cumprod_next`` ends with 0): x_T is the eps
+          estimate there. Discrete schedules only.
         Continuous schedules use linspace(t_max, t_min, N) and linspace(t_max, t_min, N + 1) alike.
         """
         if num_steps < 1:
@@ -69,6 +76,8 @@ class NoiseSchedule(nn.Module, ABC):
         if grid not in TIMESTEP_GRIDS:
             raise ConfigError(f"unknown timestep_grid {grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         official = grid == "official"
+        if grid == "diffae":
+            return self._strided_levels(num_steps), True
         points = num_steps + 1 if official else num_steps
         if not self.discrete:
             return torch.linspace(self.t_max, self.t_min, points, dtype=torch.float64), not official
@@ -80,6 +89,19 @@ class NoiseSchedule(nn.Module, ABC):
         else:
             levels = torch.unique(torch.linspace(0, self.t_max, points, dtype=torch.float64).round().long())
         return levels.flip(0), not official
+
+    def _strided_levels(self, num_steps: int) -> Tensor:
+        """Diff-AE's levels, high to low: range(0, T, k) for the smallest k giving ``num_steps``."""
+        if not self.discrete:
+            raise ConfigError("the diffae timestep grid respaces a discrete (DDPM) schedule")
+        total = int(self.t_max) + 1
+        for stride in range(1, total):
+            if len(range(0, total, stride)) == num_steps:
+                return torch.arange(0, total, stride, dtype=torch.long).flip(0)
+        if num_steps == total:
+            return torch.arange(total - 1, -1, -1, dtype=torch.long)
+        raise ConfigError(f"the diffae grid cannot take exactly {num_steps} of {total} steps with an integer "
+                          "stride (as the official code refuses); choose another number of steps")
 
     def sampling_times(self, num_steps: int, grid: str = "linspace") -> Tensor:
         """The times at which a ``num_steps``-step DDIM sampler calls the network, high to low."""

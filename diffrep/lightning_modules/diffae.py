@@ -5,20 +5,38 @@ DDPM (VP) schedule with L_simple and uniform t, Diff-AE's semantic encoder (sing
 at 16x16, pooling; ``diffrep.nets.encoders.HalfUNetEncoder``), and
 the U-Net's ResBlocks modulated as h = (GN(h)(1 + t_s) + t_b)(1 + z_s) (``z_mode: scale``).
 Decoding is DDIM; DDIM inversion gives the stochastic code x_T. Everything else is DRL's.
+
+``denoiser``: ``unet`` (diffrep's guided-diffusion U-Net with ``z_mode: scale``, the CPU default)
+or ``official`` (``diffrep.nets.beatgans.BeatGANsAutoencUNet``: the official
+``BeatGANsAutoencModel``'s denoiser, proven equal to it on shared weights by
+``benchmarks/official_parity.py --diffae``; its ``unet`` settings are ``BeatGANsConfig``'s,
+attention resolutions in pixels). The two differ in the time embedding's width, where the code
+enters (as it is, not through an embedding), GroupNorm groups and dropout; the paper configs use
+``official``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules.drl import DRL
+from diffrep.nets.beatgans import BeatGANsAutoencUNet, BeatGANsConfig
+from diffrep.nets.unet import UNet, UNetConfig
+
+DENOISERS = ("unet", "official")
 
 
 class DiffAE(DRL):
     def __init__(
         self,
+        unet: UNetConfig | dict | None = None,
         *args: Any,
+        denoiser: str = "unet",
+        z_mode: str = "scale",
         encoder: str = "halfunet",
         latent_dim: int = 512,
         weighting: str = "uniform",
@@ -26,10 +44,23 @@ class DiffAE(DRL):
         ema_decay: float | None = 0.9999,
         **kwargs: Any,
     ) -> None:
+        if z_mode != "scale":  # in the signature so that saved hyper-parameters (DRL's) load back
+            raise ConfigError(f"Diff-AE scales every ResBlock by its code (z_mode 'scale'), not {z_mode!r}; "
+                              "use DRL for other code injections")
+        if denoiser not in DENOISERS:
+            raise ConfigError(f"unknown denoiser {denoiser!r}; choose one of {', '.join(DENOISERS)}")
+        if denoiser == "official":
+            fields = unet if isinstance(unet, dict) else vars(unet) if unet is not None else {}
+            unet = BeatGANsConfig(**fields)
         super().__init__(
-            *args, encoder=encoder, latent_dim=latent_dim, z_mode="scale", weighting=weighting, lr=lr,
+            unet, *args, encoder=encoder, latent_dim=latent_dim, z_mode=z_mode, weighting=weighting, lr=lr,
             ema_decay=ema_decay, **kwargs,
         )
+
+    def build_denoiser(self, unet: UNetConfig, latent_dim: int, z_mode: str) -> torch.nn.Module:
+        if isinstance(unet, BeatGANsConfig):
+            return BeatGANsAutoencUNet(unet, z_dim=latent_dim)
+        return UNet(unet, z_dim=latent_dim, z_mode=z_mode)
 
     @staticmethod
     def default_schedule() -> ScheduleConfig:

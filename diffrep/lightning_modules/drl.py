@@ -101,7 +101,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         feature_dim = 4 * latent_dim if time_dependent and not sees_noise else code_out
         self.encoder = build_encoder(encoder, unet.in_channels, unet.image_size, feature_dim, **(encoder_kwargs or {}))
         self.time_head = TimeCodeHead(feature_dim, code_out) if time_dependent and not sees_noise else None
-        self.unet = UNet(unet, z_dim=latent_dim, z_mode=z_mode)
+        self.unet = self.build_denoiser(unet, latent_dim, z_mode)
         # A Gaussian fitted to the training codes (running mean/covariance): DRL's prior for `sample`.
         self.register_buffer("code_mean", torch.zeros(latent_dim))
         self.register_buffer("code_cov", torch.eye(latent_dim))
@@ -115,6 +115,11 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self._latent_prior: list[torch.nn.Module] = []  # loaded on first use, not part of the state
         self.setup_fast_paths(self.unet, channels_last, compile)
         self.setup_ema()
+
+    @staticmethod
+    def build_denoiser(unet: UNetConfig, latent_dim: int, z_mode: str) -> torch.nn.Module:
+        """The code-conditioned eps network: diffrep's U-Net with the code injected as ``z_mode`` says."""
+        return UNet(unet, z_dim=latent_dim, z_mode=z_mode)
 
     @staticmethod
     def default_schedule() -> ScheduleConfig:

@@ -55,9 +55,11 @@ class ResBlock(nn.Module):
         down: bool = False,
         num_groups: int = 32,
         z_mode: str | None = None,
+        z_channels: int | None = None,
     ) -> None:
         super().__init__()
         out_channels = out_channels or channels
+        z_channels = z_channels or emb_channels  # the code embedding's width (Diff-AE: the code itself)
         self.up, self.down = up, down
         self.in_layers = nn.Sequential(
             normalization(channels, num_groups), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
@@ -65,11 +67,11 @@ class ResBlock(nn.Module):
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels))
         self.z_mode = z_mode
         if z_mode == "scale":
-            self.cond_emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+            self.cond_emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(z_channels, out_channels))
         elif z_mode == "scale_shift":
-            self.emb_z_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels))
+            self.emb_z_layers = nn.Sequential(nn.SiLU(), nn.Linear(z_channels, 2 * out_channels))
         elif z_mode == "add":  # NCSN++ (DRL): the code's part of the embedding is a bias after the first conv
-            self.z_bias_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+            self.z_bias_layers = nn.Sequential(nn.SiLU(), nn.Linear(z_channels, out_channels))
         elif z_mode is not None:
             raise ConfigError(f"unknown z_mode {z_mode!r}; choose None, 'scale', 'scale_shift' or 'add'")
         self.out_layers = nn.Sequential(
