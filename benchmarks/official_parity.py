@@ -1,13 +1,28 @@
-"""diffrep against the official PDAE code, with the same random weights: prints the largest
-absolute difference of each compared output.
+"""diffrep against the official code of each paper, with the same random weights: one line per
+compared output with its largest absolute difference and its tolerance; exits 1 when any is
+outside its tolerance.
 
-Usage: python benchmarks/official_parity.py --pdae PATH   (a local clone of github.com/ckczzj/PDAE;
-nothing of it is copied into diffrep: its modules are imported from PATH at run time, on the CPU)
+Usage: python benchmarks/official_parity.py [--pdae PATH] [--diffae PATH]
+  --pdae PATH     a local clone of github.com/ckczzj/PDAE
+  --diffae PATH   a local clone of github.com/phizaz/diffae (its dataset.py imports pandas and lmdb:
+                  pip install pandas); archive it without datasets/, whose large file is missing
+Nothing of the official code is copied into diffrep: its modules are imported from PATH at run
+time, on the CPU.
 
-Compared: the U-Net at 32/64/128 px with attention and 2-4 heads (model/unet.py); the latent MLP
+PDAE: the U-Net at 32/64/128 px with attention and 2-4 heads (model/unet.py); the latent MLP
 with skips (model/mlp_skip_net.py); DDIM inversion, decoding and generation with the shift off for
 the last 30% of steps on the official grid (model/shift_unet.py, diffusion/ddim.py,
 diffusion/gaussian_diffusion.py); the latent DDIM with its clamps (latent_ddim_sample_loop).
+
+Diff-AE: the semantic encoder and the denoiser of BeatGANsAutoencModel (model/unet_autoenc.py,
+built by config.py's make_model_conf) at three times, with a code and with a zero code; the
+training loss L_simple (diffusion/base.py training_losses) and every parameter's gradient, dropout
+on, on the same noise and t; DDIM decoding and inversion with the official ddimN respacing
+(diffusion/diffusion.py, SpacedDiffusionBeatGans); and K = 5 optimiser steps of diffrep's DiffAE
+LightningModule through a Lightning Trainer against the official step (experiment.py: Adam, no
+warm-up as in the FFHQ/CelebA templates, clip_grad_norm_ at conf.grad_clip = 1, ema() after each
+step; the EMA decay 0.9 on both sides so that its differences show) on the same batches, t and
+noise: every parameter and EMA weight.
 """
 
 from __future__ import annotations
@@ -48,12 +63,13 @@ def quietly(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+#: tolerances: one network call in fp32; a sampler or a training run compounds many
+NETWORK_TOL, SAMPLER_TOL, TRAINING_TOL = 1e-4, 1e-3, 1e-5
+
+
 @torch.no_grad()
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pdae", type=Path, required=True, help="a local clone of ckczzj/PDAE")
-    args = parser.parse_args()
-    sys.path.insert(0, str(args.pdae))
+def pdae_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
+    sys.path.insert(0, str(path))
     from diffusion.ddim import DDIM
     from diffusion.gaussian_diffusion import GaussianDiffusion
     from model.mlp_skip_net import MLPSkipNet
@@ -71,14 +87,15 @@ def main() -> None:
                                attention_resolutions=attention, num_heads=heads, new_attention_order=order)).eval()
         ours.load_state_dict(state)
         x, t = torch.randn(2, 3, size, size), torch.tensor([10, 700])
-        rows.append((f"U-Net eps, {size}px, attention {attention}, {heads} heads", (official(x, t) - ours(x, t))))
+        rows.append((f"PDAE U-Net eps, {size}px, attention {attention}, {heads} heads", (official(x, t) - ours(x, t)),
+                     NETWORK_TOL))
 
     official_mlp = MLPSkipNet(input_channel=16, model_channel=64, num_layers=5, time_emb_channel=64, use_norm=True,
                               dropout=0.0).eval()
     mlp = LatentMLP(16, 64, 5, 64).eval()
     mlp.load_state_dict(official_mlp.state_dict())
     z, t = torch.randn(7, 16), torch.tensor([0, 1, 10, 100, 500, 998, 999])
-    rows.append(("latent MLP with skips", official_mlp(z, t) - mlp(z, t)))
+    rows.append(("PDAE latent MLP with skips", official_mlp(z, t) - mlp(z, t), NETWORK_TOL))
 
     kwargs = official_kwargs([1, 2], [2], 2, False)
     kwargs["input_channel"] = 1
@@ -103,16 +120,16 @@ def main() -> None:
     for n in (10, 100):
         x_T = quietly(diffusion.representation_learning_ddim_encode, f"ddim{n}", None, official_shift, x0, code)
         rows.append((f"PDAE inversion, official grid, {n} steps", x_T - ddim_invert(guided(), schedule, x0, n,
-                                                                                     grid="official")))
+                                                                                     grid="official"), SAMPLER_TOL))
         decoded = quietly(diffusion.representation_learning_ddim_sample, f"ddim{n}", None, official_shift, None, x_T,
                           code)
         rows.append((f"PDAE decoding, official grid, {n} steps", decoded - ddim_sample(guided(), schedule, x_T, n,
-                                                                                       grid="official")))
+                                                                                       grid="official"), SAMPLER_TOL))
         levels = schedule.ddim_levels(n, "official")[0].flip(0)
         generated = quietly(diffusion.representation_learning_ddim_sample, f"ddim{n}", None, official_shift, None,
                             x_T, code, stop_percent=0.3)
         ours = ddim_sample(guided(float(levels[int(0.3 * n) + 1])), schedule, x_T, n, grid="official")
-        rows.append((f"PDAE generation, shift off for the last 30%, {n} steps", generated - ours))
+        rows.append((f"PDAE generation, shift off for the last 30%, {n} steps", generated - ours, SAMPLER_TOL))
 
     latent_schedule = ScheduleConfig(beta_schedule="constant", beta_end=0.008).build()
     alphas_cumprod = diffusion.latent_diffusion_config["alphas_cumprod"].numpy()
@@ -123,12 +140,43 @@ def main() -> None:
         betas, timestep_map = diffusion.get_ddim_betas_and_timestep_map(f"ddim{n}", alphas_cumprod)
         official_z = quietly(DDIM(betas, timestep_map, "cpu").latent_ddim_sample_loop,
                              lambda z_t, t, condition=None: official_mlp(z_t, t), z_T)
-        rows.append((f"latent DDIM, clamped, official grid, {n} steps", official_z - ours))
+        rows.append((f"PDAE latent DDIM, clamped, official grid, {n} steps", official_z - ours, SAMPLER_TOL))
+    sys.path.remove(str(path))
+    return rows
 
-    width = max(len(name) for name, _ in rows)
-    print(f"{'compared output':{width}}  max |official - diffrep|")
-    for name, difference in rows:
-        print(f"{name:{width}}  {difference.abs().max().item():.2e}")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pdae", type=Path, help="a local clone of ckczzj/PDAE")
+    parser.add_argument("--diffae", type=Path, help="a local clone of phizaz/diffae")
+    args = parser.parse_args()
+    if not (args.pdae or args.diffae):
+        parser.error("name at least one official clone: --pdae PATH and/or --diffae PATH")
+    rows = []
+    if args.pdae:
+        rows += pdae_rows(args.pdae.resolve())
+        forget_official_modules()
+    if args.diffae:
+        from official_parity_diffae import diffae_rows
+
+        rows += diffae_rows(args.diffae.resolve())
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{'compared output':{width}}  {'max |official - diffrep|':>24}  {'tolerance':>9}")
+    failed = 0
+    for name, difference, tolerance in rows:
+        worst = difference.abs().max().item()
+        ok = worst <= tolerance
+        failed += not ok
+        print(f"{name:{width}}  {worst:24.2e}  {tolerance:9.0e}{'' if ok else '  OUTSIDE'}")
+    print(f"{len(rows) - failed} of {len(rows)} within tolerance")
+    sys.exit(1 if failed else 0)
+
+
+def forget_official_modules() -> None:
+    """The official repositories share top-level names (model, diffusion): drop one's before the next."""
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("model", "diffusion", "utils", "config", "choices", "config_base", "dataset"):
+            del sys.modules[name]
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ PAPER_CONFIGS: dict[str, str | None] = {
     "vdrl_mnist": None,
     "drl_cifar10": None,
     "vdrl_cifar10": None,
+    "diffae_ffhq128": None,
 }
 
 
