@@ -71,6 +71,7 @@ ENTRIES = [
     Entry("PDAE", "configs/pdae.yaml", "runs/pdae", kind="after_dpm"),
     Entry("VDRL", "configs/vdrl.yaml", "runs/vdrl"),
     Entry("Diff-AE", "configs/diffae.yaml", "runs/diffae"),
+    Entry("Diff-AE, official denoiser", "configs/diffae_official.yaml", "runs/diffae_official"),
     # DRL as configs/drl.yaml ships it, trained for the recipe's 60 minutes: the recipe itself
     Entry("DRL (recipe)", "configs/recipes/best_cpu_hour.yaml", "runs/recipes/best_cpu_hour", kind="recipe"),
 ]
