@@ -94,15 +94,17 @@ class LossRecorder(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def test_streaming_resume_mid_epoch_continues_the_unbroken_run_exactly(prepared, tmp_path):
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_streaming_resume_mid_epoch_continues_the_unbroken_run_exactly(prepared, tmp_path, num_workers):
     """Stop at step 12 of a 19-step epoch, resume from last.ckpt with a scrambled RNG and run past
-    the epoch's end: every loss equals the unbroken run's, through LitData's own loader state."""
+    the epoch's end: every loss equals the unbroken run's, through LitData's own loader state, with
+    random flips, also when loader workers read the stream."""
     def model() -> DPM:
         L.seed_everything(0)
         return DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9)
 
     def data() -> StreamingImageDataModule:
-        return StreamingImageDataModule(root=str(prepared), batch_size=16, flip=True)
+        return StreamingImageDataModule(root=str(prepared), batch_size=16, flip=True, num_workers=num_workers)
 
     straight = LossRecorder()
     quiet_trainer(tmp_path / "a", max_steps=24, callbacks=[straight]).fit(model(), datamodule=data())

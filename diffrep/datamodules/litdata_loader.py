@@ -1,11 +1,15 @@
-"""LitData's loader with a resume that lasts one epoch (imported only where streaming is used:
-importing litdata takes over a second)."""
+"""LitData's loader with a resume that lasts one epoch, and its training stream with flips that a
+resumed run replays (imported only where streaming is used: importing litdata takes over a second)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from litdata import StreamingDataLoader
+import torch
+from litdata import StreamingDataLoader, StreamingDataset
+
+from diffrep.datamodules.base import to_model_range
 
 
 class OneEpochResumeLoader(StreamingDataLoader):
@@ -30,3 +34,28 @@ class OneEpochResumeLoader(StreamingDataLoader):
             self.restore = False
         self._replay_pending = False
         return super().__iter__()
+
+
+class ImageStream(StreamingDataset):
+    """Prepared items as (image in [-1, 1], label), flipped or not by a hash of (seed, epoch, item).
+
+    A random draw in the loader's workers would depend on how many items a worker had drawn for
+    before, which a resumed run does not replay; a hash of the item's own index gives the resumed
+    run the same flips as the unbroken one, with any number of workers."""
+
+    def __init__(self, input_dir: str, image_size: int, flip: bool, seed: int, **kwargs: Any) -> None:
+        super().__init__(input_dir, seed=seed, **kwargs)
+        self.image_size, self.flip, self.flip_seed = image_size, flip, seed
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        x = to_model_range(torch.as_tensor(item["image"]), self.image_size)
+        if self.flip and flips(self.flip_seed, self.current_epoch, int(getattr(index, "index", index))):
+            x = x.flip(-1)
+        return x, torch.as_tensor(item["label"], dtype=torch.long)
+
+
+def flips(seed: int, epoch: int, index: int) -> bool:
+    """A fair coin per (seed, epoch, item), the same in every process."""
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{index}".encode(), digest_size=1).digest()
+    return digest[0] < 128

@@ -3,9 +3,11 @@
 Training reads a ``litdata.StreamingDataset``: each rank and node gets its own shard of the
 chunks (LitData reads the world from torch.distributed), only the chunks in use are held in
 memory, and ``StreamingDataLoader``'s ``state_dict`` (which Lightning checkpoints) resumes a run
-mid-epoch on the batch it stopped before. Evaluation reads the same chunks by index (probes,
-reconstructions, code statistics need random access), so the rest of diffrep sees the splits as
-it sees in-memory ones: (image in [-1, 1], label), a ``labels`` tensor, ``without_augmentation``.
+mid-epoch on the batch it stopped before; random flips are a hash of (seed, epoch, item), so a
+resumed run flips as the unbroken one did, with any number of loader workers. Evaluation reads
+the same chunks by index (probes, reconstructions, code statistics need random access), so the
+rest of diffrep sees the splits as it sees in-memory ones: (image in [-1, 1], label), a
+``labels`` tensor, ``without_augmentation``.
 """
 
 from __future__ import annotations
@@ -112,12 +114,10 @@ class StreamingImageDataModule(L.LightningDataModule):
 
         The loader has its own ``generator`` so starting an epoch draws nothing from the global
         RNG (which would shift a resumed run's noise)."""
-        from litdata import StreamingDataset
+        from diffrep.datamodules.litdata_loader import ImageStream, OneEpochResumeLoader
 
-        from diffrep.datamodules.litdata_loader import OneEpochResumeLoader
-
-        data = StreamingDataset(str(self.root / "train"), shuffle=True, seed=self.seed, drop_last=True,
-                                transform=ToModelRange(self.image_size, self.flip))
+        data = ImageStream(str(self.root / "train"), self.image_size, self.flip, self.seed, shuffle=True,
+                           drop_last=True)
         return OneEpochResumeLoader(data, batch_size=self.batch_size, num_workers=self.num_workers, drop_last=True,
                                    pin_memory=torch.cuda.is_available(),
                                    generator=torch.Generator().manual_seed(self.seed))
