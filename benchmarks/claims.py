@@ -3,6 +3,7 @@
     python benchmarks/claims.py time-sampler --data digits --steps 3000
     python benchmarks/claims.py time-sampler --data fashion_mnist --steps 3000
     python benchmarks/claims.py pdae-gap --pdae runs/pdae/checkpoints/last.ckpt
+    python benchmarks/claims.py downstream        # after make compare-semi
 
 ``pdae-gap`` (PDAE, Lin et al. 2022: "the forward process loses information, so a pre-trained DPM
 cannot recover x0 from x_t; the learned mean shift fills the gap"): on 500 Fashion-MNIST test
@@ -21,6 +22,11 @@ the image: lower means more detail); a figure with both codes' scatter plots and
 decoded from an 8x8 grid of codes over the codes' range from one fixed x_T. Nothing is tuned: the
 two samplers are the paper's, and the numbers are read once. Writes
 benchmarks/results/claims_time_sampler_<data>.json and docs/claims_time_sampler_<data>.png.
+
+``downstream`` (DRL, Figures 4-5: "DRL/VDRL against AE, VAE, SimCLR and SimCLR-Gauss on downstream
+tasks"): the SVMs on 100 and 1000 labels and Poisson learning with 10 labels per class of those
+entries, read from `make compare-semi`'s results.json (equal training steps; nothing trains here).
+Writes benchmarks/results/claims_downstream.json and docs/claims_downstream.png.
 """
 
 from __future__ import annotations
@@ -190,6 +196,46 @@ def pdae_gap(args: argparse.Namespace) -> None:
     print(f"wrote claims_pdae_gap.json to {args.results_dir} and its figure to {args.figure_dir}")
 
 
+#: the entries of `make compare-semi` in claim 5's figure, DRL's and VDRL's first, then the baselines
+DOWNSTREAM_ENTRIES = ("DRL, uniform t", "DRL, high-noise t", "VDRL", "autoencoder", "VAE", "SimCLR", "SimCLR-Gauss")
+DOWNSTREAM_METRICS = {"downstream/svm_100": "SVM, 100 labels", "downstream/svm_1000": "SVM, 1000 labels",
+                      "semi/poisson_10": "Poisson learning, 10 per class"}
+
+
+def downstream(args: argparse.Namespace) -> None:
+    """Claim 5 in the form of the DRL paper's Figures 4-5: downstream accuracy of DRL/VDRL against
+    AE, VAE, SimCLR and SimCLR-Gauss, read from `make compare-semi`'s results.json (no training)."""
+    from matplotlib.figure import Figure
+
+    entries = json.loads(Path(args.results).read_text())["entries"]
+    names = [n for n in DOWNSTREAM_ENTRIES if n in entries and entries[n].get("report")]
+    if not names:
+        raise SystemExit(f"{args.results} holds none of {', '.join(DOWNSTREAM_ENTRIES)}; run make compare-semi")
+    rows = {}
+    for name in names:
+        metrics = entries[name]["report"]["metrics"]
+        rows[name] = {label: [metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")]
+                      for key, label in DOWNSTREAM_METRICS.items()}
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(DOWNSTREAM_METRICS), sharey=True)
+    for ax, label in zip(axes, DOWNSTREAM_METRICS.values(), strict=True):
+        values = [100 * (rows[n][label][0] or 0.0) for n in names]
+        errors = [100 * (rows[n][label][1] or 0.0) for n in names]
+        colours = ["tab:blue" if n.startswith(("DRL", "VDRL")) else "tab:gray" for n in names]
+        ax.barh(range(len(names)), values, xerr=errors, color=colours)
+        ax.set(title=label, xlabel="test accuracy (%)", xlim=(max(0, min(values) - 15), min(100, max(values) + 5)))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(names)), names)
+    axes[0].invert_yaxis()
+    settings = json.loads(Path(args.results).read_text())["settings"]
+    fig.suptitle(f"Fashion-MNIST, {settings.get('steps', '?')} training steps each (make compare-semi); mean and "
+                 "std of 3 label draws", fontsize=9)
+    record = {"results": str(args.results), "settings": settings, "rows": rows}
+    (Path(args.results_dir) / "claims_downstream.json").write_text(json.dumps(record, indent=1))
+    fig.savefig(Path(args.figure_dir) / "claims_downstream.png", dpi=120)
+    print(f"wrote claims_downstream.json to {args.results_dir} and its figure to {args.figure_dir}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks/results"))
@@ -203,9 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     gap = sub.add_parser("pdae-gap", help="PDAE: x0 from x_t with and without the code, against t")
     gap.add_argument("--pdae", default="runs/pdae/checkpoints/last.ckpt")
     gap.add_argument("--num-images", type=int, default=500)
+    down = sub.add_parser("downstream", help="DRL's Figures 4-5 from make compare-semi's results")
+    down.add_argument("--results", default=str(REPO / "runs/compare_semi/results.json"))
     args = parser.parse_args(argv)
     np.random.seed(0)
-    {"time-sampler": time_sampler, "pdae-gap": pdae_gap}[args.claim](args)
+    {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream}[args.claim](args)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,22 @@ def test_the_2d_code_knn_reads_the_class_structure_and_not_shuffled_labels():
     assert claims.knn_euclidean(x, y, xt, yt) > 0.97
     random_y, random_yt = torch.randint(0, 3, (600,), generator=g), torch.randint(0, 3, (300,), generator=g)
     assert abs(claims.knn_euclidean(x, random_y, xt, random_yt) - 1 / 3) < 0.1  # labels unrelated to the codes
+
+
+def test_the_downstream_figure_reads_compare_semis_results(tmp_path):
+    """Claim 5's figure and record from a results.json in compare's layout: the named entries in
+    order, missing ones left out, each metric's mean and std carried over."""
+    def entry(svm100: float) -> dict:
+        metrics = {"downstream/svm_100_mean": svm100, "downstream/svm_100_std": 0.01, "downstream/svm_1000_mean": 0.8,
+                   "downstream/svm_1000_std": 0.002, "semi/poisson_10_mean": 0.7, "semi/poisson_10_std": 0.02}
+        return {"report": {"metrics": metrics}}
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"settings": {"steps": 1000, "semi": True},
+                                   "entries": {"VAE": entry(0.73), "pixels": entry(0.6), "VDRL": entry(0.67)}}))
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "downstream", "--results",
+                 str(results)])
+    record = json.loads((tmp_path / "claims_downstream.json").read_text())
+    assert list(record["rows"]) == ["VDRL", "VAE"]  # the claim's entries in the paper's order, pixels left out
+    assert record["rows"]["VAE"]["SVM, 100 labels"] == [0.73, 0.01]
+    assert (tmp_path / "claims_downstream.png").stat().st_size > 10_000
