@@ -12,7 +12,9 @@ time, on the CPU.
 PDAE: the U-Net at 32/64/128 px with attention and 2-4 heads (model/unet.py); the latent MLP
 with skips (model/mlp_skip_net.py); DDIM inversion, decoding and generation with the shift off for
 the last 30% of steps on the official grid (model/shift_unet.py, diffusion/ddim.py,
-diffusion/gaussian_diffusion.py); the latent DDIM with its clamps (latent_ddim_sample_loop).
+diffusion/gaussian_diffusion.py); the latent DDIM with its clamps (latent_ddim_sample_loop); and
+K = 5 optimiser steps of diffrep's PDAE LightningModule through a Lightning Trainer against the
+official representation-learning step (benchmarks/official_parity_pdae.py).
 
 Diff-AE: the semantic encoder and the denoiser of BeatGANsAutoencModel (model/unet_autoenc.py,
 built by config.py's make_model_conf) at three times, with a code and with a zero code; the
@@ -154,7 +156,10 @@ def main() -> None:
         parser.error("name at least one official clone: --pdae PATH and/or --diffae PATH")
     rows = []
     if args.pdae:
+        from official_parity_pdae import pdae_training_rows
+
         rows += pdae_rows(args.pdae.resolve())
+        rows += pdae_training_rows(args.pdae.resolve())
         forget_official_modules()
     if args.diffae:
         from official_parity_diffae import diffae_rows
