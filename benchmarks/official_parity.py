@@ -2,8 +2,9 @@
 compared output with its largest absolute difference and its tolerance; exits 1 when any is
 outside its tolerance.
 
-Usage: python benchmarks/official_parity.py [--pdae PATH] [--diffae PATH]
+Usage: python benchmarks/official_parity.py [--pdae PATH] [--drl PATH] [--diffae PATH]
   --pdae PATH     a local clone of github.com/ckczzj/PDAE
+  --drl PATH      a local clone of github.com/korabs-x/representation_score_based
   --diffae PATH   a local clone of github.com/phizaz/diffae (its dataset.py imports pandas and lmdb:
                   pip install pandas); archive it without datasets/, whose large file is missing
 Nothing of the official code is copied into diffrep: its modules are imported from PATH at run
@@ -15,6 +16,10 @@ the last 30% of steps on the official grid (model/shift_unet.py, diffusion/ddim.
 diffusion/gaussian_diffusion.py); the latent DDIM with its clamps (latent_ddim_sample_loop); and
 K = 5 optimiser steps of diffrep's PDAE LightningModule through a Lightning Trainer against the
 official representation-learning step (benchmarks/official_parity_pdae.py).
+
+DRL: the training objective (losses.py, on the VE SDE) and its gradients for DRL, VDRL and reg-DRL
+on one shared score network, diffrep's (benchmarks/official_parity_drl.py); the official NCSN++
+itself and the reverse-SDE sampler are not compared yet.
 
 Diff-AE: the semantic encoder and the denoiser of BeatGANsAutoencModel (model/unet_autoenc.py,
 built by config.py's make_model_conf) at three times, with a code and with a zero code; the
@@ -150,16 +155,22 @@ def pdae_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pdae", type=Path, help="a local clone of ckczzj/PDAE")
+    parser.add_argument("--drl", type=Path, help="a local clone of korabs-x/representation_score_based")
     parser.add_argument("--diffae", type=Path, help="a local clone of phizaz/diffae")
     args = parser.parse_args()
-    if not (args.pdae or args.diffae):
-        parser.error("name at least one official clone: --pdae PATH and/or --diffae PATH")
+    if not (args.pdae or args.drl or args.diffae):
+        parser.error("name at least one official clone: --pdae PATH, --drl PATH, --diffae PATH")
     rows = []
     if args.pdae:
         from official_parity_pdae import pdae_training_rows
 
         rows += pdae_rows(args.pdae.resolve())
         rows += pdae_training_rows(args.pdae.resolve())
+        forget_official_modules()
+    if args.drl:
+        from official_parity_drl import drl_rows
+
+        rows += drl_rows(args.drl.resolve())
         forget_official_modules()
     if args.diffae:
         from official_parity_diffae import diffae_rows
@@ -180,7 +191,8 @@ def main() -> None:
 def forget_official_modules() -> None:
     """The official repositories share top-level names (model, diffusion): drop one's before the next."""
     for name in list(sys.modules):
-        if name.split(".")[0] in ("model", "diffusion", "utils", "config", "choices", "config_base", "dataset"):
+        if name.split(".")[0] in ("model", "models", "diffusion", "utils", "config", "configs", "choices",
+                                  "config_base", "dataset", "datasets", "losses", "sde_lib", "sampling", "op"):
             del sys.modules[name]
 
 
