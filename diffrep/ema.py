@@ -22,13 +22,20 @@ def _buffer_name(param_name: str) -> str:
 
 
 class EMA(nn.Module):
-    """Shadow copies of the trainable parameters of ``model`` (not registered as a submodule)."""
+    """Shadow copies of the trainable parameters of ``model`` (not registered as a submodule).
 
-    def __init__(self, model: nn.Module, decay: float = 0.9999) -> None:
+    ``ramp``: the decay after n updates is min(decay, (1 + n) / (10 + n)), as score_sde's EMA
+    (``use_num_updates``, the official DRL code) does, so the average follows the weights closely
+    for the first few thousand steps. The count is a buffer (checkpointed, resumed) mirrored in a
+    Python int, so an update reads nothing back from the device."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.9999, ramp: bool = False) -> None:
         super().__init__()
         if not 0.0 <= decay < 1.0:
             raise ConfigError(f"EMA decay must be in [0, 1), got {decay}")
-        self.decay = decay
+        self.decay, self.ramp, self._updates = decay, ramp, 0
+        if ramp:
+            self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.swapped_out: dict[str, torch.Tensor] | None = None  # the training weights while EMA ones are in
         self._model = [model]  # a list hides it from nn.Module registration
         self.names = [name for name, p in model.named_parameters() if p.requires_grad]
@@ -42,13 +49,29 @@ class EMA(nn.Module):
     def shadow(self, name: str) -> torch.Tensor:
         return getattr(self, _buffer_name(name))
 
+    def current_decay(self) -> float:
+        """The decay the next update uses (with ``ramp``, after counting it)."""
+        if not self.ramp:
+            return self.decay
+        n = self._updates + 1
+        return min(self.decay, (1 + n) / (10 + n))
+
     @torch.no_grad()
     def update(self) -> None:
         """shadow <- decay * shadow + (1 - decay) * weight."""
+        decay = self.current_decay()
+        if self.ramp:
+            self._updates += 1
+            self.num_updates.add_(1)
         pairs = [(self.shadow(name), p.detach()) for name, p in self._tracked()]
         if pairs:
             shadows, weights = zip(*pairs, strict=True)
-            torch._foreach_lerp_(list(shadows), list(weights), 1.0 - self.decay)
+            torch._foreach_lerp_(list(shadows), list(weights), 1.0 - decay)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[override]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.ramp:  # one read at load time, none per step
+            self._updates = int(self.num_updates)
 
     @torch.no_grad()
     def copy_to_model(self) -> None:

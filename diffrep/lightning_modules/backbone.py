@@ -58,6 +58,8 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         image_shape: tuple[int, int, int] = (1, 32, 32),
         timestep_grid: str = "linspace",
         optimizer: str = "adam",
+        ema_ramp: bool = False,
+        warmup_from_zero: bool = False,
     ) -> None:
         check_names(weighting, time_sampler)
         if optimizer not in ("adam", "adamw"):
@@ -68,7 +70,7 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         self.schedule = schedule.build()
         self.weighting, self.gamma, self.time_sampler = weighting, gamma, time_sampler
         self.lr, self.betas, self.weight_decay, self.warmup_steps = lr, tuple(betas), weight_decay, warmup_steps
-        self.ema_decay = ema_decay
+        self.ema_decay, self.ema_ramp, self.warmup_from_zero = ema_decay, ema_ramp, warmup_from_zero
         self.ema = None
         self.image_shape = tuple(image_shape)
         self._frozen: list[nn.Module] = []
@@ -125,7 +127,7 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     def setup_ema(self) -> None:
         """Average every trainable parameter of this module (frozen ones are excluded)."""
         if self.ema_decay is not None:
-            self.ema = EMA(self, self.ema_decay)  # type: ignore[arg-type]
+            self.ema = EMA(self, self.ema_decay, ramp=getattr(self, "ema_ramp", False))  # type: ignore[arg-type]
 
     @contextmanager
     def ema_scope(self, enabled: bool = True) -> Iterator[None]:
@@ -239,7 +241,11 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         if not self.warmup_steps:
             return optimizer
         warmup = self.warmup_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        if getattr(self, "warmup_from_zero", False):  # score_sde / Diff-AE: lr x min(step / warmup, 1), from lr 0
+            factor = lambda step: min(1.0, step / warmup)  # noqa: E731
+        else:  # the first step already learns: (step + 1) / warmup
+            factor = lambda step: min(1.0, (step + 1) / warmup)  # noqa: E731
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def scales_gradients(self) -> bool:

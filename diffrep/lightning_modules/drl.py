@@ -24,6 +24,11 @@ Code injection (``z_mode``): ``scale`` (Diff-AE's h (1 + s(z)) in every ResBlock
 (the official NCSN++'s: an additive bias in every ResBlock plus a code map at the bottleneck;
 ``diffrep.nets.unet.UNet``).
 
+Training-step options of the official code (korabs-x/representation_score_based, score_sde's
+``losses.py`` and ``models/ema.py``), off by default and on in the paper configs: ``ema_ramp`` (the
+EMA decay is min(decay, (1 + n) / (10 + n)) after n updates) and ``warmup_from_zero`` (the warm-up
+lr x min(step / warmup, 1), whose first step has lr 0; diffrep's default takes (step + 1) / warmup).
+
 Loss reduction: ``mean`` (over pixels; the mixin's) or ``sum``, the official 0.5 * sum over pixels,
 under which gradient clipping at 1 is almost always active. ``kl_weight`` (VDRL) and ``code_l1``
 (reg-DRL: code_l1 * ||z||_1, official ``losses.py``) are stated against the summed loss and enter
@@ -74,6 +79,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         lr: float = 2e-4,
         warmup_steps: int = 0,
         ema_decay: float | None = 0.999,
+        ema_ramp: bool = False,
+        warmup_from_zero: bool = False,
         prior_momentum: float = 0.99,
         code_prior: str = "fitted",
         prior_items: int = 10000,
@@ -89,6 +96,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.hparams["unet"], self.hparams["schedule"] = unet.as_dict(), vars(schedule).copy()
         self.setup_backbone(
             schedule, weighting, None, time_sampler, lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
+            ema_ramp=ema_ramp, warmup_from_zero=warmup_from_zero,
             image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
         )
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
