@@ -69,25 +69,29 @@ class OfficialLMDB:
             raise DataError(f"{self.path} is not an LMDB folder (no data.mdb in it). Fix: point root at the folder "
                             "the official code's data_resize_*.py wrote (e.g. datasets/ffhq256.lmdb)")
         with self._open().begin() as txn:
-            self.prefix, self.width, counted = self._layout(txn)
             stored = txn.get(b"length")
+            self.prefix, self.width, counted = self._layout(txn, count=stored is None)
         self.length = int(stored.decode()) if stored is not None else counted
 
     def _open(self) -> Any:
         return open_environment(self.path)
 
-    def _layout(self, txn: Any) -> tuple[bytes, int, int]:
-        prefix, width, count = None, 0, 0
+    def _layout(self, txn: Any, count: bool) -> tuple[bytes, int, int]:
+        """The key prefix and index width from the first image key; the number of image keys
+        only when ``count`` (the official files store it as ``length``, so no full scan)."""
+        prefix, width, counted = None, 0, 0
         for key in txn.cursor().iternext(keys=True, values=False):
             match = _KEY.match(bytes(key))
             if match is None:
                 continue
             prefix, width = prefix or match.group(1), width or len(match.group(2))
-            count += 1
+            counted += 1
+            if not count:
+                break
         if prefix is None:
             raise DataError(f"{self.path} has no image keys of the official layout ('<resolution>-<index>', "
                             "e.g. '256-00000'); it was not written by PDAE's or Diff-AE's data preparation")
-        return prefix, width, count
+        return prefix, width, counted
 
     def __len__(self) -> int:
         return self.length
@@ -153,7 +157,7 @@ class LMDBImageDataModule(ImageDataModule):
         raise NotImplementedError("LMDB images are decoded on demand, not loaded as arrays")
 
     def prepare_data(self) -> None:
-        OfficialLMDB(self.root)
+        """Nothing to download; ``setup`` reads the file's layout once (and reports a bad one)."""
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
