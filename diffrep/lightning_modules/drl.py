@@ -20,9 +20,20 @@ sees log sigma(t) (``diffrep.nets.wrn``); a static code reads it at t_min, as th
 reads t = 0. Other encoders give a static h(x0) and ``TimeCodeHead`` mixes in t, a cheaper stand-in
 whose whole curve carries no more than h(x0).
 
-Code injection (``z_mode``): ``scale`` (Diff-AE's h (1 + s(z)) in every ResBlock) or ``ncsnpp``
-(the official NCSN++'s: an additive bias in every ResBlock plus a code map at the bottleneck;
-``diffrep.nets.unet.UNet``).
+Score network (``score_net``): ``unet`` (diffrep's guided-diffusion U-Net, the CPU default; its
+input is scaled by c_in and it sees 1000 t) or ``ncsnpp`` (the paper's: the official NCSN++,
+``diffrep.nets.ncsnpp``, proven equal to it on shared weights by ``benchmarks/official_parity.py
+--drl``; it takes x_t as it is and sigma(t), and its output h is -eps; ``unet`` then holds
+``NCSNppConfig``'s settings). The paper configs use ``ncsnpp``.
+
+Generation (``sampler``): ``ddim`` (deterministic, the default), or the official code's ``pc``
+(predictor-corrector: reverse diffusion + Langevin, snr 0.16) or ``ode`` (probability flow by RK45),
+both on the VE schedule (``diffrep.diffusion.sde_sampling``). Reconstruction and inversion stay DDIM.
+
+Code injection (``z_mode``, U-Net only): ``scale`` (Diff-AE's h (1 + s(z)) in every ResBlock, the
+default) or ``ncsnpp`` (the U-Net's approximation of NCSN++'s: an additive bias in every ResBlock
+plus a code map at the bottleneck; ``diffrep.nets.unet.UNet``). The NCSN++ score net always takes
+the code its own way (``z_mode`` unset or ``ncsnpp``).
 
 Training-step options of the official code (korabs-x/representation_score_based, score_sde's
 ``losses.py`` and ``models/ema.py``), off by default and on in the paper configs: ``ema_ramp`` (the
@@ -47,15 +58,19 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.process import network_input
-from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.diffusion.schedule import ScheduleConfig, VESchedule
+from diffrep.diffusion.sde_sampling import ode_sample, pc_sample
 from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.lightning_modules.latent_prior import LatentPrior
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.encoders import build_encoder
+from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
 from diffrep.nets.unet import UNet, UNetConfig
 
+SCORE_NETS = ("unet", "ncsnpp")
+SAMPLERS = ("ddim", "pc", "ode")
 CodeFn = Callable[[Tensor], Tensor]  # model time t -> code z (batch-aligned)
 
 
@@ -67,7 +82,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         encoder: str = "conv",
         encoder_kwargs: dict[str, Any] | None = None,
         latent_dim: int = 32,
-        z_mode: str = "scale",
+        z_mode: str | None = None,
         variational: bool = False,
         kl_weight: float = 1e-5,
         code_l1: float = 0.0,
@@ -88,8 +103,22 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         channels_last: bool = False,
         compile: bool | str = False,
         timestep_grid: str = "linspace",
+        score_net: str = "unet",
+        sampler: str = "ddim",
     ) -> None:
         super().__init__()
+        if score_net not in SCORE_NETS:
+            raise ConfigError(f"unknown score_net {score_net!r}; choose one of {', '.join(SCORE_NETS)}")
+        if score_net == "ncsnpp":
+            if z_mode not in (None, "ncsnpp"):
+                raise ConfigError(f"the NCSN++ score net takes the code its own way; z_mode {z_mode!r} is for "
+                                  "score_net: unet (leave z_mode unset)")
+            fields = unet if isinstance(unet, dict) else vars(unet) if unet is not None else {}
+            unet = NCSNppConfig(**fields)
+        z_mode = z_mode or ("ncsnpp" if score_net == "ncsnpp" else "scale")
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        self.score_net, self.sampler = score_net, sampler
         unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
         schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or self.default_schedule()
         self.save_hyperparameters()
@@ -99,6 +128,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             ema_ramp=ema_ramp, warmup_from_zero=warmup_from_zero,
             image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
         )
+        if sampler != "ddim" and not isinstance(self.schedule, VESchedule):
+            raise ConfigError(f"sampler {sampler!r} is the VE SDE's (DRL's schedule: kind ve); use ddim here")
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
         if loss_reduction not in ("mean", "sum"):
             raise ConfigError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
@@ -126,7 +157,10 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
 
     @staticmethod
     def build_denoiser(unet: UNetConfig, latent_dim: int, z_mode: str) -> torch.nn.Module:
-        """The code-conditioned eps network: diffrep's U-Net with the code injected as ``z_mode`` says."""
+        """The code-conditioned network: NCSN++ for its config, else diffrep's U-Net with the code
+        injected as ``z_mode`` says."""
+        if isinstance(unet, NCSNppConfig):
+            return NCSNpp(unet, z_dim=latent_dim)
         return UNet(unet, z_dim=latent_dim, z_mode=z_mode)
 
     @staticmethod
@@ -162,6 +196,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         return self.code_from_vector(self.code_params(x0)[0])
 
     def eps(self, x_t: Tensor, t: Tensor, z: Tensor) -> Tensor:
+        if self.score_net == "ncsnpp":  # x_t as it is, sigma(t); h = sigma * score = -eps
+            return -self.unet(self.to_memory_format(x_t), self.schedule.sigma(t).float(), z)
         x_in = self.to_memory_format(network_input(self.schedule, x_t, t))
         return self.unet(x_in, self.schedule.model_time(t), z)
 
@@ -267,8 +303,16 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         return self.code_mean + noise @ chol.T
 
     def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
-        """Decode new (static) codes from x_T: the decoder half of generation."""
-        return self.decode(lambda t: z, x_T, num_steps)
+        """Decode new (static) codes from x_T: the decoder half of generation, with ``sampler``
+        (DDIM, or the official code's PC sampler / probability-flow ODE, ``diffrep.diffusion.sde_sampling``;
+        ``num_steps`` is then the PC sampler's number of levels)."""
+        if self.sampler == "ddim":
+            return self.decode(lambda t: z, x_T, num_steps)
+        eps_fn = self.code_eps_fn(lambda t: z)
+        with self.inference():
+            if self.sampler == "pc":
+                return pc_sample(eps_fn, self.schedule, x_T, num_steps)
+            return ode_sample(eps_fn, self.schedule, x_T)[0]
 
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
         z = self.sample_codes(n, generator, num_steps)
