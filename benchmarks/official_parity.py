@@ -168,9 +168,10 @@ def main() -> None:
         rows += pdae_training_rows(args.pdae.resolve())
         forget_official_modules()
     if args.drl:
-        from official_parity_drl import drl_rows
+        from official_parity_drl import drl_rows, ncsnpp_rows
 
         rows += drl_rows(args.drl.resolve())
+        rows += ncsnpp_rows(args.drl.resolve())
         forget_official_modules()
     if args.diffae:
         from official_parity_diffae import diffae_rows

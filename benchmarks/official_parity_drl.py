@@ -4,21 +4,36 @@ of sde_lib.py, with ``get_score_fn``) against diffrep's DRL.loss, on one shared 
 diffrep's own, exposed to the official loss through the official model interface
 (model(x, sigma_labels, x0=..., t=...) -> {"output": score, "latent", "z_mean", "z_logvar"}). So this
 checks the objective (t and noise draws, the 0.5 * sum over pixels reduction, the VDRL KL and the
-reg-DRL L1 term) and its gradients, not the network: the official NCSN++ is not built here yet.
-VDRL's code noise is pinned on both sides (the two draw it at different points of the stream)."""
+reg-DRL L1 term) and its gradients. VDRL's code noise is pinned on both sides (the two draw it at
+different points of the stream).
+
+``ncsnpp_rows``: the official NCSNpp (models/ncsnpp.py, its WRN-28-2 encoder inside) at the small
+CIFAR-10 setting the DRL code trains (configs/ve/cifar10_ncsnpp_small_continuous.py), random weights
+loaded into diffrep's DRL(score_net="ncsnpp", encoder wrn28_2, time_dependent) through
+diffrep.nets.ncsnpp_official: the code, the score at three t, the reconstruction output, the
+unconditional NCSN++, VDRL's code; then the official loss with that network against DRL.loss and
+every gradient; then K = 5 steps of diffrep's DRL in a Lightning Trainer against the official
+training step (losses.py get_step_fn with optimization_manager: Adam, lr x min(step / warmup, 1),
+clip_grad_norm_ 1; models/ema.py with its num_updates ramp), parameters and EMA weights."""
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 import diffrep.lightning_modules.drl as drl_module
 from diffrep.lightning_modules import DRL
+from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
+from diffrep.nets.ncsnpp_official import split_official_state_dict
 
-NETWORK_TOL = 1e-4
+NETWORK_TOL, SAMPLER_TOL = 1e-4, 1e-3
+STEPS, BATCH = 5, 4
 
 
 class OfficialInterface(torch.nn.Module):
@@ -80,7 +95,7 @@ def drl_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
             ours.backward()
             grads = torch.stack([(p.grad - official_grads[k]).abs().max() for k, p in model.named_parameters()
                                  if p.grad is not None])
-            scale = max(1.0, abs(float(official)))
+            scale = max(1.0, abs(float(official.detach())))
             rows.append((f"DRL objective, {name}, relative to {scale:.0f}", (official - ours).detach() / scale,
                          NETWORK_TOL))
             rows.append((f"DRL objective gradients, {name}", grads, NETWORK_TOL))
@@ -88,3 +103,317 @@ def drl_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
         drl_module.reparameterise = original
         sys.path.pop(0)
     return rows
+
+
+def small_config(include_encoder: bool = True, probabilistic: bool = False, dropout: float = 0.1,
+                 warmup: int = 2) -> SimpleNamespace:
+    """configs/ve/cifar10_ncsnpp_small_continuous.py over default_cifar10_configs.py (the model,
+    data and optimiser fields the network and the step read), without ml_collections."""
+    model = SimpleNamespace(
+        nf=16, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=dropout, resamp_with_conv=True,
+        conditional=True, fir=False, fir_kernel=[1, 3, 3, 1], skip_rescale=True, resblock_type="biggan",
+        progressive="none", progressive_input="residual", progressive_combine="sum", embedding_type="fourier",
+        init_scale=0.0, fourier_scale=16, nonlinearity="swish", sigma_min=0.01, sigma_max=50.0, num_scales=1000,
+        scale_by_sigma=True, conv_size=3, ema_rate=0.999)
+    training = SimpleNamespace(continuous=True, include_encoder=include_encoder, probabilistic_encoder=probabilistic,
+                               lambda_z=0.0, lambda_reconstr=0.0, apply_mixup=False)
+    optim = SimpleNamespace(optimizer="Adam", lr=2e-4, beta1=0.9, eps=1e-8, weight_decay=0.0, warmup=warmup,
+                            grad_clip=1.0)
+    return SimpleNamespace(model=model, training=training, optim=optim,
+                           data=SimpleNamespace(image_size=32, num_channels=3, centered=False, dataset="cifar10"))
+
+
+def ours_like(config: SimpleNamespace, cls: type[DRL] = DRL) -> DRL:
+    m = config.model
+    return cls(unet=dict(in_channels=3, image_size=32, base_channels=m.nf, channel_mult=list(m.ch_mult),
+                         num_res_blocks=m.num_res_blocks, attention_resolutions=list(m.attn_resolutions),
+                         dropout=m.dropout, reconstruction_decoder=config.training.include_encoder),
+               score_net="ncsnpp", encoder="wrn28_2", latent_dim=128, time_dependent=True,
+               variational=config.training.probabilistic_encoder, loss_reduction="sum", lr=config.optim.lr,
+               warmup_steps=config.optim.warmup, warmup_from_zero=True, ema_decay=m.ema_rate, ema_ramp=True,
+               schedule=dict(kind="ve", sigma_min=0.01, sigma_max=50.0))
+
+
+def official_network(config: SimpleNamespace) -> torch.nn.Module:
+    from models import ncsnpp
+
+    torch.manual_seed(0)
+    net = ncsnpp.NCSNpp(config)
+    with torch.no_grad():  # every weight non-zero: the zero-initialised output convs would hide errors
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return net
+
+
+def name_map(official: torch.nn.Module) -> dict[str, str]:
+    """diffrep parameter name -> official name, for the parameters both have."""
+    names = {k: k for k in official.state_dict()}
+    encoder, net = split_official_state_dict(names)
+    return {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"unet.{k}": v for k, v in net.items()}}
+
+
+def load_official(ours: DRL, official: torch.nn.Module) -> dict[str, str]:
+    encoder, net = split_official_state_dict(official.state_dict())
+    ours.encoder.load_state_dict(encoder)
+    ours.unet.load_state_dict(net, strict=not hasattr(official, "decoder") or hasattr(ours.unet, "decoder"))
+    if ours.ema is not None:
+        for name, p in ours.named_parameters():
+            if p.requires_grad:  # the fixed Fourier frequencies are not averaged (nor officially)
+                ours.ema.shadow(name).copy_(p.detach())
+    return {k: v for k, v in name_map(official).items() if k in dict(ours.named_parameters())}
+
+
+def ncsnpp_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
+    sys.path.insert(0, str(path / "score_sde_pytorch") if (path / "score_sde_pytorch").is_dir() else str(path))
+    rows = []
+    x0 = torch.rand(3, 3, 32, 32)
+    t = torch.tensor([0.02, 0.5, 0.98])
+    noise = torch.randn_like(x0)
+    for probabilistic in (False, True):
+        config = small_config(probabilistic=probabilistic)
+        official = official_network(config).eval()
+        ours = ours_like(config).eval()
+        load_official(ours, official)
+        sigma = ours.schedule.sigma(t).float()
+        x = x0 + sigma[:, None, None, None] * noise
+        with torch.no_grad():
+            result = official(x, sigma, x0=x0, t=t)
+            mean, logvar = ours.code_params(x0, t)
+            label = "VDRL" if probabilistic else "DRL"
+            if probabilistic:
+                z_mean, z_logvar = result["z_mean"], result["z_logvar"]
+                rows.append((f"NCSN++ {label}: code mean and log-variance (WRN-28-2, E(x0, t))",
+                             torch.cat([z_mean - mean, z_logvar - logvar]), NETWORK_TOL))
+                continue  # the official forward draws z itself; the network below is the same as DRL's
+            rows.append((f"NCSN++ {label}: code E(x0, t) (WRN-28-2)", result["latent"] - mean, NETWORK_TOL))
+            h = ours.unet(x, sigma, mean)
+            scale = h.abs().max()
+            rows.append((f"NCSN++ {label}: sigma x score at t = 0.02, 0.5, 0.98, relative to {scale:.3g}",
+                         (result["output"] * sigma[:, None, None, None] - h) / scale, NETWORK_TOL))
+            rows.append((f"NCSN++ {label}: eps = -h through DRL.eps", (ours.eps(x, t, mean) + h), 0.0))
+            rows.append((f"NCSN++ {label}: reconstruction output (decoder)",
+                         result["reconstr"] - ours.unet.reconstruct(sigma, mean), NETWORK_TOL))
+    # the unconditional NCSN++ (no encoder), in training mode: dropout on, the same stream
+    config = small_config(include_encoder=False)
+    official = official_network(config).train()
+
+    plain = NCSNpp(NCSNppConfig(), z_dim=0).train()
+    plain.load_state_dict({k: v for k, v in official.state_dict().items() if k != "sigmas"})
+    sigma = 0.01 * (50 / 0.01) ** t
+    x = x0 + sigma[:, None, None, None] * noise
+    torch.manual_seed(5)
+    out = official(x, sigma)["output"] * sigma[:, None, None, None]
+    torch.manual_seed(5)
+    h = plain(x, sigma)
+    rows.append((f"NCSN++ without a code, dropout on, relative to {h.abs().max():.3g}",
+                 (out - h).detach() / h.abs().max(), NETWORK_TOL))
+    rows += sampler_rows()
+    rows += ncsnpp_loss_rows()
+    rows += ncsnpp_training_rows()
+    sys.path.pop(0)
+    return rows
+
+
+class CodedScoreModel(torch.nn.Module):
+    """diffrep's NCSN++ with a fixed code behind the official model interface (the official PC and
+    ODE samplers call the model without x0, so the code is closed over, as diffrep's samplers do)."""
+
+    def __init__(self, net: NCSNpp, z: torch.Tensor) -> None:
+        super().__init__()
+        self.net, self.z = net, z
+
+    def forward(self, x, labels, x0=None, t=None):
+        return {"output": self.net(x, labels, self.z) / labels[:, None, None, None]}
+
+
+def sampler_rows() -> list[tuple[str, torch.Tensor, float]]:
+    """score_sde's sampling.py (get_pc_sampler: reverse diffusion + Langevin, snr 0.16, one corrector
+    step, eps 1e-5; get_ode_sampler: RK45 at 1e-5 with the denoising step) against
+    diffrep.diffusion.sde_sampling through DRL(sampler=...).generate, same seeds, 50 levels."""
+    import sampling as official_sampling
+    from sde_lib import VESDE
+
+    from diffrep.diffusion.sde_sampling import ode_sample, pc_sample
+
+    config = small_config(dropout=0.0)
+    official = official_network(config)
+    ours = ours_like(config).eval()
+    load_official(ours, official)
+    z = torch.randn(2, 128)
+    model = CodedScoreModel(ours.unet, z).eval()
+    sde, shape, levels = VESDE(sigma_min=0.01, sigma_max=50.0, N=50), (2, 3, 32, 32), 50
+    eps_fn = ours.code_eps_fn(lambda t: z)
+    rows = []
+    for probability_flow in (False, True):
+        sampler = official_sampling.get_pc_sampler(
+            sde, shape, official_sampling.ReverseDiffusionPredictor, official_sampling.LangevinCorrector,
+            lambda x: x, snr=0.16, n_steps=1, probability_flow=probability_flow, continuous=True, denoise=True,
+            eps=1e-5, device="cpu", config=config)
+        torch.manual_seed(7)
+        reference, _ = sampler(model)
+        torch.manual_seed(7)
+        x_T = torch.randn(*shape) * 50.0
+        mine = pc_sample(eps_fn, ours.schedule, x_T, levels, probability_flow=probability_flow)
+        name = "probability-flow predictor" if probability_flow else "reverse diffusion"
+        rows.append((f"DRL PC sampler ({name} + Langevin), {levels} levels, relative to {reference.abs().max():.3g}",
+                     (reference - mine) / reference.abs().max(), SAMPLER_TOL))
+    # The official ODE drift (sde_lib's reverse().sde) multiplies by the score model's whole output dict,
+    # which the DRL models return: patched to take its 'output', as discretize() does; the denoising
+    # step (discretize, already right) is then left off on both sides.
+    original = official_sampling.get_score_fn
+    official_sampling.get_score_fn = lambda *a, **k: (lambda x, t: original(*a, **k)(x, t)["output"])
+    try:
+        ode = official_sampling.get_ode_sampler(sde, shape, lambda x: x, denoise=False, rtol=1e-5, atol=1e-5,
+                                                method="RK45", eps=1e-5, device="cpu", config=config)
+        torch.manual_seed(8)
+        reference, official_nfe = ode(model)
+    finally:
+        official_sampling.get_score_fn = original
+    torch.manual_seed(8)
+    mine, nfe = ode_sample(eps_fn, ours.schedule, torch.randn(*shape) * 50.0, eps=1e-5)
+    rows.append((f"DRL probability-flow ODE (RK45, {nfe} evaluations, official {official_nfe}; official drift patched)",
+                 (reference - mine) / reference.abs().max(), SAMPLER_TOL))
+    torch.manual_seed(7)
+    generated = DRL.generate(_with_sampler(ours, "pc"), z, torch.randn(*shape) * 50.0, levels)
+    torch.manual_seed(7)
+    direct = pc_sample(eps_fn, ours.schedule, torch.randn(*shape) * 50.0, levels)
+    rows.append(("DRL(sampler='pc').generate against pc_sample", generated - direct, 0.0))
+    return rows
+
+
+def _with_sampler(model: DRL, sampler: str) -> DRL:
+    model.sampler = sampler
+    return model
+
+
+def official_loss_fn(config: SimpleNamespace):
+    import losses as official_losses
+    from sde_lib import VESDE
+
+    return official_losses.get_sde_loss_fn(VESDE(sigma_min=0.01, sigma_max=50.0, N=1000), train=True,
+                                           reduce_mean=False, continuous=True, likelihood_weighting=False, eps=1e-5,
+                                           config=config)
+
+
+def rounding_noise(grads: dict[str, torch.Tensor]) -> set[str]:
+    """Tensors whose gradient is 0 analytically and rounding noise in floats: biases right before a
+    normalisation (BatchNorm in training mode removes any per-channel constant) and attention's key
+    bias (a constant added to every logit of a query). They sit 4-5 orders of magnitude below the
+    rest (about 1e-7 against >= 3e-3 at the small setting), so the cut is 1e-5 of the largest."""
+    largest = max(g.abs().max() for g in grads.values())
+    return {k for k, g in grads.items() if g.abs().max() < 1e-5 * largest}
+
+
+def ncsnpp_loss_rows() -> list[tuple[str, torch.Tensor, float]]:
+    """The official loss (losses.py) on the official NCSN++ against DRL.loss on diffrep's (dropout 0:
+    the official forward also runs its reconstruction decoder, whose dropout draws from the same
+    stream; diffrep runs no decoder when the loss does not use it)."""
+    config = small_config(dropout=0.0)
+    official = official_network(config).train()
+    ours = ours_like(config).train()
+    mapping = load_official(ours, official)
+    x0 = torch.rand(BATCH, 3, 32, 32)
+    torch.manual_seed(3)
+    reference = official_loss_fn(config)(official, x0)
+    reference.backward()
+    torch.manual_seed(3)
+    loss = ours.loss(x0)
+    loss.backward()
+    params, official_params = dict(ours.named_parameters()), dict(official.named_parameters())
+    official_grads = {k: official_params[v].grad for k, v in mapping.items() if official_params[v].grad is not None}
+    noise = rounding_noise(official_grads)
+    relative = torch.stack([(params[k].grad - g).abs().max() / g.abs().max() for k, g in official_grads.items()
+                            if k not in noise])
+    absolute = torch.stack([(params[k].grad - official_grads[k]).abs().max() for k in noise])
+    scale = abs(float(reference))
+    return [(f"NCSN++ DRL loss (official losses.py), relative to {scale:.0f}", (reference - loss).detach() / scale,
+             NETWORK_TOL),
+            (f"NCSN++ DRL loss gradients, {len(relative)} tensors, each relative to its largest", relative,
+             NETWORK_TOL),
+            (f"NCSN++ DRL loss gradients, the {len(absolute)} rounding-noise tensors (0 analytically)", absolute, 1e-5)]
+
+
+class PinnedDraws(DRL):
+    """diffrep's DRL whose random stream is reseeded at each step, as the official loop below does."""
+
+    def sample_time(self, n: int, device: torch.device) -> torch.Tensor:
+        torch.manual_seed(1000 + self.global_step)
+        return super().sample_time(n, device)
+
+
+def official_training(config: SimpleNamespace, start: torch.nn.Module, batches: torch.Tensor,
+                      fused: bool) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+    """The official step K times: get_step_fn(optimization_manager) and its EMA (models/ema.py).
+    ``fused``: torch's fused Adam (diffrep's) in place of the official foreach Adam."""
+    import losses as official_losses
+    from models.ema import ExponentialMovingAverage
+    from sde_lib import VESDE
+
+    model = copy.deepcopy(start).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=(config.optim.beta1, 0.999),
+                                 eps=config.optim.eps, weight_decay=config.optim.weight_decay, fused=fused or None)
+    ema = ExponentialMovingAverage(model.parameters(), decay=config.model.ema_rate)
+    state = dict(optimizer=optimizer, model=model, ema=ema, step=0)
+    step_fn = official_losses.get_step_fn(VESDE(sigma_min=0.01, sigma_max=50.0, N=1000), train=True,
+                                          optimize_fn=official_losses.optimization_manager(config),
+                                          reduce_mean=False, continuous=True, likelihood_weighting=False,
+                                          config=config)
+    for k in range(len(batches)):
+        torch.manual_seed(1000 + k)
+        step_fn(state, batches[k])
+    return model, ema.shadow_params
+
+
+def ncsnpp_training_rows() -> list[tuple[str, torch.Tensor, float]]:
+    """K steps against the official step, on the same batches, t and noise.
+
+    Adam makes every element's step about +-lr whatever its gradient's size, so an element whose
+    gradient is near 0 flips its step on any rounding change, and the flips compound over steps
+    (the encoder's gradients, small against the summed loss, are the most affected). The official
+    step itself, run again with its input moved by one float ulp, ends with about a third of its
+    elements off by more than 1e-6 after 5 steps: that run is the reference. diffrep's step must stay
+    within twice its largest difference and within 1.5 times its share of elements off by more than
+    1e-6, for the weights and the EMA weights. A real difference of the step (a learning rate,
+    the warm-up, the clipping, the EMA ramp) moves every element and fails the share."""
+    config = small_config(dropout=0.0, warmup=2)
+    start = official_network(config)
+    batches = torch.rand(STEPS, BATCH, 3, 32, 32)
+    fused_model, fused_ema = official_training(config, start, batches, fused=True)
+    plain_model, _ = official_training(config, start, batches, fused=False)
+    ulp_model, ulp_ema = official_training(config, start, torch.nextafter(batches, torch.ones_like(batches)),
+                                           fused=True)
+
+    ours = PinnedDraws(**ours_like(config).hparams)
+    mapping = load_official(ours, start)
+    data = DataLoader(TensorDataset(batches.flatten(0, 1), torch.zeros(STEPS * BATCH)), batch_size=BATCH)
+    trainer = L.Trainer(accelerator="cpu", max_steps=STEPS, gradient_clip_val=config.optim.grad_clip, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(ours, train_dataloaders=data)
+    trainable = [k for k, p in start.named_parameters() if p.requires_grad]
+    mapping = {k: v for k, v in mapping.items() if v in trainable}
+    identity = {v: v for v in mapping.values()}
+    ours_params, ours_ema = dict(ours.named_parameters()), {k: ours.ema.shadow(k) for k in mapping}
+    fused, plain, ulp = (dict(m.named_parameters()) for m in (fused_model, plain_model, ulp_model))
+    fused_ema, ulp_ema = dict(zip(trainable, fused_ema, strict=True)), dict(zip(trainable, ulp_ema, strict=True))
+
+    def flat(a: dict, b: dict, names: dict[str, str]) -> torch.Tensor:
+        return torch.cat([(a[k].detach() - b[v].detach()).abs().flatten() for k, v in names.items()])
+
+    def share_off(d: torch.Tensor) -> torch.Tensor:
+        return (d > 1e-6).float().mean()
+
+    ref, ref_ema = flat(ulp, fused, identity), flat(ulp_ema, fused_ema, identity)
+    weights, ema = flat(ours_params, fused, mapping), flat(ours_ema, fused_ema, mapping)
+    head = f"NCSN++ DRL after {STEPS} training steps"
+    return [
+        (f"{head}, reference: the official step against itself with a one-ulp input change", ref, float("inf")),
+        (f"{head}, reference: its share of elements off by > 1e-6", share_off(ref), float("inf")),
+        (f"{head}, reference: the official fused against its foreach Adam", flat(plain, fused, identity),
+         float("inf")),
+        (f"{head}: all {len(mapping)} weights", weights, 2 * float(ref.max())),
+        (f"{head}: share of elements off by > 1e-6", share_off(weights), 1.5 * float(share_off(ref))),
+        (f"{head}: EMA weights (official ema.py, num_updates ramp)", ema, 2 * float(ref_ema.max())),
+        (f"{head}: share of EMA elements off by > 1e-6", share_off(ema), 1.5 * float(share_off(ref_ema))),
+        (f"{head}: against the official foreach Adam", flat(ours_params, plain, mapping), 2 * float(ref.max())),
+    ]
