@@ -49,6 +49,9 @@ CALLBACK = """trainer:
 METRICS = {"linear": "linear", "semi_10_supervised": "10/class sup.", "semi_10_label_spreading": "10/class LS"}
 
 
+RECIPE_STEP_MINUTES = 60.0 / 12188  # the recipe's hour: 12188 steps (docs/results.md)
+
+
 @dataclass
 class Entry:
     name: str
@@ -56,6 +59,9 @@ class Entry:
     run_dir: str
     kind: str = "learner"  # fixed (trains nothing) | learner | dpm | after_dpm | recipe
     as_long_as_the_recipe: bool = False  # a baseline that may still gain gets the recipe's budget, not --minutes
+    overrides: tuple[str, ...] = ()  # command-line overrides after the config
+    step_minutes: float | None = None  # the clock counts steps x this (TimeToAccuracy.step_minutes)
+    minutes: float | None = None  # its own budget, in place of --minutes
 
 
 ENTRIES = [
@@ -74,7 +80,27 @@ ENTRIES = [
     Entry("Diff-AE, official denoiser", "configs/diffae_official.yaml", "runs/diffae_official"),
     # DRL as configs/drl.yaml ships it, trained for the recipe's 60 minutes: the recipe itself
     Entry("DRL (recipe)", "configs/recipes/best_cpu_hour.yaml", "runs/recipes/best_cpu_hour", kind="recipe"),
+    # Opt-in entries (run only when named in --only), each against the recipe's static DRL at equal
+    # minutes. Their clock counts steps at the recipe's measured pace (60 min / 12188 steps): side by
+    # side, one bf16 step of batch 64 takes the same time for the three (259 / 258 / 265 ms: U-Net,
+    # NCSN++ below, time-dependent WRN; dev CPU, 2026-12-03), and a step clock cannot be shortened by
+    # other jobs on the machine.
+    # Claim 4 (docs/claims.md): DRL's time-dependent code E(x0, t) as compare.py's diagnostics entry
+    # builds it (time-conditioned WRN, depth 10, width 1, 64-d, NCSN++'s code injection), for the hour.
+    Entry("DRL, time-dependent WRN", "configs/drl.yaml", "runs/drl_time_wrn", as_long_as_the_recipe=True,
+          overrides=("--model.init_args.encoder", "wrn", "--model.init_args.encoder_kwargs",
+                     "{depth: 10, widen_factor: 1}", "--model.init_args.latent_dim", "64",
+                     "--model.init_args.time_dependent", "true", "--model.init_args.z_mode", "ncsnpp"),
+          step_minutes=RECIPE_STEP_MINUTES),
+    # Issue 28: configs/drl.yaml with the paper's score net family, NCSN++, CPU-sized (nf 16, three
+    # resolutions, one block each, no attention, no dropout: 1.11 M parameters against the U-Net's 0.79 M)
+    Entry("DRL, NCSN++ score net", "configs/drl.yaml", "runs/drl_ncsnpp", minutes=15.0,
+          overrides=("--model.init_args.score_net", "ncsnpp", "--model.init_args.unet",
+                     "{in_channels: 1, image_size: 32, base_channels: 16, channel_mult: [1, 2, 2], "
+                     "num_res_blocks: 1, attention_resolutions: [], dropout: 0.0}"),
+          step_minutes=RECIPE_STEP_MINUTES),
 ]
+OPT_IN = {"DRL, time-dependent WRN", "DRL, NCSN++ score net"}
 
 
 def recipe_minutes() -> float:
@@ -184,7 +210,8 @@ def main() -> None:
         return
     log = out / "time_to_accuracy.log"
     for entry in ENTRIES:
-        if args.only and entry.name not in args.only:
+        chosen = args.only or []
+        if (args.only and entry.name not in chosen) or (entry.name in OPT_IN and entry.name not in chosen):
             continue
         if entry.name in done and entry.name not in args.redo:
             print(f"{entry.name}: done before (results.json), skipped", flush=True)
@@ -193,6 +220,9 @@ def main() -> None:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         offset, budget, extra = 0.0, recipe_minutes() if entry.as_long_as_the_recipe else args.minutes, ""
+        budget = entry.minutes or budget
+        if entry.step_minutes:
+            extra = f", step_minutes: {entry.step_minutes}"
         if entry.kind == "dpm":
             budget, extra = args.dpm_minutes, ", dpm_features: {layer: middle_block, t: 50}"
         elif entry.kind == "after_dpm":
@@ -209,8 +239,8 @@ def main() -> None:
         elif entry.kind == "fixed":
             seconds = diffrep(["test", *common, "--config", str(overrides)], out, log)
         else:
-            seconds = diffrep(["fit", *common, "--config", str(overrides), "--trainer.precision", args.precision],
-                              out, log)
+            seconds = diffrep(["fit", *common, *entry.overrides, "--config", str(overrides),
+                               "--trainer.precision", args.precision], out, log)
         done[entry.name] = {"points": read_points(run_dir), "wall_s": round(seconds)}
         if not done[entry.name]["points"]:
             raise SystemExit(f"{entry.name}: no time-to-accuracy points in {run_dir}; see {log}")

@@ -12,6 +12,7 @@ from conftest import REPO, digits, make_drl, quiet_trainer, tiny_unet_config
 import diffrep.callbacks.time_to_accuracy as tta_module
 from diffrep.callbacks import TimeToAccuracy
 from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.errors import ConfigError
 from diffrep.lightning_modules import DPM
 from diffrep.lightning_modules.baselines import PixelBaseline
 
@@ -64,6 +65,18 @@ def test_evaluates_when_the_training_clock_passes_each_mark_and_stops_at_the_bud
         for metric in ("linear", "semi_5_supervised", "semi_5_label_spreading"):
             assert 0.2 < lines[-1][f"{split}/{metric}"] <= 1.0, (split, metric, lines[-1])  # chance: 0.1
     assert lines[-1]["test/linear"] > 0.3  # 10 classes: well above chance after 8 steps on digits
+
+
+def test_a_step_clock_ignores_wall_time(tmp_path, fake_time):
+    """step_minutes: the clock is steps x minutes per step, however slow the wall clock runs (each
+    batch "takes" 12 s of wall time here; the step clock says 0.25 min)."""
+    callback = TimeToAccuracy(at_minutes=(0.5, 1.0), budget_minutes=1.5, step_minutes=0.25, **SMALL)
+    trainer = quiet_trainer(tmp_path, max_steps=100, callbacks=[Tick(fake_time), callback])
+    trainer.fit(make_drl(latent_dim=4), datamodule=digits(subset=256, batch_size=32))
+    assert [p["step"] for p in callback.points] == [2, 4, 6]
+    assert [p["minutes"] for p in callback.points] == [0.5, 1.0, 1.5]
+    with pytest.raises(ConfigError, match="step_minutes"):
+        TimeToAccuracy(step_minutes=0)
 
 
 def test_a_resumed_run_continues_the_clock_and_its_points(tmp_path, fake_time):

@@ -16,6 +16,10 @@ Each point is appended to ``<run>/time_to_accuracy.jsonl`` (one JSON object per 
 ``tta/<split>/<metric>`` and kept in ``points``. With ``budget_minutes`` the run stops once the
 clock passes the budget (after a last evaluation), so "60 CPU minutes" means 60 minutes of
 training, evaluation excluded. Settings are chosen on ``val``; ``test`` is the one reported.
+
+``step_minutes``: the clock counts training steps x this many minutes instead of wall time. Set it to
+what one step takes with the machine to itself (measured beforehand) when other jobs share the
+machine: the curve is then the one the run would have had alone, and no other job can shorten it.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class TimeToAccuracy(L.Callback):
         methods: Sequence[str] = ("supervised", "label_spreading"),
         seed: int = 0,
         dpm_features: dict | None = None,
+        step_minutes: float | None = None,
     ) -> None:
         if sorted(at_minutes) != list(at_minutes) or not at_minutes:
             raise ConfigError(f"at_minutes must be a non-empty increasing list, got {list(at_minutes)}")
@@ -63,6 +68,9 @@ class TimeToAccuracy(L.Callback):
         if dpm_features is not None and set(dpm_features) - {"layer", "t"}:
             raise ConfigError(f"dpm_features takes layer and t, got {sorted(dpm_features)}")
         self.dpm_features = dpm_features
+        if step_minutes is not None and step_minutes <= 0:
+            raise ConfigError(f"step_minutes must be positive (minutes per training step), got {step_minutes}")
+        self.step_minutes, self._first_step, self._step = step_minutes, 0, 0
         self.points: list[dict[str, Any]] = []
         self._excluded = 0.0
         self._started: float | None = None
@@ -74,6 +82,8 @@ class TimeToAccuracy(L.Callback):
         """Training minutes so far, the offset included (evaluation and validation excluded)."""
         if self._started is None:
             return self.offset_minutes
+        if self.step_minutes is not None:
+            return self.offset_minutes + (self._step - self._first_step) * self.step_minutes
         now = self._paused_at if self._paused_at is not None else time.perf_counter()
         return self.offset_minutes + (now - self._started - self._excluded) / 60
 
@@ -87,6 +97,7 @@ class TimeToAccuracy(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started, self._excluded, self._paused_at = time.perf_counter(), 0.0, None
+        self._first_step = self._step = trainer.global_step
         if self.budget_minutes is not None and self.offset_minutes >= self.budget_minutes:
             trainer.should_stop = True  # resumed after the budget was spent
         self._skip_marks_up_to(self.offset_minutes)  # marks inside the offset belong to the earlier stage's curve
@@ -107,6 +118,7 @@ class TimeToAccuracy(L.Callback):
     # ------------------------------------------------------------------ when to evaluate
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
+        self._step = trainer.global_step
         minutes = self.clock_minutes()
         over_budget = self.budget_minutes is not None and minutes >= self.budget_minutes
         due = self._next < len(self.at_minutes) and minutes >= self.at_minutes[self._next]
