@@ -4,6 +4,7 @@
     python benchmarks/claims.py time-sampler --data fashion_mnist --steps 3000
     python benchmarks/claims.py pdae-gap --pdae runs/pdae/checkpoints/last.ckpt
     python benchmarks/claims.py downstream        # after make compare-semi
+    python benchmarks/claims.py time-code         # after the claim-4 hour (benchmarks/time_to_accuracy.py)
 
 ``pdae-gap`` (PDAE, Lin et al. 2022: "the forward process loses information, so a pre-trained DPM
 cannot recover x0 from x_t; the learned mean shift fills the gap"): on 500 Fashion-MNIST test
@@ -27,6 +28,14 @@ benchmarks/results/claims_time_sampler_<data>.json and docs/claims_time_sampler_
 tasks"): the SVMs on 100 and 1000 labels and Poisson learning with 10 labels per class of those
 entries, read from `make compare-semi`'s results.json (equal training steps; nothing trains here).
 Writes benchmarks/results/claims_downstream.json and docs/claims_downstream.png.
+
+``time-code`` (DRL, Proposition 2.1 and the LaplaceNet result: "the infinite-dimensional code
+E(x0, t) beats a static code on semi-supervised classification"): the time-dependent WRN trained
+for the recipe's hour (``python benchmarks/time_to_accuracy.py --out runs/time_to_accuracy_claim4
+--only "DRL, time-dependent WRN"``), encoded at each t of a grid and at the five default times
+joined; the linear probe and 10 labels per class (logistic regression, label spreading, Poisson
+learning; 3 draws) on 10000 training, 5000 validation and 5000 test codes. The t is chosen on
+validation. Writes benchmarks/results/claims_time_code.json.
 """
 
 from __future__ import annotations
@@ -236,6 +245,62 @@ def downstream(args: argparse.Namespace) -> None:
     print(f"wrote claims_downstream.json to {args.results_dir} and its figure to {args.figure_dir}")
 
 
+TIME_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
+
+
+class CodesAt:
+    """A time-dependent DRL whose ``encode`` gives the codes at ``times`` (fractions), joined."""
+
+    def __init__(self, model, times: tuple[float, ...] | None) -> None:
+        self.model, self.times = model, times
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x, self.times)
+
+    def model_device(self) -> torch.device:
+        return self.model.model_device()
+
+
+def time_code(args: argparse.Namespace) -> None:
+    """Claim 4: the probes of E(x0, t) at each t and joined (module docstring)."""
+    from diffrep.datamodules import FashionMNISTDataModule
+    from diffrep.evaluation.features import encode_split
+    from diffrep.evaluation.probes import linear_probe
+    from diffrep.evaluation.semi_supervised import semi_supervised_accuracy
+    from diffrep.lightning_modules.loading import load_trained
+
+    model = load_trained(Path(args.ckpt))
+    if not getattr(model, "time_dependent", False):
+        raise SystemExit(f"{args.ckpt} is not a time-dependent DRL")
+    from diffrep.datamodules import DigitsDataModule
+
+    dm = DigitsDataModule(image_size=16) if args.data == "digits" else FashionMNISTDataModule()
+    dm.setup()
+    rows = {}
+    for name, times in [*((f"t = {t}", (t,)) for t in TIME_GRID), ("joined (0.1 ... 0.9)", None)]:
+        encoder = CodesAt(model, times)
+        train = encode_split(encoder, dm.evaluation_split("train"), 10000)
+        row = {}
+        for split in ("val", "test"):
+            held_out = encode_split(encoder, dm.evaluation_split(split), 5000)
+            row[f"{split}/linear"] = linear_probe(*train, *held_out)["accuracy"]
+            semi = semi_supervised_accuracy(*train, *held_out, (10,), (0, 1, 2),
+                                            ("supervised", "label_spreading", "poisson"))
+            row.update({f"{split}/{method}_10": per_k[10]["mean"] for method, per_k in semi.items()})
+        rows[name] = row
+        print(name, {k: round(100 * v, 1) for k, v in row.items()}, flush=True)
+    best = {metric: max((n for n in rows if n.startswith("t =")), key=lambda n: rows[n][f"val/{metric}"])
+            for metric in ("linear", "supervised_10", "label_spreading_10", "poisson_10")}
+    record = {"checkpoint": str(args.ckpt), "step": load_step(Path(args.ckpt)), "rows": rows,
+              "best_t_on_val": best}
+    (Path(args.results_dir) / "claims_time_code.json").write_text(json.dumps(record, indent=1))
+    print(f"best single t on validation: {best}; wrote claims_time_code.json to {args.results_dir}")
+
+
+def load_step(ckpt: Path) -> int:
+    return int(torch.load(ckpt, map_location="cpu", weights_only=False).get("global_step", -1))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks/results"))
@@ -251,9 +316,14 @@ def main(argv: list[str] | None = None) -> None:
     gap.add_argument("--num-images", type=int, default=500)
     down = sub.add_parser("downstream", help="DRL's Figures 4-5 from make compare-semi's results")
     down.add_argument("--results", default=str(REPO / "runs/compare_semi/results.json"))
+    code = sub.add_parser("time-code", help="DRL's time-dependent code at each t and joined (claim 4)")
+    code.add_argument("--ckpt", default=str(REPO / "runs/time_to_accuracy_claim4/runs/drl_time_wrn/checkpoints/"
+                                                    "last.ckpt"))
+    code.add_argument("--data", choices=sorted(DATA), default="fashion_mnist")
     args = parser.parse_args(argv)
     np.random.seed(0)
-    {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream}[args.claim](args)
+    {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream,
+     "time-code": time_code}[args.claim](args)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,14 @@ K = 5 optimiser steps of diffrep's PDAE LightningModule through a Lightning Trai
 official representation-learning step (benchmarks/official_parity_pdae.py).
 
 DRL: the training objective (losses.py, on the VE SDE) and its gradients for DRL, VDRL and reg-DRL
-on one shared score network, diffrep's (benchmarks/official_parity_drl.py); the official NCSN++
-itself and the reverse-SDE sampler are not compared yet.
+on one shared score network, diffrep's; then the official NCSN++ (models/ncsnpp.py with its WRN-28-2,
+the small CIFAR-10 setting) against DRL(score_net="ncsnpp"): codes, score at three t, the
+reconstruction output, the unconditional net with dropout; the official loss on it and every
+gradient; the PC sampler (reverse diffusion / probability-flow predictor + Langevin) and the
+probability-flow ODE of sampling.py; and K = 5 optimiser steps of diffrep's DRL through a Lightning
+Trainer against the official step (get_step_fn: Adam, warm-up, clipping; models/ema.py), measured
+against the official step's own spread under a one-ulp input change
+(benchmarks/official_parity_drl.py).
 
 Diff-AE: the semantic encoder and the denoiser of BeatGANsAutoencModel (model/unet_autoenc.py,
 built by config.py's make_model_conf) at three times, with a code and with a zero code; the

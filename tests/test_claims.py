@@ -56,3 +56,26 @@ def test_the_downstream_figure_reads_compare_semis_results(tmp_path):
     assert list(record["rows"]) == ["VDRL", "VAE"]  # the claim's entries in the paper's order, pixels left out
     assert record["rows"]["VAE"]["SVM, 100 labels"] == [0.73, 0.01]
     assert (tmp_path / "claims_downstream.png").stat().st_size > 10_000
+
+
+def test_the_time_code_probes_read_every_t_and_the_joined_code(tmp_path, tiny_drl_checkpoint):
+    """Claim 4's probes on a tiny time-dependent DRL: one row per t of the grid and the joined code,
+    validation and test, Poisson learning among them; a static code is refused."""
+    from conftest import digits, make_drl, quiet_trainer
+
+    model = make_drl(time_dependent=True)
+    trainer = quiet_trainer(tmp_path, max_steps=3)
+    trainer.fit(model, datamodule=digits(batch_size=16, subset=48))
+    ckpt = tmp_path / "time.ckpt"
+    trainer.save_checkpoint(ckpt)
+    claims.main(["--results-dir", str(tmp_path), "time-code", "--ckpt", str(ckpt), "--data", "digits"])
+    record = json.loads((tmp_path / "claims_time_code.json").read_text())
+    assert list(record["rows"]) == [f"t = {t}" for t in claims.TIME_GRID] + ["joined (0.1 ... 0.9)"]
+    assert record["step"] == 3 and set(record["best_t_on_val"]) == {"linear", "supervised_10",
+                                                                       "label_spreading_10", "poisson_10"}
+    for row in record["rows"].values():
+        assert all(0.1 < row[f"{split}/{m}"] <= 1.0 for split in ("val", "test")
+                   for m in ("linear", "supervised_10", "label_spreading_10", "poisson_10")), row
+    with pytest.raises(SystemExit, match="not a time-dependent"):
+        claims.main(["--results-dir", str(tmp_path), "time-code", "--ckpt", str(tiny_drl_checkpoint), "--data",
+                     "digits"])

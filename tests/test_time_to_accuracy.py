@@ -108,6 +108,7 @@ def test_a_run_resumed_after_its_budget_stops_at_once():
 
     class Stub:
         should_stop = False
+        global_step = 40
 
     trainer = Stub()
     callback.on_train_start(trainer, None)
