@@ -42,7 +42,7 @@ CALLBACK = """trainer:
   max_steps: 10000000
   callbacks:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{dirpath: {run_dir}/checkpoints, save_last: true, save_top_k: 0}}
+      init_args: {{dirpath: {run_dir}/checkpoints, save_last: true, save_top_k: 0, every_n_train_steps: 1000}}
     - class_path: diffrep.callbacks.TimeToAccuracy
       init_args: {{budget_minutes: {budget}, offset_minutes: {offset}{extra}}}
 """
