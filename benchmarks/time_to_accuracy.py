@@ -82,8 +82,8 @@ ENTRIES = [
     Entry("DRL (recipe)", "configs/recipes/best_cpu_hour.yaml", "runs/recipes/best_cpu_hour", kind="recipe"),
     # Opt-in entries (run only when named in --only), each against the recipe's static DRL at equal
     # minutes. Their clock counts steps at the recipe's measured pace (60 min / 12188 steps): side by
-    # side, one bf16 step of batch 64 takes the same time for the three (259 / 258 / 265 ms: U-Net,
-    # NCSN++ below, time-dependent WRN; dev CPU, 2026-12-03), and a step clock cannot be shortened by
+    # side, one bf16 step of batch 64 takes the same time for the three (benchmarks/step_time.py: 259 / 258 /
+    # 265 ms: U-Net, NCSN++ below, time-dependent WRN; dev CPU, 2026-12-03), and a step clock cannot be shortened by
     # other jobs on the machine.
     # Claim 4 (docs/claims.md): DRL's time-dependent code E(x0, t) as compare.py's diagnostics entry
     # builds it (time-conditioned WRN, depth 10, width 1, 64-d, NCSN++'s code injection), for the hour.
