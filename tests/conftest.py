@@ -180,3 +180,35 @@ def tiny_dpm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def fit_with_every_evaluation_callback(model, tmp_path: Path, latent_plot: bool = True) -> L.Trainer:
+    """One epoch of 96 digits with every evaluation callback on a tiny model: the probes learn
+    something, inversion reconstructs better than random x_T, and every image grid is written."""
+    from diffrep.callbacks import (
+        FewLabelProbe,
+        InterpolationGrid,
+        LatentPlot,
+        LinearProbe,
+        ManipulationGrid,
+        ReconstructionGrid,
+        ReconstructionMetrics,
+        SampleGrid,
+    )
+
+    probe = LinearProbe(max_train=200, max_test=100)
+    few = FewLabelProbe(labels_per_class=(1,), seeds=(0,), max_train=200, max_test=100)
+    metrics = ReconstructionMetrics(num_images=8, num_steps=4)
+    callbacks = [probe, few, SampleGrid(num_steps=4, num_images=4), ReconstructionGrid(num_steps=4, num_images=4),
+                 InterpolationGrid(num_steps=4, num_rows=1, num_points=3), metrics,
+                 ManipulationGrid(num_steps=4, num_images=2, num_codes=200)]
+    if latent_plot:
+        callbacks.append(LatentPlot(max_test=100))
+    trainer = quiet_trainer(tmp_path, max_epochs=1, callbacks=callbacks)
+    trainer.fit(model, datamodule=digits(batch_size=32, subset=96))
+    assert probe.last["probe/linear_accuracy"] > 0.2 and few.last
+    assert metrics.last["recon/inverted_mse"] < metrics.last["recon/random_mse"]
+    images = {p.name.split("_step")[0] for p in (tmp_path / "images").glob("*.png")}
+    assert images == {"samples", "reconstructions", "interpolations", "manipulations"} | (
+        {"latent_plot"} if latent_plot else set())
+    return trainer

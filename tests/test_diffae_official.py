@@ -9,18 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from conftest import REPO, digits, fit_plain, quiet_trainer
+from conftest import REPO, digits, fit_plain, fit_with_every_evaluation_callback, quiet_trainer
 
-from diffrep.callbacks import (
-    FewLabelProbe,
-    InterpolationGrid,
-    LatentPlot,
-    LinearProbe,
-    ManipulationGrid,
-    ReconstructionGrid,
-    ReconstructionMetrics,
-    SampleGrid,
-)
 from diffrep.diffusion.sampling import ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
@@ -93,20 +83,7 @@ def test_a_tiny_official_diffae_learns_and_runs_every_evaluation_callback(tmp_pa
     model = tiny_official()
     losses = fit_plain(model, digits(batch_size=32), 60)
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10, losses
-    callbacks = [
-        LinearProbe(max_train=200, max_test=100), FewLabelProbe(labels_per_class=(1,), seeds=(0,), max_train=200,
-                                                                max_test=100),
-        LatentPlot(max_test=100), SampleGrid(num_steps=4, num_images=4), ReconstructionGrid(num_steps=4, num_images=4),
-        InterpolationGrid(num_steps=4, num_rows=1, num_points=3), ReconstructionMetrics(num_images=8, num_steps=4),
-        ManipulationGrid(num_steps=4, num_images=2, num_codes=200),
-    ]
-    trainer = quiet_trainer(tmp_path, max_epochs=1, callbacks=callbacks)
-    trainer.fit(model, datamodule=digits(batch_size=32, subset=96))
-    assert callbacks[0].last["probe/linear_accuracy"] > 0.2 and callbacks[1].last
-    recon = callbacks[6].last
-    assert recon["recon/inverted_mse"] < recon["recon/random_mse"]
-    images = {p.name.split("_step")[0] for p in (tmp_path / "images").glob("*.png")}
-    assert images == {"latent_plot", "samples", "reconstructions", "interpolations", "manipulations"}
+    fit_with_every_evaluation_callback(model, tmp_path)
 
 
 @pytest.mark.parametrize("denoiser", ["unet", "official"])
