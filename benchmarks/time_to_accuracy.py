@@ -3,7 +3,7 @@ of every method and baseline against CPU minutes of training, counted from scrat
 
 Usage: python benchmarks/time_to_accuracy.py [--minutes 6] [--dpm-minutes 10] [--out runs/time_to_accuracy]
                                              [--precision bf16-mixed] [--only NAME ...] [--redo NAME ...]
-                                             [--table-only]
+                                             [--table-only] [--reconstruction [--fid-weights PATH]]
 
 Each entry trains with `diffrep fit` on its shipped config plus the `TimeToAccuracy` callback
 (diffrep/callbacks/time_to_accuracy.py), which evaluates at 1, 2, 4, 8, 15, 30, 45, 60 training
@@ -20,6 +20,10 @@ Every trained entry runs in --precision (default bf16-mixed, the recipe's), so a
 its speed-up. Each point: logistic-regression probe (all 10000 training codes) and 10 labels per class
 (supervised logistic regression and label spreading, mean of 3 draws), on 5000 validation and
 5000 test images; settings are chosen on the validation curves, the test curves are reported.
+With --reconstruction every entry that decodes its code also records, at each point, reconstruction
+MSE / SSIM of 500 test images decoded with 25 DDIM steps from their own inverted x_T (pixels in [0, 1])
+and the rFID of those decodings (`diffrep-classifier` features, `make fid-extractor`): claim 2 of
+docs/claims.md, PDAE against Diff-AE, uses it.
 Writes OUT/results.json, OUT/results.md (the table at each entry's last point and at fixed
 minutes) and OUT/time_to_accuracy.png, and keeps a copy of the points in
 benchmarks/results/time_to_accuracy_<OUT's name>.json, which is committed (runs/ is not) and read
@@ -46,6 +50,8 @@ CALLBACK = """trainer:
     - class_path: diffrep.callbacks.TimeToAccuracy
       init_args: {{budget_minutes: {budget}, offset_minutes: {offset}{extra}}}
 """
+RECONSTRUCTION = {"num_images": 500, "num_steps": 25}  # --reconstruction: the test images and DDIM steps
+IMAGE_METRICS = {"recon_mse": ("MSE", "{:.4f}"), "recon_ssim": ("SSIM", "{:.3f}"), "rfid": ("rFID", "{:.1f}")}
 METRICS = {"linear": "linear", "semi_10_supervised": "10/class sup.", "semi_10_label_spreading": "10/class LS"}
 
 
@@ -154,6 +160,22 @@ def at_minutes(points: list[dict], minutes: float) -> dict | None:
     return before[-1] if before else None
 
 
+def image_table(done: dict) -> str:
+    """Reconstruction from the inverted x_T at every point of the entries that recorded it (--reconstruction)."""
+    rows = []
+    for name, d in done.items():
+        for p in d["points"]:
+            if "test/recon_mse" in p:
+                cells = [fmt.format(p[f"test/{key}"]) if f"test/{key}" in p else "-"
+                         for key, (_, fmt) in IMAGE_METRICS.items()]
+                rows.append(f"| {name} | {p['minutes']:.1f} ({p['step']}) | " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    head = "| codes | minutes (steps) | " + " | ".join(label for label, _ in IMAGE_METRICS.values()) + " |"
+    return ("\n## Reconstruction from the inverted x_T (test, pixels in [0, 1]) at each point\n\n" + head + "\n"
+            + "|---|---:|" + "---:|" * len(IMAGE_METRICS) + "\n" + "\n".join(rows) + "\n")
+
+
 def write_results(out: Path, settings: dict, done: dict, keep: Path | None = None) -> str:
     """Write OUT/results.{json,md} and the figure; ``keep``: a second copy of the points, to commit."""
     done = {**{e.name: done[e.name] for e in ENTRIES if e.name in done}, **done}  # ENTRIES' order
@@ -177,7 +199,7 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
     text = (f"settings: {json.dumps(settings)}\n\n## At the end of each run\n\n" + "\n".join(lines)
             + "\n\n## Test accuracy at a training time: linear / 10 per class sup. / 10 per class LS\n\n"
             "(the last point before it; - before the first point or after the run ended)\n\n"
-            + "\n".join(grid) + "\n")
+            + "\n".join(grid) + "\n" + image_table(done))
     points = json.dumps({"settings": settings, "entries": done}, indent=1) + "\n"
     for path in (out / "results.json", keep):
         if path is not None:
@@ -197,10 +219,21 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16-mixed",
                         help="of every trained entry, so all share bf16's speed-up (the recipe's own is bf16-mixed)")
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json")
+    parser.add_argument("--reconstruction", action="store_true",
+                        help="also reconstruction MSE / SSIM / rFID from the inverted x_T at each point")
+    parser.add_argument("--fid-weights", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt",
+                        help="the rFID's diffrep-classifier features (make fid-extractor)")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     settings = {"minutes": args.minutes, "dpm_minutes": args.dpm_minutes, "precision": args.precision}
+    reconstruction = ""
+    if args.reconstruction:
+        if not args.fid_weights.is_file():
+            parser.exit(2, f"error: --fid-weights {args.fid_weights} not found; run `make fid-extractor` "
+                           f"(python -m diffrep.evaluation.extractor --out {args.fid_weights})\n")
+        settings["reconstruction"] = RECONSTRUCTION
+        reconstruction = ", reconstruction: " + json.dumps({**RECONSTRUCTION, "fid_weights": str(args.fid_weights)})
     keep = REPO / "benchmarks/results" / f"time_to_accuracy_{out.name}.json"  # runs/ is not committed
     stored = out / "results.json" if (out / "results.json").is_file() else keep  # a fresh clone has the copy
     previous = json.loads(stored.read_text()) if stored.is_file() else {}
@@ -223,7 +256,8 @@ def main() -> None:
         budget = entry.minutes or budget
         if entry.step_minutes:
             extra = f", step_minutes: {entry.step_minutes}"
-        if entry.kind == "dpm":
+        extra += reconstruction
+        if entry.kind == "dpm":  # a DPM's features: nothing to decode
             budget, extra = args.dpm_minutes, ", dpm_features: {layer: middle_block, t: 50}"
         elif entry.kind == "after_dpm":
             if "DPM features" not in done:

@@ -7,12 +7,14 @@ import sys
 
 import lightning as L
 import pytest
+import torch
 from conftest import REPO, digits, make_drl, quiet_trainer, tiny_unet_config
 
 import diffrep.callbacks.time_to_accuracy as tta_module
 from diffrep.callbacks import TimeToAccuracy
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
+from diffrep.evaluation.extractor import SmallClassifier, save_classifier
 from diffrep.lightning_modules import DPM
 from diffrep.lightning_modules.baselines import PixelBaseline
 
@@ -70,11 +72,15 @@ def test_evaluates_when_the_training_clock_passes_each_mark_and_stops_at_the_bud
 def test_a_step_clock_ignores_wall_time(tmp_path, fake_time):
     """step_minutes: the clock is steps x minutes per step, however slow the wall clock runs (each
     batch "takes" 12 s of wall time here; the step clock says 0.25 min)."""
-    callback = TimeToAccuracy(at_minutes=(0.5, 1.0), budget_minutes=1.5, step_minutes=0.25, **SMALL)
+    callback = TimeToAccuracy(at_minutes=(0.5, 1.0), budget_minutes=1.5, step_minutes=0.25,
+                              reconstruction={"num_images": 8, "num_steps": 2}, **SMALL)
     trainer = quiet_trainer(tmp_path, max_steps=100, callbacks=[Tick(fake_time), callback])
     trainer.fit(make_drl(latent_dim=4), datamodule=digits(subset=256, batch_size=32))
     assert [p["step"] for p in callback.points] == [2, 4, 6]
     assert [p["minutes"] for p in callback.points] == [0.5, 1.0, 1.5]
+    # the reconstruction option on a real model: decodings from the inverted x_T, pixels in [0, 1]
+    assert all(0 < p["test/recon_mse"] < 0.5 and -1 < p["test/recon_ssim"] < 1 for p in callback.points)
+    assert "test/rfid" not in callback.points[-1]  # no extractor given, no rFID
     with pytest.raises(ConfigError, match="step_minutes"):
         TimeToAccuracy(step_minutes=0)
 
@@ -119,7 +125,7 @@ def test_reads_the_dpm_features_of_a_dpm_in_training(tmp_path):
     L.seed_everything(0)
     model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9)
     callback = TimeToAccuracy(at_minutes=(1e6,), splits=("val",), dpm_features={"layer": "middle_block", "t": 20},
-                              **SMALL)
+                              reconstruction={"num_images": 8}, **SMALL)  # a DPM in training has no code to decode
     trainer = quiet_trainer(tmp_path, max_steps=2, callbacks=[callback])
     trainer.fit(model, datamodule=digits(subset=256, batch_size=32))
     assert [p["step"] for p in callback.points] == [2]
@@ -151,6 +157,48 @@ def test_bad_settings_are_clear_errors():
         TimeToAccuracy(dpm_features={"layer": "middle", "t": 5}).encoder(model)
     with pytest.raises(ValueError, match="has none"):
         TimeToAccuracy(dpm_features={"layer": "middle_block", "t": 5}).encoder(PixelBaseline(image_shape=(1, 16, 16)))
+
+
+class Decoder(torch.nn.Module):
+    """A stand-in model whose decoding from the inverted x_T is ``decode(x0)``."""
+
+    def __init__(self, decode) -> None:
+        super().__init__()
+        self.decode, self.device, self.calls = decode, torch.device("cpu"), []
+
+    def reconstruct(self, x0, num_steps: int = 100, inversion_steps: int | None = None):
+        self.calls.append((num_steps, inversion_steps))
+        return self.decode(x0)
+
+    def model_device(self) -> torch.device:
+        return self.device
+
+
+def test_reconstruction_scores_are_the_errors_and_rfid_of_one_set_of_decodings(tmp_path):
+    data = digits()
+    extractor = tmp_path / "extractor.pt"
+    torch.manual_seed(0)
+    save_classifier(SmallClassifier(width=8, feature_dim=32), extractor)
+    trainer = type("Trainer", (), {"datamodule": data, "is_global_zero": True})()
+    settings = {"num_images": 40, "num_steps": 7, "inversion_steps": 11, "fid_weights": str(extractor)}
+    perfect = Decoder(lambda x: x)
+    scores = TimeToAccuracy(reconstruction=settings).reconstruction_scores(trainer, perfect)
+    assert perfect.calls == [(7, 11)]
+    assert scores["test/recon_mse"] == 0.0 and scores["test/recon_ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert abs(scores["test/rfid"]) < 1e-3
+    black = TimeToAccuracy(reconstruction=settings).reconstruction_scores(trainer, Decoder(lambda x: -torch.ones_like(x)))
+    originals = torch.stack([data.evaluation_split("test")[i][0] for i in range(40)])
+    assert black["test/recon_mse"] == pytest.approx(((originals + 1) / 2).pow(2).mean().item(), rel=1e-5)
+    assert black["test/rfid"] > 100 * max(abs(scores["test/rfid"]), 1e-5)  # (a random extractor: small FIDs)
+    val = TimeToAccuracy(reconstruction={"split": "val", "num_images": 4}).reconstruction_scores(trainer, perfect)
+    assert set(val) == {"val/recon_mse", "val/recon_ssim"}
+
+
+def test_bad_reconstruction_settings_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown \\['images'\\]"):
+        TimeToAccuracy(reconstruction={"images": 100})
+    with pytest.raises(ConfigError, match="python -m diffrep.evaluation.extractor --out"):
+        TimeToAccuracy(reconstruction={"fid_weights": str(tmp_path / "missing.pt")})
 
 
 def load_benchmark(name: str):

@@ -17,6 +17,14 @@ Each point is appended to ``<run>/time_to_accuracy.jsonl`` (one JSON object per 
 clock passes the budget (after a last evaluation), so "60 CPU minutes" means 60 minutes of
 training, evaluation excluded. Settings are chosen on ``val``; ``test`` is the one reported.
 
+``reconstruction: {num_images, num_steps, split, fid_weights, inversion_steps}`` adds, at each point,
+what the code gives back as an image (PDAE's and Diff-AE's other half): ``<split>/recon_mse`` and
+``<split>/recon_ssim`` of the first ``num_images`` images (default 500 of ``test``) decoded with
+``num_steps`` DDIM steps (default 25) from their own inverted x_T, pixels in [0, 1], and with
+``fid_weights`` (the ``diffrep-classifier`` extractor file) ``<split>/rfid`` of those same decodings
+against their originals. Nothing is chosen on these numbers; a model that cannot reconstruct (the
+DPM features) has none.
+
 ``step_minutes``: the clock counts training steps x this many minutes instead of wall time. Set it to
 what one step takes with the machine to itself (measured beforehand) when other jobs share the
 machine: the curve is then the one the run would have had alone, and no other job can shorten it.
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,8 +45,15 @@ import torch
 from diffrep.errors import ConfigError
 from diffrep.evaluation.dpm_features import DPMFeatureEncoder
 from diffrep.evaluation.features import encode_split
+from diffrep.evaluation.fid import CLASSIFIER, frechet_distance
 from diffrep.evaluation.probes import linear_probe
+from diffrep.evaluation.reconstruction import inverted_reconstructions
 from diffrep.evaluation.semi_supervised import semi_supervised_accuracy
+from diffrep.lightning_modules.backbone import UnsupportedOperation
+
+RECONSTRUCTION_DEFAULTS = {"num_images": 500, "num_steps": 25, "split": "test", "fid_weights": None,
+                           "inversion_steps": None}
+IMAGE_METRICS = ("recon_mse", "recon_ssim", "rfid")  # printed as they are, not as percentages
 
 
 class TimeToAccuracy(L.Callback):
@@ -55,6 +71,7 @@ class TimeToAccuracy(L.Callback):
         seed: int = 0,
         dpm_features: dict | None = None,
         step_minutes: float | None = None,
+        reconstruction: dict | None = None,
     ) -> None:
         if sorted(at_minutes) != list(at_minutes) or not at_minutes:
             raise ConfigError(f"at_minutes must be a non-empty increasing list, got {list(at_minutes)}")
@@ -71,11 +88,27 @@ class TimeToAccuracy(L.Callback):
         if step_minutes is not None and step_minutes <= 0:
             raise ConfigError(f"step_minutes must be positive (minutes per training step), got {step_minutes}")
         self.step_minutes, self._first_step, self._step = step_minutes, 0, 0
+        self.reconstruction = self._reconstruction_settings(reconstruction)
+        self._warned_no_decoder = False
         self.points: list[dict[str, Any]] = []
         self._excluded = 0.0
         self._started: float | None = None
         self._paused_at: float | None = None
         self._next = 0
+
+    @staticmethod
+    def _reconstruction_settings(given: dict | None) -> dict | None:
+        if given is None:
+            return None
+        unknown = set(given) - set(RECONSTRUCTION_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"reconstruction takes {sorted(RECONSTRUCTION_DEFAULTS)}, got unknown {sorted(unknown)}")
+        settings = {**RECONSTRUCTION_DEFAULTS, **given}
+        weights = settings["fid_weights"]
+        if weights is not None and not Path(weights).is_file():
+            raise ConfigError(f"reconstruction.fid_weights {weights} not found; train it with "
+                              f"`python -m diffrep.evaluation.extractor --out {weights}` or leave fid_weights out")
+        return settings
 
     # ------------------------------------------------------------------ the clock
     def clock_minutes(self) -> float:
@@ -185,6 +218,28 @@ class TimeToAccuracy(L.Callback):
             semi = semi_supervised_accuracy(*train, *held_out, (k,), self.seeds, self.methods)
             for method, per_k in semi.items():
                 out[f"{split}/semi_{k}_{method}"] = per_k[k]["mean"]
+        if self.reconstruction is not None and self.dpm_features is None:
+            out.update(self.reconstruction_scores(trainer, pl_module))
+        return out
+
+    def reconstruction_scores(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        """Pixel errors and rFID of one set of decodings from the inverted x_T (``reconstruction``)."""
+        settings, split = self.reconstruction, self.reconstruction["split"]
+        try:
+            decoded = inverted_reconstructions(pl_module, trainer.datamodule.evaluation_split(split),
+                                               settings["num_images"], settings["num_steps"],
+                                               inversion_steps=settings["inversion_steps"])
+        except UnsupportedOperation as err:  # SimCLR has a code and nothing to decode it with
+            if not self._warned_no_decoder:
+                warnings.warn(f"TimeToAccuracy: no reconstruction scores: {err}", stacklevel=1)
+                self._warned_no_decoder = True
+            return {}
+        if not trainer.is_global_zero:
+            return {}
+        out = {f"{split}/recon_mse": decoded["mse"].mean().item(), f"{split}/recon_ssim": decoded["ssim"].mean().item()}
+        if settings["fid_weights"] is not None:
+            out[f"{split}/rfid"] = frechet_distance(decoded["reconstructions"], decoded["originals"], CLASSIFIER,
+                                                    settings["fid_weights"], device=pl_module.device)
         return out
 
     def _write(self, trainer: L.Trainer, point: dict[str, Any]) -> None:
@@ -194,5 +249,6 @@ class TimeToAccuracy(L.Callback):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(json.dumps(point) + "\n")
-        summary = ", ".join(f"{k} {100 * v:.1f}" for k, v in point.items() if k not in ("minutes", "step"))
+        summary = ", ".join(f"{k} {v:.4g}" if k.split("/")[-1] in IMAGE_METRICS else f"{k} {100 * v:.1f}"
+                            for k, v in point.items() if k not in ("minutes", "step"))
         print(f"diffrep: time to accuracy at {point['minutes']:.1f} min (step {point['step']}): {summary}", flush=True)

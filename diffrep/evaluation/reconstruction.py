@@ -49,3 +49,18 @@ def reconstruction_metrics(
 
     per_image = map_items(errors, dataset, max_items, batch_size, model.model_device())
     return {key: value.mean().item() for key, value in per_image.items()}
+
+
+def inverted_reconstructions(
+    model, dataset, max_items: int, num_steps: int, batch_size: int = 100, inversion_steps: int | None = None,
+) -> dict[str, Tensor]:
+    """The first ``max_items`` images of ``dataset`` (``originals``) and their decodings from the
+    inverted x_T (``reconstructions``), both in [-1, 1], with per-image ``mse`` and ``ssim``: one set
+    of decodings that serves both the pixel errors and an rFID, so the two describe the same images."""
+
+    def decode(images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        decoded = model.reconstruct(images, num_steps=num_steps, inversion_steps=inversion_steps).float()
+        errors = image_errors(decoded, images)
+        return {"originals": images.float(), "reconstructions": decoded, "mse": errors["mse"], "ssim": errors["ssim"]}
+
+    return map_items(decode, dataset, max_items, batch_size, model.model_device())
