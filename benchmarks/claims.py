@@ -5,6 +5,7 @@
     python benchmarks/claims.py pdae-gap --pdae runs/pdae/checkpoints/last.ckpt
     python benchmarks/claims.py downstream        # after make compare-semi
     python benchmarks/claims.py time-code         # after the claim-4 hour (benchmarks/time_to_accuracy.py)
+    python benchmarks/claims.py efficiency        # after the claim-2 runs (benchmarks/time_to_accuracy.py)
 
 ``pdae-gap`` (PDAE, Lin et al. 2022: "the forward process loses information, so a pre-trained DPM
 cannot recover x0 from x_t; the learned mean shift fills the gap"): on 500 Fashion-MNIST test
@@ -28,6 +29,14 @@ benchmarks/results/claims_time_sampler_<data>.json and docs/claims_time_sampler_
 tasks"): the SVMs on 100 and 1000 labels and Poisson learning with 10 labels per class of those
 entries, read from `make compare-semi`'s results.json (equal training steps; nothing trains here).
 Writes benchmarks/results/claims_downstream.json and docs/claims_downstream.png.
+
+``efficiency`` (PDAE: "PDAE trains more efficiently than Diff-AE and performs better"): reads the
+points of ``python benchmarks/time_to_accuracy.py --out runs/time_to_accuracy_claim2 --only "DPM features"
+PDAE Diff-AE --minutes 45 --reconstruction`` (the DPM for 10 minutes, then PDAE on it for 45, and
+Diff-AE from scratch for 45; at each point the probes, and MSE / SSIM / rFID of 500 test images
+decoded from their inverted x_T) and sets them side by side on one clock, both ways: PDAE's own
+minutes (the DPM already exists) and with its DPM's minutes added. Nothing trains here. Writes
+benchmarks/results/claims_efficiency.json and docs/claims_efficiency.png.
 
 ``time-code`` (DRL, Proposition 2.1 and the LaplaceNet result: "the infinite-dimensional code
 E(x0, t) beats a static code on semi-supervised classification"): the time-dependent WRN trained
@@ -297,6 +306,68 @@ def time_code(args: argparse.Namespace) -> None:
     print(f"best single t on validation: {best}; wrote claims_time_code.json to {args.results_dir}")
 
 
+EFFICIENCY_PANELS = {"test/linear": "linear probe (%)", "test/semi_10_label_spreading": "10 labels per class, LS (%)",
+                     "test/recon_mse": "reconstruction MSE (inverted x_T)", "test/rfid": "rFID (diffrep-classifier)"}
+EFFICIENCY_MARKS = (1, 2, 4, 8, 15, 30, 45, 60)
+
+
+def efficiency_rows(entries: dict) -> dict:
+    """PDAE against Diff-AE at equal minutes, both ways: at each mark, Diff-AE's last point by then,
+    PDAE's by its own minutes (the DPM exists) and PDAE's with the DPM's minutes counted."""
+    from time_to_accuracy import at_minutes, reached
+
+    for name in ("DPM features", "PDAE", "Diff-AE"):
+        if name not in entries:
+            raise SystemExit(f"the claim-2 results hold no {name!r} entry; run benchmarks/time_to_accuracy.py "
+                             '--out runs/time_to_accuracy_claim2 --only "DPM features" PDAE Diff-AE --minutes 45 '
+                             "--reconstruction")
+    dpm_minutes = entries["DPM features"]["points"][-1]["minutes"]
+    own = [{**p, "minutes": p["minutes"] - dpm_minutes} for p in entries["PDAE"]["points"]]
+    curves = {"Diff-AE": entries["Diff-AE"]["points"], "PDAE, own minutes": own,
+              "PDAE, DPM's minutes added": entries["PDAE"]["points"]}
+    longest = max(p["minutes"] for c in curves.values() for p in c)
+    rows = {}
+    for mark in (m for m in EFFICIENCY_MARKS if m <= longest * 1.02):
+        rows[str(mark)] = {}
+        for name, points in curves.items():
+            point = at_minutes(points, mark) if reached(mark, points[-1]["minutes"]) else None  # - after its end
+            rows[str(mark)][name] = None if point is None else {k: point.get(k) for k in ("minutes", "step",
+                                                                                         *EFFICIENCY_PANELS)}
+    return {"dpm_minutes": dpm_minutes, "curves": curves, "rows": rows}
+
+
+def efficiency(args: argparse.Namespace) -> None:
+    """Claim 2: PDAE on an existing DPM against Diff-AE from scratch on one clock (module docstring)."""
+    from matplotlib.figure import Figure
+
+    results = json.loads(Path(args.results).read_text())
+    summary = efficiency_rows(results["entries"])
+    fig = Figure(figsize=(15, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(EFFICIENCY_PANELS))
+    styles = {"Diff-AE": dict(color="tab:red"), "PDAE, own minutes": dict(color="tab:blue", linestyle="--"),
+              "PDAE, DPM's minutes added": dict(color="tab:blue")}
+    for ax, (key, label) in zip(axes, EFFICIENCY_PANELS.items(), strict=True):
+        scale = 100 if "recon" not in key and "rfid" not in key else 1
+        for name, points in summary["curves"].items():
+            shown = [p for p in points if key in p]
+            ax.plot([p["minutes"] for p in shown], [scale * p[key] for p in shown], marker="o", markersize=3,
+                    label=name, **styles[name])
+        ax.set(xlabel="training minutes, 2-core CPU", title=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Fashion-MNIST test split: PDAE on a {summary['dpm_minutes']:.0f}-minute DPM against Diff-AE "
+                 "from scratch (benchmarks/time_to_accuracy.py --reconstruction)", fontsize=9)
+    record = {"results": str(args.results), "settings": results["settings"], **summary}
+    (Path(args.results_dir) / "claims_efficiency.json").write_text(json.dumps(record, indent=1))
+    fig.savefig(Path(args.figure_dir) / "claims_efficiency.png", dpi=120)
+    for mark, row in summary["rows"].items():
+        cells = [f"{n}: " + ("-" if p is None else " / ".join(
+            f"{(100 if 'recon' not in k and 'rfid' not in k else 1) * p[k]:.4g}" if p.get(k) is not None else "-"
+            for k in EFFICIENCY_PANELS)) for n, p in row.items()]
+        print(f"{mark:>3} min | " + " | ".join(cells))
+    print(f"wrote claims_efficiency.json to {args.results_dir} and its figure to {args.figure_dir}")
+
+
 def load_step(ckpt: Path) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False).get("global_step", -1))
 
@@ -320,10 +391,12 @@ def main(argv: list[str] | None = None) -> None:
     code.add_argument("--ckpt", default=str(REPO / "runs/time_to_accuracy_claim4/runs/drl_time_wrn/checkpoints/"
                                                     "last.ckpt"))
     code.add_argument("--data", choices=sorted(DATA), default="fashion_mnist")
+    eff = sub.add_parser("efficiency", help="PDAE against Diff-AE on one clock (claim 2)")
+    eff.add_argument("--results", default=str(REPO / "benchmarks/results/time_to_accuracy_time_to_accuracy_claim2.json"))
     args = parser.parse_args(argv)
     np.random.seed(0)
     {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream,
-     "time-code": time_code}[args.claim](args)
+     "time-code": time_code, "efficiency": efficiency}[args.claim](args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 import pytest
 from conftest import REPO
 
+sys.path.insert(0, str(REPO / "benchmarks"))  # as when run as a script: its neighbours import by name
 spec = importlib.util.spec_from_file_location("claims", REPO / "benchmarks/claims.py")
 claims = importlib.util.module_from_spec(spec)
 sys.modules["claims"] = claims
@@ -79,3 +80,37 @@ def test_the_time_code_probes_read_every_t_and_the_joined_code(tmp_path, tiny_dr
     with pytest.raises(SystemExit, match="not a time-dependent"):
         claims.main(["--results-dir", str(tmp_path), "time-code", "--ckpt", str(tiny_drl_checkpoint), "--data",
                      "digits"])
+
+
+def test_the_efficiency_comparison_puts_pdae_on_one_clock_both_ways(tmp_path):
+    """Claim 2: PDAE's points shifted back by its DPM's minutes ("own minutes") and as recorded (the
+    DPM's minutes added), against Diff-AE's, each mark reading the last point taken by then."""
+    def point(minutes: float, step: int, linear: float, mse: float | None = None) -> dict:
+        p = {"minutes": minutes, "step": step, "test/linear": linear, "test/semi_10_label_spreading": linear - 0.1}
+        return p if mse is None else {**p, "test/recon_mse": mse, "test/recon_ssim": 0.5, "test/rfid": 100 * mse}
+
+    entries = {"DPM features": {"points": [point(1.0, 200, 0.7), point(10.0, 2000, 0.8)]},
+               "PDAE": {"points": [point(11.0, 100, 0.75, 0.02), point(12.0, 200, 0.77, 0.01),
+                                   point(14.0, 400, 0.79, 0.005), point(18.0, 800, 0.8, 0.004)]},
+               "Diff-AE": {"points": [point(1.0, 150, 0.7, 0.03), point(2.0, 300, 0.6, 0.02),
+                                      point(4.0, 600, 0.62, 0.01), point(8.0, 1200, 0.63, 0.008)]}}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"settings": {"minutes": 4}, "entries": entries}))
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "efficiency", "--results", str(results)])
+    record = json.loads((tmp_path / "claims_efficiency.json").read_text())
+    assert record["dpm_minutes"] == 10.0
+    assert [p["minutes"] for p in record["curves"]["PDAE, own minutes"]] == [1.0, 2.0, 4.0, 8.0]
+    assert list(record["rows"]) == ["1", "2", "4", "8", "15"]  # marks up to the longest curve (18 minutes)
+    at_2, at_4, at_8, at_15 = (record["rows"][m] for m in ("2", "4", "8", "15"))
+    assert at_2["Diff-AE"]["step"] == 300 and at_2["PDAE, own minutes"]["step"] == 200
+    assert at_2["PDAE, DPM's minutes added"] is None  # PDAE's clock starts at the DPM's 10 minutes
+    assert at_4["PDAE, own minutes"]["test/recon_mse"] == 0.005 and at_4["Diff-AE"]["test/rfid"] == 1.0
+    assert at_8["PDAE, DPM's minutes added"] is None and at_8["Diff-AE"]["step"] == 1200
+    assert at_15["PDAE, DPM's minutes added"]["step"] == 400  # the last point by then (14 minutes)
+    assert at_15["Diff-AE"] is None and at_15["PDAE, own minutes"] is None  # both ended at 8 minutes
+    assert (tmp_path / "claims_efficiency.png").stat().st_size > 10_000
+    del entries["Diff-AE"]
+    results.write_text(json.dumps({"settings": {}, "entries": entries}))
+    with pytest.raises(SystemExit, match="no 'Diff-AE' entry"):
+        claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "efficiency", "--results",
+                     str(results)])
