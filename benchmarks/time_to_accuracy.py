@@ -12,7 +12,8 @@ learner (the autoencoder and the VAE, the strongest baselines, and SimCLR, whose
 at 6, get the recipe's 60), --dpm-minutes for the DPM. The
 DPM's curve is its DPM features (middle block, t = 50, the pair its validation sweep chose,
 docs/results.md); PDAE starts from that DPM, so its clock
-starts at the DPM's minutes. Pixels and PCA train nothing: one point at 0 minutes. DRL's entry is
+starts at the DPM's minutes (and it is evaluated at the usual marks on both clocks: 15 minutes counted
+from zero and 1, 2, 4, ... of its own). Pixels and PCA train nothing: one point at 0 minutes. DRL's entry is
 the recipe (configs/recipes/best_cpu_hour.yaml, `make best-cpu-hour`: configs/drl.yaml in bf16 for
 60 minutes), which brings its own budget and callbacks.
 
@@ -50,6 +51,7 @@ CALLBACK = """trainer:
     - class_path: diffrep.callbacks.TimeToAccuracy
       init_args: {{budget_minutes: {budget}, offset_minutes: {offset}{extra}}}
 """
+CALLBACK_MARKS = (1, 2, 4, 8, 15, 30, 45, 60)  # TimeToAccuracy's default at_minutes
 RECONSTRUCTION = {"num_images": 500, "num_steps": 25}  # --reconstruction: the test images and DDIM steps
 IMAGE_METRICS = {"recon_mse": ("MSE", "{:.4f}"), "recon_ssim": ("SSIM", "{:.3f}"), "rfid": ("rFID", "{:.1f}")}
 METRICS = {"linear": "linear", "semi_10_supervised": "10/class sup.", "semi_10_label_spreading": "10/class LS"}
@@ -264,6 +266,9 @@ def main() -> None:
                 raise SystemExit("PDAE starts from the DPM: run the 'DPM features' entry first")
             offset = done["DPM features"]["points"][-1]["minutes"]
             budget = offset + args.minutes
+            # its own minutes 1, 2, 4, ... too, so its curve can be read on either clock
+            marks = sorted({*CALLBACK_MARKS, *(round(offset + m, 3) for m in CALLBACK_MARKS)})
+            extra += f", at_minutes: {marks}"
         overrides = out / f"overrides_{run_dir.name}.yaml"
         overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))
         common = ["--config", str(REPO / entry.config), "--trainer.default_root_dir", str(run_dir),
