@@ -4,6 +4,7 @@ of every method and baseline against CPU minutes of training, counted from scrat
 Usage: python benchmarks/time_to_accuracy.py [--minutes 6] [--dpm-minutes 10] [--out runs/time_to_accuracy]
                                              [--precision bf16-mixed] [--only NAME ...] [--redo NAME ...]
                                              [--table-only] [--reconstruction [--fid-weights PATH]]
+                                             [--budget NAME=MINUTES ...]
 
 Each entry trains with `diffrep fit` on its shipped config plus the `TimeToAccuracy` callback
 (diffrep/callbacks/time_to_accuracy.py), which evaluates at 1, 2, 4, 8, 15, 30, 45, 60 training
@@ -211,6 +212,22 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
     return text
 
 
+def entry_budgets(given: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
+    """--budget NAME=MINUTES ... as {name: minutes}; an unknown name or a bad number ends with exit 2."""
+    names, budgets = {e.name for e in ENTRIES}, {}
+    for item in given:
+        name, _, minutes = item.rpartition("=")
+        try:
+            budgets[name] = float(minutes)
+        except ValueError:
+            parser.error(f"--budget takes NAME=MINUTES, got {item!r}")
+        if name not in names:
+            parser.error(f"--budget: no entry named {name!r}; the entries: {', '.join(sorted(names))}")
+        if budgets[name] <= 0:
+            parser.error(f"--budget {item!r}: the minutes must be positive")
+    return budgets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=6.0, help="training budget of each learner")
@@ -221,6 +238,8 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16-mixed",
                         help="of every trained entry, so all share bf16's speed-up (the recipe's own is bf16-mixed)")
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json")
+    parser.add_argument("--budget", nargs="*", default=[], metavar="NAME=MINUTES",
+                        help="an entry's own training budget in place of --minutes (PDAE's counts its own minutes)")
     parser.add_argument("--reconstruction", action="store_true",
                         help="also reconstruction MSE / SSIM / rFID from the inverted x_T at each point")
     parser.add_argument("--fid-weights", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt",
@@ -243,6 +262,7 @@ def main() -> None:
     if args.table_only:
         print(write_results(out, settings, done, keep))
         return
+    budgets = entry_budgets(args.budget, parser)
     log = out / "time_to_accuracy.log"
     for entry in ENTRIES:
         chosen = args.only or []
@@ -255,7 +275,7 @@ def main() -> None:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         offset, budget, extra = 0.0, recipe_minutes() if entry.as_long_as_the_recipe else args.minutes, ""
-        budget = entry.minutes or budget
+        budget = budgets.get(entry.name, entry.minutes or budget)
         if entry.step_minutes:
             extra = f", step_minutes: {entry.step_minutes}"
         extra += reconstruction
@@ -265,7 +285,7 @@ def main() -> None:
             if "DPM features" not in done:
                 raise SystemExit("PDAE starts from the DPM: run the 'DPM features' entry first")
             offset = done["DPM features"]["points"][-1]["minutes"]
-            budget = offset + args.minutes
+            budget = offset + budgets.get(entry.name, args.minutes)
             # its own minutes 1, 2, 4, ... too, so its curve can be read on either clock
             marks = sorted({*CALLBACK_MARKS, *(round(offset + m, 3) for m in CALLBACK_MARKS)})
             extra += f", at_minutes: {marks}"
@@ -281,6 +301,8 @@ def main() -> None:
             seconds = diffrep(["fit", *common, *entry.overrides, "--config", str(overrides),
                                "--trainer.precision", args.precision], out, log)
         done[entry.name] = {"points": read_points(run_dir), "wall_s": round(seconds)}
+        if entry.name in budgets:
+            done[entry.name]["budget_minutes"] = budgets[entry.name]
         if not done[entry.name]["points"]:
             raise SystemExit(f"{entry.name}: no time-to-accuracy points in {run_dir}; see {log}")
         write_results(out, settings, done, keep)

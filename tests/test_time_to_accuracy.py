@@ -251,3 +251,16 @@ def test_precision_verdict_compares_the_bf16_gap_with_the_seed_gap():
     assert bench.verdict(lucky) == "agrees"
     assert bench.verdict(lucky, eval_images=100000) == "bf16 better"
     assert bench.verdict(dict(close, bf16=run(0.110, 0.80, 0.60))) == "bf16 worse"  # 10% higher loss
+
+
+def test_entry_budgets_read_name_equals_minutes_and_refuse_unknown_names():
+    import argparse
+
+    bench = load_benchmark("time_to_accuracy")
+    parser = argparse.ArgumentParser()
+    assert bench.entry_budgets(["Diff-AE=30", "DRL, NCSN++ score net=7.5"], parser) == {
+        "Diff-AE": 30.0, "DRL, NCSN++ score net": 7.5}
+    for bad in (["Diff-AE=soon"], ["Diffae=30"], ["PDAE=0"]):
+        with pytest.raises(SystemExit) as stop:
+            bench.entry_budgets(bad, parser)
+        assert stop.value.code == 2
