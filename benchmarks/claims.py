@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> None:
                                                     "last.ckpt"))
     code.add_argument("--data", choices=sorted(DATA), default="fashion_mnist")
     eff = sub.add_parser("efficiency", help="PDAE against Diff-AE on one clock (claim 2)")
-    eff.add_argument("--results", default=str(REPO / "benchmarks/results/time_to_accuracy_time_to_accuracy_claim2.json"))
+    eff.add_argument("--results",
+                     default=str(REPO / "benchmarks/results/time_to_accuracy_time_to_accuracy_claim2.json"))
     args = parser.parse_args(argv)
     np.random.seed(0)
     {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream,

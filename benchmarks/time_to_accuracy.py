@@ -287,7 +287,8 @@ def main() -> None:
             offset = done["DPM features"]["points"][-1]["minutes"]
             budget = offset + budgets.get(entry.name, args.minutes)
             # its own minutes 1, 2, 4, ... too, so its curve can be read on either clock
-            marks = sorted({*CALLBACK_MARKS, *(offset + m for m in CALLBACK_MARKS)})  # unrounded: offset + 45 is the budget
+            # unrounded, so offset + its budget is the budget itself (one last point, not two)
+            marks = sorted({*CALLBACK_MARKS, *(offset + m for m in CALLBACK_MARKS)})
             extra += f", at_minutes: {marks}"
         overrides = out / f"overrides_{run_dir.name}.yaml"
         overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))

@@ -96,7 +96,8 @@ def test_the_efficiency_comparison_puts_pdae_on_one_clock_both_ways(tmp_path):
                                       point(4.0, 600, 0.62, 0.01), point(8.0, 1200, 0.63, 0.008)]}}
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"settings": {"minutes": 4}, "entries": entries}))
-    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "efficiency", "--results", str(results)])
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "efficiency", "--results",
+                 str(results)])
     record = json.loads((tmp_path / "claims_efficiency.json").read_text())
     assert record["dpm_minutes"] == 10.0
     assert [p["minutes"] for p in record["curves"]["PDAE, own minutes"]] == [1.0, 2.0, 4.0, 8.0]

@@ -186,7 +186,8 @@ def test_reconstruction_scores_are_the_errors_and_rfid_of_one_set_of_decodings(t
     assert perfect.calls == [(7, 11)]
     assert scores["test/recon_mse"] == 0.0 and scores["test/recon_ssim"] == pytest.approx(1.0, abs=1e-4)
     assert abs(scores["test/rfid"]) < 1e-3
-    black = TimeToAccuracy(reconstruction=settings).reconstruction_scores(trainer, Decoder(lambda x: -torch.ones_like(x)))
+    black_decoder = Decoder(lambda x: -torch.ones_like(x))
+    black = TimeToAccuracy(reconstruction=settings).reconstruction_scores(trainer, black_decoder)
     originals = torch.stack([data.evaluation_split("test")[i][0] for i in range(40)])
     assert black["test/recon_mse"] == pytest.approx(((originals + 1) / 2).pow(2).mean().item(), rel=1e-5)
     assert black["test/rfid"] > 100 * max(abs(scores["test/rfid"]), 1e-5)  # (a random extractor: small FIDs)
