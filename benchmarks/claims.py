@@ -308,13 +308,21 @@ def time_code(args: argparse.Namespace) -> None:
 
 EFFICIENCY_PANELS = {"test/linear": "linear probe (%)", "test/semi_10_label_spreading": "10 labels per class, LS (%)",
                      "test/recon_mse": "reconstruction MSE (inverted x_T)", "test/rfid": "rFID (diffrep-classifier)"}
-EFFICIENCY_MARKS = (1, 2, 4, 8, 15, 30, 45, 60)
+
+
+def shown_as_percent(key: str) -> bool:
+    """Accuracies are shown in %, the image metrics (MSE, SSIM, rFID) as they are."""
+    from diffrep.callbacks.time_to_accuracy import IMAGE_METRICS
+
+    return key.split("/")[-1] not in IMAGE_METRICS
 
 
 def efficiency_rows(entries: dict) -> dict:
     """PDAE against Diff-AE at equal minutes, both ways: at each mark, Diff-AE's last point by then,
     PDAE's by its own minutes (the DPM exists) and PDAE's with the DPM's minutes counted."""
     from time_to_accuracy import at_minutes, reached
+
+    from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS
 
     for name in ("DPM features", "PDAE", "Diff-AE"):
         if name not in entries:
@@ -327,7 +335,7 @@ def efficiency_rows(entries: dict) -> dict:
               "PDAE, DPM's minutes added": entries["PDAE"]["points"]}
     longest = max(p["minutes"] for c in curves.values() for p in c)
     rows = {}
-    for mark in (m for m in EFFICIENCY_MARKS if m <= longest * 1.02):
+    for mark in (m for m in DEFAULT_MARKS if m <= longest * 1.02):
         rows[str(mark)] = {}
         for name, points in curves.items():
             point = at_minutes(points, mark) if reached(mark, points[-1]["minutes"]) else None  # - after its end
@@ -347,7 +355,7 @@ def efficiency(args: argparse.Namespace) -> None:
     styles = {"Diff-AE": dict(color="tab:red"), "PDAE, own minutes": dict(color="tab:blue", linestyle="--"),
               "PDAE, DPM's minutes added": dict(color="tab:blue")}
     for ax, (key, label) in zip(axes, EFFICIENCY_PANELS.items(), strict=True):
-        scale = 100 if "recon" not in key and "rfid" not in key else 1
+        scale = 100 if shown_as_percent(key) else 1
         for name, points in summary["curves"].items():
             shown = [p for p in points if key in p]
             ax.plot([p["minutes"] for p in shown], [scale * p[key] for p in shown], marker="o", markersize=3,
@@ -362,7 +370,7 @@ def efficiency(args: argparse.Namespace) -> None:
     fig.savefig(Path(args.figure_dir) / "claims_efficiency.png", dpi=120)
     for mark, row in summary["rows"].items():
         cells = [f"{n}: " + ("-" if p is None else " / ".join(
-            f"{(100 if 'recon' not in k and 'rfid' not in k else 1) * p[k]:.4g}" if p.get(k) is not None else "-"
+            f"{(100 if shown_as_percent(k) else 1) * p[k]:.4g}" if p.get(k) is not None else "-"
             for k in EFFICIENCY_PANELS)) for n, p in row.items()]
         print(f"{mark:>3} min | " + " | ".join(cells))
     print(f"wrote claims_efficiency.json to {args.results_dir} and its figure to {args.figure_dir}")

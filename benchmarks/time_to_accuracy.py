@@ -42,6 +42,8 @@ from pathlib import Path
 
 from compare import REPO, diffrep
 
+from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS
+
 CALLBACK = """trainer:
   logger: false
   limit_val_batches: 0
@@ -52,7 +54,6 @@ CALLBACK = """trainer:
     - class_path: diffrep.callbacks.TimeToAccuracy
       init_args: {{budget_minutes: {budget}, offset_minutes: {offset}{extra}}}
 """
-CALLBACK_MARKS = (1, 2, 4, 8, 15, 30, 45, 60)  # TimeToAccuracy's default at_minutes
 RECONSTRUCTION = {"num_images": 500, "num_steps": 25}  # --reconstruction: the test images and DDIM steps
 IMAGE_METRICS = {"recon_mse": ("MSE", "{:.4f}"), "recon_ssim": ("SSIM", "{:.3f}"), "rfid": ("rFID", "{:.1f}")}
 METRICS = {"linear": "linear", "semi_10_supervised": "10/class sup.", "semi_10_label_spreading": "10/class LS"}
@@ -288,7 +289,7 @@ def main() -> None:
             budget = offset + budgets.get(entry.name, args.minutes)
             # its own minutes 1, 2, 4, ... too, so its curve can be read on either clock
             # unrounded, so offset + its budget is the budget itself (one last point, not two)
-            marks = sorted({*CALLBACK_MARKS, *(offset + m for m in CALLBACK_MARKS)})
+            marks = sorted({*DEFAULT_MARKS, *(offset + m for m in DEFAULT_MARKS)})
             extra += f", at_minutes: {marks}"
         overrides = out / f"overrides_{run_dir.name}.yaml"
         overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))

@@ -51,6 +51,7 @@ from diffrep.evaluation.reconstruction import inverted_reconstructions
 from diffrep.evaluation.semi_supervised import semi_supervised_accuracy
 from diffrep.lightning_modules.backbone import UnsupportedOperation
 
+DEFAULT_MARKS = (1, 2, 4, 8, 15, 30, 45, 60)  # training minutes at which a point is taken
 RECONSTRUCTION_DEFAULTS = {"num_images": 500, "num_steps": 25, "split": "test", "fid_weights": None,
                            "inversion_steps": None}
 IMAGE_METRICS = ("recon_mse", "recon_ssim", "rfid")  # printed as they are, not as percentages
@@ -59,7 +60,7 @@ IMAGE_METRICS = ("recon_mse", "recon_ssim", "rfid")  # printed as they are, not 
 class TimeToAccuracy(L.Callback):
     def __init__(
         self,
-        at_minutes: Sequence[float] = (1, 2, 4, 8, 15, 30, 45, 60),
+        at_minutes: Sequence[float] = DEFAULT_MARKS,
         budget_minutes: float | None = None,
         offset_minutes: float = 0.0,
         splits: Sequence[str] = ("val", "test"),
