@@ -10,6 +10,7 @@ from diffrep.datamodules import (
     DataError,
     DigitsDataModule,
     FashionMNISTDataModule,
+    ImageDataModule,
     ImageFolderDataModule,
     MNISTDataModule,
 )
@@ -125,3 +126,11 @@ def test_digits_resize_and_flip_keep_range():
     assert x.shape == (1, 16, 16) and -1 <= x.min() and x.max() <= 1 and 0 <= int(y) <= 9
     flipped = {tuple(dm.splits["train"][0][0].flatten()[:16].tolist()) for _ in range(20)}
     assert len(flipped) == 2  # random horizontal flip shows both orientations
+
+
+def test_a_datamodule_that_reads_no_images_names_both_hooks():
+    class ReadsNothing(ImageDataModule):
+        pass
+
+    with pytest.raises(TypeError, match="ReadsNothing reads its images with neither load_split .* nor build_splits"):
+        ReadsNothing().setup()

@@ -1,13 +1,14 @@
 """One datamodule pattern for every data set: arrays in memory, (image in [-1, 1], label) out.
 
-A subclass only says how to read the uint8 arrays of a split; splitting, resizing, flipping and
-the loaders are shared. Labels are kept (-1 where a data set has none) so evaluation can use them.
+A subclass only says how to read the uint8 arrays of a split (``load_split``); splitting, resizing,
+flipping and the loaders are shared. A source too large to hold as arrays (an LMDB file) builds its
+splits itself (``build_splits``) from data sets that decode on demand, and reads no arrays.
+Labels are kept (-1 where a data set has none) so evaluation can use them.
 """
 
 from __future__ import annotations
 
 import os
-from abc import abstractmethod
 from pathlib import Path
 
 import lightning as L
@@ -114,19 +115,26 @@ class ImageDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_size, self.num_workers, self.flip = val_size, num_workers, flip
         self.subset, self.download, self.seed = subset, download, seed
-        self.splits: dict[str, ImageArrayDataset] = {}
+        self.splits: dict[str, Dataset] = {}
 
-    @abstractmethod
     def load_split(self, split: str) -> tuple[Tensor, Tensor]:
-        """uint8 images (N, C, H, W) and int labels of 'train' or 'test'."""
+        """uint8 images (N, C, H, W) and int labels of 'train' or 'test': the one method an
+        array-backed subclass writes (a subclass that overrides ``build_splits`` needs none)."""
+        raise TypeError(f"{type(self).__name__} reads its images with neither load_split (whole splits as arrays) "
+                        "nor build_splits (data sets decoded on demand); a datamodule defines one of them")
 
     def prepare_data(self) -> None:
         """Runs once per node: downloads when asked, so ``setup`` only reads."""
         self.load_split("train")
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+        if not self.splits:
+            self.splits = self.build_splits()
+
+    def build_splits(self) -> dict[str, Dataset]:
+        """'train', 'val' and 'test' data sets yielding (image in [-1, 1], label), each with
+        ``without_augmentation()``, ``labels`` and ``channels``; by default from ``load_split``'s arrays:
+        validation held out of the training set (seeded), the official test set."""
         images, labels = self.load_split("train")
         train_idx, val_idx = hold_out(images.shape[0], self.val_size, self.seed)
         n_val = len(val_idx)
@@ -135,7 +143,7 @@ class ImageDataModule(L.LightningDataModule):
             val_idx = val_idx[: max(1, min(n_val, self.subset // 4))] if n_val else val_idx
         test_images, test_labels = self.load_split("test")
         size = self.image_size
-        self.splits = {
+        return {
             "train": ImageArrayDataset(images[train_idx], labels[train_idx], size, self.flip),
             "val": ImageArrayDataset(images[val_idx], labels[val_idx], size),
             "test": ImageArrayDataset(test_images, test_labels, size),

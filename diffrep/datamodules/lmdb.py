@@ -153,21 +153,17 @@ class LMDBImageDataModule(ImageDataModule):
             raise DataError("LMDBImageDataModule needs --data.init_args.root pointing at the .lmdb folder")
         self.channels, self.test_size, self.crop = channels, test_size, crop
 
-    def load_split(self, split: str) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError("LMDB images are decoded on demand, not loaded as arrays")
-
     def prepare_data(self) -> None:
         """Nothing to download; ``setup`` reads the file's layout once (and reports a bad one)."""
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+    def build_splits(self) -> dict[str, LazyImageDataset]:
+        """The seeded held-out splits as index lists into the file; images are decoded when read."""
         source = OfficialLMDB(self.root)
         indices = train_val_test(len(source), self.val_size, self.test_size, self.seed)
         if self.subset is not None:
             indices["train"] = indices["train"][: self.subset]
             indices["val"] = indices["val"][: max(1, min(len(indices["val"]), self.subset // 4))]
-        self.splits = {
+        return {
             name: LazyImageDataset(source, index, self.image_size, self.channels, self.crop,
                                    flip=self.flip and name == "train")
             for name, index in indices.items()
