@@ -47,7 +47,7 @@ from diffrep.evaluation.dpm_features import DPMFeatureEncoder
 from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.fid import CLASSIFIER, frechet_distance
 from diffrep.evaluation.probes import linear_probe
-from diffrep.evaluation.reconstruction import inverted_reconstructions
+from diffrep.evaluation.reconstruction import decoded_with_errors
 from diffrep.evaluation.semi_supervised import semi_supervised_accuracy
 from diffrep.lightning_modules.backbone import UnsupportedOperation
 
@@ -227,9 +227,9 @@ class TimeToAccuracy(L.Callback):
         """Pixel errors and rFID of one set of decodings from the inverted x_T (``reconstruction``)."""
         settings, split = self.reconstruction, self.reconstruction["split"]
         try:
-            decoded = inverted_reconstructions(pl_module, trainer.datamodule.evaluation_split(split),
-                                               settings["num_images"], settings["num_steps"],
-                                               inversion_steps=settings["inversion_steps"])
+            decoded = decoded_with_errors(pl_module, trainer.datamodule.evaluation_split(split),
+                                          settings["num_images"], settings["num_steps"], batch_size=100,
+                                          inversion_steps=settings["inversion_steps"], keep_images=True)
         except UnsupportedOperation as err:  # SimCLR has a code and nothing to decode it with
             if not self._warned_no_decoder:
                 warnings.warn(f"TimeToAccuracy: no reconstruction scores: {err}", stacklevel=1)
@@ -237,9 +237,10 @@ class TimeToAccuracy(L.Callback):
             return {}
         if not trainer.is_global_zero:
             return {}
-        out = {f"{split}/recon_mse": decoded["mse"].mean().item(), f"{split}/recon_ssim": decoded["ssim"].mean().item()}
+        out = {f"{split}/recon_mse": decoded["inverted_mse"].mean().item(),
+               f"{split}/recon_ssim": decoded["inverted_ssim"].mean().item()}
         if settings["fid_weights"] is not None:
-            out[f"{split}/rfid"] = frechet_distance(decoded["reconstructions"], decoded["originals"], CLASSIFIER,
+            out[f"{split}/rfid"] = frechet_distance(decoded["inverted"], decoded["originals"], CLASSIFIER,
                                                     settings["fid_weights"], device=pl_module.device)
         return out
 

@@ -27,40 +27,40 @@ def image_errors(reconstruction: Tensor, original: Tensor) -> dict[str, Tensor]:
     return {"mse": mse, "psnr": psnr, "ssim": ssim}
 
 
+def decoded_with_errors(
+    model, dataset, max_items: int, num_steps: int, batch_size: int = 64, inversion_steps: int | None = None,
+    random_seed: int | None = None, keep_images: bool = False,
+) -> dict[str, Tensor]:
+    """Per-image ``inverted_{mse,psnr,ssim}`` of the first ``max_items`` images of ``dataset``
+    decoded from their own DDIM-inverted x_T, and ``random_*`` from fresh noise too when
+    ``random_seed`` is given and the model can (work split over DDP ranks).
+
+    ``inversion_steps`` (default ``num_steps``): the DDIM steps of the inversion (the PDAE paper
+    inverts with more steps than it decodes). ``keep_images`` also returns ``originals`` and the
+    ``inverted`` decodings (in [-1, 1]), so an rFID describes the very images the errors do."""
+    decoders = {"inverted": lambda x: model.reconstruct(x, num_steps=num_steps, inversion_steps=inversion_steps)}
+    if random_seed is not None and hasattr(model, "reconstruct_from_noise"):
+        generator = torch.Generator(model.model_device()).manual_seed(random_seed)
+        decoders["random"] = lambda x: model.reconstruct_from_noise(x, num_steps=num_steps, generator=generator)
+
+    def decode(images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        out = {"originals": images.float()} if keep_images else {}
+        for name, decoder in decoders.items():
+            decoded = decoder(images).float()
+            if keep_images and name == "inverted":
+                out[name] = decoded
+            for metric, value in image_errors(decoded, images).items():
+                out[f"{name}_{metric}"] = value
+        return out
+
+    return map_items(decode, dataset, max_items, batch_size, model.model_device())
+
+
 def reconstruction_metrics(
     model, dataset, max_items: int = 256, num_steps: int = 50, batch_size: int = 64, seed: int = 0,
     inversion_steps: int | None = None,
 ) -> dict[str, float]:
-    """Mean MSE/PSNR/SSIM over the first ``max_items`` images of ``dataset`` (work split over
-    DDP ranks), for each decoding the model has: ``{inverted,random}_{mse,psnr,ssim}``.
-    ``inversion_steps`` (default ``num_steps``): the DDIM steps of the inversion (the PDAE paper
-    inverts with more steps than it decodes)."""
-    decoders = {"inverted": lambda x: model.reconstruct(x, num_steps=num_steps, inversion_steps=inversion_steps)}
-    if hasattr(model, "reconstruct_from_noise"):
-        generator = torch.Generator(model.model_device()).manual_seed(seed)
-        decoders["random"] = lambda x: model.reconstruct_from_noise(x, num_steps=num_steps, generator=generator)
-
-    def errors(images: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        out = {}
-        for name, decode in decoders.items():
-            for metric, value in image_errors(decode(images), images).items():
-                out[f"{name}_{metric}"] = value
-        return out
-
-    per_image = map_items(errors, dataset, max_items, batch_size, model.model_device())
+    """Mean MSE/PSNR/SSIM over the first ``max_items`` images of ``dataset``, for each decoding the
+    model has: ``{inverted,random}_{mse,psnr,ssim}`` (``seed`` draws the random x_T)."""
+    per_image = decoded_with_errors(model, dataset, max_items, num_steps, batch_size, inversion_steps, random_seed=seed)
     return {key: value.mean().item() for key, value in per_image.items()}
-
-
-def inverted_reconstructions(
-    model, dataset, max_items: int, num_steps: int, batch_size: int = 100, inversion_steps: int | None = None,
-) -> dict[str, Tensor]:
-    """The first ``max_items`` images of ``dataset`` (``originals``) and their decodings from the
-    inverted x_T (``reconstructions``), both in [-1, 1], with per-image ``mse`` and ``ssim``: one set
-    of decodings that serves both the pixel errors and an rFID, so the two describe the same images."""
-
-    def decode(images: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        decoded = model.reconstruct(images, num_steps=num_steps, inversion_steps=inversion_steps).float()
-        errors = image_errors(decoded, images)
-        return {"originals": images.float(), "reconstructions": decoded, "mse": errors["mse"], "ssim": errors["ssim"]}
-
-    return map_items(decode, dataset, max_items, batch_size, model.model_device())
