@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -274,16 +276,22 @@ def sampler_rows() -> list[tuple[str, torch.Tensor, float]]:
     rows.append((f"DRL probability-flow ODE (RK45, {nfe} evaluations, official {official_nfe}; official drift patched)",
                  (reference - mine) / reference.abs().max(), SAMPLER_TOL))
     torch.manual_seed(7)
-    generated = DRL.generate(_with_sampler(ours, "pc"), z, torch.randn(*shape) * 50.0, levels)
+    with sampler_set(ours, "pc"):
+        generated = DRL.generate(ours, z, torch.randn(*shape) * 50.0, levels)
     torch.manual_seed(7)
     direct = pc_sample(eps_fn, ours.schedule, torch.randn(*shape) * 50.0, levels)
     rows.append(("DRL(sampler='pc').generate against pc_sample", generated - direct, 0.0))
     return rows
 
 
-def _with_sampler(model: DRL, sampler: str) -> DRL:
-    model.sampler = sampler
-    return model
+@contextmanager
+def sampler_set(model: DRL, sampler: str) -> Iterator[DRL]:
+    """``model`` with ``sampler`` for the block, then its own again (the later rows use the default)."""
+    before, model.sampler = model.sampler, sampler
+    try:
+        yield model
+    finally:
+        model.sampler = before
 
 
 def official_loss_fn(config: SimpleNamespace):
