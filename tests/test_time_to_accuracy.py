@@ -13,7 +13,7 @@ from conftest import REPO, digits, make_drl, quiet_trainer, tiny_unet_config
 import diffrep.callbacks.time_to_accuracy as tta_module
 from diffrep.callbacks import TimeToAccuracy
 from diffrep.diffusion.schedule import ScheduleConfig
-from diffrep.errors import ConfigError
+from diffrep.errors import ConfigError, MissingFileError
 from diffrep.evaluation.extractor import SmallClassifier, save_classifier
 from diffrep.lightning_modules import DPM
 from diffrep.lightning_modules.baselines import PixelBaseline
@@ -198,7 +198,7 @@ def test_reconstruction_scores_are_the_errors_and_rfid_of_one_set_of_decodings(t
 def test_bad_reconstruction_settings_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown \\['images'\\]"):
         TimeToAccuracy(reconstruction={"images": 100})
-    with pytest.raises(ConfigError, match="python -m diffrep.evaluation.extractor --out"):
+    with pytest.raises(MissingFileError, match="python -m diffrep.evaluation.extractor --out"):
         TimeToAccuracy(reconstruction={"fid_weights": str(tmp_path / "missing.pt")})
 
 

@@ -42,7 +42,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from diffrep.errors import ConfigError
+from diffrep.errors import ConfigError, MissingFileError
 from diffrep.evaluation.dpm_features import DPMFeatureEncoder
 from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.fid import CLASSIFIER, frechet_distance
@@ -107,8 +107,8 @@ class TimeToAccuracy(L.Callback):
         settings = {**RECONSTRUCTION_DEFAULTS, **given}
         weights = settings["fid_weights"]
         if weights is not None and not Path(weights).is_file():
-            raise ConfigError(f"reconstruction.fid_weights {weights} not found; train it with "
-                              f"`python -m diffrep.evaluation.extractor --out {weights}` or leave fid_weights out")
+            raise MissingFileError(f"reconstruction.fid_weights {weights} not found; train it with "
+                                   f"`python -m diffrep.evaluation.extractor --out {weights}` or leave fid_weights out")
         return settings
 
     # ------------------------------------------------------------------ the clock
