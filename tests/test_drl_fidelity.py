@@ -117,3 +117,53 @@ def test_the_diffae_semantic_encoder_has_single_conv_blocks_and_attention_at_16(
     assert kinds.count(AttentionBlock) == 3 and kinds[kinds.index(AttentionBlock) - 1] is PlainBlock
     assert kinds.index(AttentionBlock) == 1 + 2 + 1 + 1  # conv, 2 blocks, down, 1st block at 16
     assert encoder(torch.randn(2, 1, 32, 32)).shape == (2, 32)
+
+
+STATS = {"channel_mean": [0.3], "channel_std": [0.4]}
+
+
+def standardised(images: torch.Tensor) -> torch.Tensor:
+    return ((images + 1) / 2 - 0.3) / 0.4
+
+
+def test_standardised_data_is_what_the_encoder_and_the_loss_see():
+    """With channel statistics the model equals the plain one fed (x01 - mean) / std (the official CIFAR-10 data)."""
+    official, plain = make_drl(**STATS), make_drl()
+    torch.nn.init.normal_(official.unet.out[-1].weight, std=0.5)  # zero at init: the loss would not see x_t
+    plain.load_state_dict(official.state_dict())  # the statistics are hyper-parameters, not state
+    x0 = torch.rand(4, 1, 16, 16) * 2 - 1
+    torch.manual_seed(3)
+    loss = official.loss(x0)
+    torch.manual_seed(3)
+    assert loss.item() == pytest.approx(plain.loss(standardised(x0)).item(), rel=1e-6)
+    assert torch.allclose(official.encode(x0), plain.encode(standardised(x0)), atol=1e-6)
+    assert torch.allclose(official.to_images(official.to_data_space(x0)), x0, atol=1e-6)
+    low, high = official.x0_range()  # [0, 1] pixels, standardised: DDIM's clamp
+    assert official.to_images(low).item() == pytest.approx(-1) and official.to_images(high).item() == pytest.approx(1)
+
+
+def test_standardised_decoding_clamps_per_channel_and_returns_images():
+    from diffrep.diffusion.sampling import ddim_invert, ddim_sample
+
+    official, plain = make_drl(**STATS), make_drl()
+    torch.nn.init.normal_(official.unet.out[-1].weight, std=0.5)  # a network whose x0 leaves [-1, 1]
+    plain.load_state_dict(official.state_dict())
+    x0 = torch.rand(3, 1, 16, 16) * 2 - 1
+    code = plain.code_of(standardised(x0))
+    bounds = official.x0_range()
+    x_T = official.invert(x0, code, 5)
+    with plain.inference():
+        expected_T = ddim_invert(plain.code_eps_fn(code), plain.schedule, standardised(x0), 5, clip_x0=bounds)
+        expected = ddim_sample(plain.code_eps_fn(code), plain.schedule, x_T, 5, clip_x0=bounds)
+    assert torch.allclose(x_T, expected_T, atol=1e-5)
+    decoded = official.decode(code, x_T, 5)
+    assert torch.allclose(decoded, official.to_images(expected), atol=1e-5)
+    assert decoded.min() >= -1 - 1e-5 and decoded.max() <= 1 + 1e-5  # clamped to the image range, as images
+    assert not torch.allclose(decoded, plain.decode(code, x_T, 5), atol=1e-3)  # [-1, 1] clamps elsewhere
+
+
+def test_channel_statistics_must_come_together_and_match_the_channels():
+    with pytest.raises(ValueError, match="set both or neither"):
+        make_drl(channel_mean=[0.5])
+    with pytest.raises(ValueError, match="1 values each"):
+        make_drl(channel_mean=[0.5, 0.5, 0.5], channel_std=[0.2, 0.2, 0.2])

@@ -25,6 +25,9 @@ from diffrep.diffusion.schedule import DiscreteSchedule, NoiseSchedule
 from diffrep.errors import ConfigError
 
 EpsFn = Callable[[Tensor, Tensor], Tensor]
+# What the x0 prediction is clamped to: True for images in [-1, 1], False for no clamp, or per-channel
+# (low, high) tensors broadcasting against x (data standardised per channel, DRL's official CIFAR-10).
+ClipX0 = bool | tuple[Tensor, Tensor]
 
 
 def _time_batch(schedule: NoiseSchedule, value: Tensor, like: Tensor) -> Tensor:
@@ -33,13 +36,14 @@ def _time_batch(schedule: NoiseSchedule, value: Tensor, like: Tensor) -> Tensor:
 
 
 def _predict(
-    eps_fn: EpsFn, schedule: NoiseSchedule, x_t: Tensor, t: Tensor, clip_x0: bool
+    eps_fn: EpsFn, schedule: NoiseSchedule, x_t: Tensor, t: Tensor, clip_x0: ClipX0
 ) -> tuple[Tensor, Tensor]:
     """Return (x0_hat, eps_hat); with clipping, eps_hat is recomputed from the clamped x0_hat."""
     eps = eps_fn(x_t, t)
     x0 = x0_from_eps(schedule, x_t, t, eps)
-    if clip_x0:
-        x0 = x0.clamp(-1.0, 1.0)
+    if clip_x0 is not False:
+        low, high = (-1.0, 1.0) if clip_x0 is True else clip_x0
+        x0 = x0.clamp(low, high)
         eps = eps_from_x0(schedule, x_t, t, x0)
     return x0, eps
 
@@ -51,7 +55,7 @@ def ddim_sample(
     x_T: Tensor,
     num_steps: int = 100,
     eta: float = 0.0,
-    clip_x0: bool = True,
+    clip_x0: ClipX0 = True,
     generator: torch.Generator | None = None,
     grid: str = "linspace",
 ) -> Tensor:
@@ -85,7 +89,7 @@ def ddim_invert(
     schedule: NoiseSchedule,
     x0: Tensor,
     num_steps: int = 100,
-    clip_x0: bool = True,
+    clip_x0: ClipX0 = True,
     grid: str = "linspace",
 ) -> Tensor:
     """Deterministic DDIM inversion x0 -> x_T up the ``grid``'s levels (those ``ddim_sample`` walks
@@ -111,7 +115,7 @@ def ddpm_sample(
     eps_fn: EpsFn,
     schedule: DiscreteSchedule,
     x_T: Tensor,
-    clip_x0: bool = True,
+    clip_x0: ClipX0 = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Ancestral sampling over all T steps with the posterior variance btilde_t (Ho et al. Alg. 2)."""

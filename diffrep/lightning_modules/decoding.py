@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from diffrep.diffusion.sampling import EpsFn, ddim_invert, ddim_sample
+from diffrep.diffusion.sampling import ClipX0, EpsFn, ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS, NoiseSchedule
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import UnsupportedOperation
@@ -102,16 +102,29 @@ class CodeDecodingMixin:
             return torch.stack([self.decode(self.code_from_vector(direction.edit(z, s)), x_T, num_steps)
                                 for s in scales])
 
+    # ------------------------------------------------------------------ the data space
+    # Images come and go in [-1, 1]; a method whose diffusion runs on other data (DRL's official
+    # CIFAR-10 standardises each channel) maps them in and out here, and says what DDIM clamps to.
+    def to_data_space(self, images: Tensor) -> Tensor:
+        return images
+
+    def to_images(self, x: Tensor) -> Tensor:
+        return x
+
+    def x0_range(self) -> ClipX0:
+        return True
+
     def invert(self, x0: Tensor, code: Any = None, num_steps: int = 100) -> Tensor:
         """x_T of images by deterministic DDIM inversion under the (code-conditioned) model."""
         with self.inference():
-            return ddim_invert(self.code_eps_fn(code), self.schedule, x0, num_steps, grid=self.timestep_grid)
+            return ddim_invert(self.code_eps_fn(code), self.schedule, self.to_data_space(x0), num_steps,
+                               clip_x0=self.x0_range(), grid=self.timestep_grid)
 
     def decode(self, code: Any, x_T: Tensor, num_steps: int = 100, eps_fn: EpsFn | None = None) -> Tensor:
         """DDIM from x_T with the code's noise prediction (or ``eps_fn``, e.g. PDAE's shift-off one)."""
         with self.inference():
-            return ddim_sample(eps_fn or self.code_eps_fn(code), self.schedule, x_T, num_steps,
-                               grid=self.timestep_grid)
+            return self.to_images(ddim_sample(eps_fn or self.code_eps_fn(code), self.schedule, x_T, num_steps,
+                                              clip_x0=self.x0_range(), grid=self.timestep_grid))
 
     def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
         """Decode the code of x0 from its inverted x_T (the paper inverts with more steps than it decodes)."""

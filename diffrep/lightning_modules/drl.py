@@ -40,6 +40,13 @@ Training-step options of the official code (korabs-x/representation_score_based,
 EMA decay is min(decay, (1 + n) / (10 + n)) after n updates) and ``warmup_from_zero`` (the warm-up
 lr x min(step / warmup, 1), whose first step has lr 0; diffrep's default takes (step + 1) / warmup).
 
+Data space (``channel_mean``, ``channel_std``): unset, the diffusion runs on images in [-1, 1] like
+every diffrep model. Set, pixels in [0, 1] are standardised per channel, (x - mean) / std, before
+the encoder and the diffusion see them and mapped back after decoding: what the official code does
+on CIFAR-10 (its ``datasets.py`` standardises with CIFAR-10's channel statistics and leaves
+``data.centered`` off), on in ``configs/drl_cifar10.yaml``. DDIM then clamps its x0 prediction to
+the standardised image of [0, 1], channel by channel.
+
 Loss reduction: ``mean`` (over pixels; the mixin's) or ``sum``, the official 0.5 * sum over pixels,
 under which gradient clipping at 1 is almost always active. ``kl_weight`` (VDRL) and ``code_l1``
 (reg-DRL: code_l1 * ||z||_1, official ``losses.py``) are stated against the summed loss and enter
@@ -105,6 +112,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         timestep_grid: str = "linspace",
         score_net: str = "unet",
         sampler: str = "ddim",
+        channel_mean: Sequence[float] | None = None,
+        channel_std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if score_net not in SCORE_NETS:
@@ -130,6 +139,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         )
         if sampler != "ddim" and not isinstance(self.schedule, VESchedule):
             raise ConfigError(f"sampler {sampler!r} is the VE SDE's (DRL's schedule: kind ve); use ddim here")
+        self.standardised = self._setup_standardisation(channel_mean, channel_std, unet.in_channels)
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
         if loss_reduction not in ("mean", "sum"):
             raise ConfigError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
@@ -155,6 +165,37 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.setup_fast_paths(self.unet, channels_last, compile)
         self.setup_ema()
 
+    def _setup_standardisation(self, mean: Sequence[float] | None, std: Sequence[float] | None,
+                               channels: int) -> bool:
+        """Buffers of the per-channel statistics (not in the state dict: the hyper-parameters hold them)."""
+        if mean is None and std is None:
+            return False
+        if mean is None or std is None:
+            raise ConfigError("channel_mean and channel_std standardise the data together; set both or neither")
+        if len(mean) != channels or len(std) != channels or min(std) <= 0:
+            raise ConfigError(f"channel_mean and channel_std need {channels} values each (one per image channel), "
+                              f"std > 0; got {list(mean)} and {list(std)}")
+        self.register_buffer("channel_mean", torch.tensor(mean, dtype=torch.float32)[:, None, None], persistent=False)
+        self.register_buffer("channel_std", torch.tensor(std, dtype=torch.float32)[:, None, None], persistent=False)
+        return True
+
+    def to_data_space(self, images: Tensor) -> Tensor:
+        """Images in [-1, 1] -> the standardised data the official code trains on (or as they are)."""
+        if not self.standardised:
+            return images
+        return ((images + 1) / 2 - self.channel_mean) / self.channel_std
+
+    def to_images(self, x: Tensor) -> Tensor:
+        if not self.standardised:
+            return x
+        return (x * self.channel_std + self.channel_mean) * 2 - 1
+
+    def x0_range(self) -> bool | tuple[Tensor, Tensor]:
+        """DDIM's clamp: [-1, 1], or [0, 1] standardised, per channel."""
+        if not self.standardised:
+            return True
+        return -self.channel_mean / self.channel_std, (1 - self.channel_mean) / self.channel_std
+
     @staticmethod
     def build_denoiser(unet: UNetConfig, latent_dim: int, z_mode: str) -> torch.nn.Module:
         """The code-conditioned network: NCSN++ for its config, else diffrep's U-Net with the code
@@ -170,7 +211,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
 
     # ------------------------------------------------------------------ codes
     def code_params(self, x0: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """(mean, logvar) of q(z | x0[, t]); logvar is None for a deterministic code."""
+        """(mean, logvar) of q(z | x0[, t]) for images x0 in [-1, 1]; logvar is None for a deterministic code."""
+        x0 = self.to_data_space(x0)
         if getattr(self.encoder, "takes_noise_level", False):
             if t is None and self.time_dependent:
                 raise ValueError("a time-dependent code needs t")
@@ -206,7 +248,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             t = self.sample_time(x0.shape[0], x0.device)
         mean, logvar = self.code_params(x0, t if self.time_dependent else None)
         z = reparameterise(mean, logvar) if logvar is not None else mean
-        loss = self.denoising_loss(x0, lambda x_t, tt: self.eps(x_t, tt, z), t=t)[0]
+        loss = self.denoising_loss(self.to_data_space(x0), lambda x_t, tt: self.eps(x_t, tt, z), t=t)[0]
         # regularisers are stated against 0.5 * sum over pixels; on the mean they weigh 2 / pixels as much
         scale = 1.0 if self.loss_reduction == "sum" else 2.0 / x0[0].numel()
         if self.loss_reduction == "sum":
@@ -311,8 +353,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         eps_fn = self.code_eps_fn(lambda t: z)
         with self.inference():
             if self.sampler == "pc":
-                return pc_sample(eps_fn, self.schedule, x_T, num_steps)
-            return ode_sample(eps_fn, self.schedule, x_T)[0]
+                return self.to_images(pc_sample(eps_fn, self.schedule, x_T, num_steps))
+            return self.to_images(ode_sample(eps_fn, self.schedule, x_T)[0])
 
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
         z = self.sample_codes(n, generator, num_steps)
