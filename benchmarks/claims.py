@@ -32,8 +32,8 @@ Writes benchmarks/results/claims_downstream.json and docs/claims_downstream.png.
 
 ``efficiency`` (PDAE: "PDAE trains more efficiently than Diff-AE and performs better"): reads the
 points of ``python benchmarks/time_to_accuracy.py --out runs/time_to_accuracy_claim2 --only "DPM features"
-PDAE Diff-AE --minutes 45 --reconstruction`` (the DPM for 10 minutes, then PDAE on it for 45, and
-Diff-AE from scratch for 45; at each point the probes, and MSE / SSIM / rFID of 500 test images
+PDAE Diff-AE --minutes 60 --reconstruction`` (the DPM for 10 minutes, then PDAE on it for 60, and
+Diff-AE from scratch for 60; at each point the probes, and MSE / SSIM / rFID of 500 test images
 decoded from their inverted x_T) and sets them side by side on one clock, both ways: PDAE's own
 minutes (the DPM already exists) and with its DPM's minutes added. Nothing trains here. Writes
 benchmarks/results/claims_efficiency.json and docs/claims_efficiency.png.
@@ -327,7 +327,7 @@ def efficiency_rows(entries: dict) -> dict:
     for name in ("DPM features", "PDAE", "Diff-AE"):
         if name not in entries:
             raise SystemExit(f"the claim-2 results hold no {name!r} entry; run benchmarks/time_to_accuracy.py "
-                             '--out runs/time_to_accuracy_claim2 --only "DPM features" PDAE Diff-AE --minutes 45 '
+                             '--out runs/time_to_accuracy_claim2 --only "DPM features" PDAE Diff-AE --minutes 60 '
                              "--reconstruction")
     dpm_minutes = entries["DPM features"]["points"][-1]["minutes"]
     own = [{**p, "minutes": p["minutes"] - dpm_minutes} for p in entries["PDAE"]["points"]]
