@@ -310,13 +310,6 @@ EFFICIENCY_PANELS = {"test/linear": "linear probe (%)", "test/semi_10_label_spre
                      "test/recon_mse": "reconstruction MSE (inverted x_T)", "test/rfid": "rFID (diffrep-classifier)"}
 
 
-def shown_as_percent(key: str) -> bool:
-    """Accuracies are shown in %, the image metrics (MSE, SSIM, rFID) as they are."""
-    from diffrep.callbacks.time_to_accuracy import IMAGE_METRICS
-
-    return key.split("/")[-1] not in IMAGE_METRICS
-
-
 def efficiency_rows(entries: dict) -> dict:
     """PDAE against Diff-AE at equal minutes, both ways: at each mark, Diff-AE's last point by then,
     PDAE's by its own minutes (the DPM exists) and PDAE's with the DPM's minutes counted."""
@@ -348,6 +341,8 @@ def efficiency(args: argparse.Namespace) -> None:
     """Claim 2: PDAE on an existing DPM against Diff-AE from scratch on one clock (module docstring)."""
     from matplotlib.figure import Figure
 
+    from diffrep.callbacks.time_to_accuracy import is_image_metric
+
     results = json.loads(Path(args.results).read_text())
     summary = efficiency_rows(results["entries"])
     fig = Figure(figsize=(15, 3.6), layout="constrained")
@@ -355,7 +350,7 @@ def efficiency(args: argparse.Namespace) -> None:
     styles = {"Diff-AE": dict(color="tab:red"), "PDAE, own minutes": dict(color="tab:blue", linestyle="--"),
               "PDAE, DPM's minutes added": dict(color="tab:blue")}
     for ax, (key, label) in zip(axes, EFFICIENCY_PANELS.items(), strict=True):
-        scale = 100 if shown_as_percent(key) else 1
+        scale = 1 if is_image_metric(key) else 100
         for name, points in summary["curves"].items():
             shown = [p for p in points if key in p]
             ax.plot([p["minutes"] for p in shown], [scale * p[key] for p in shown], marker="o", markersize=3,
@@ -370,7 +365,7 @@ def efficiency(args: argparse.Namespace) -> None:
     fig.savefig(Path(args.figure_dir) / "claims_efficiency.png", dpi=120)
     for mark, row in summary["rows"].items():
         cells = [f"{n}: " + ("-" if p is None else " / ".join(
-            f"{(100 if shown_as_percent(k) else 1) * p[k]:.4g}" if p.get(k) is not None else "-"
+            f"{(1 if is_image_metric(k) else 100) * p[k]:.4g}" if p.get(k) is not None else "-"
             for k in EFFICIENCY_PANELS)) for n, p in row.items()]
         print(f"{mark:>3} min | " + " | ".join(cells))
     print(f"wrote claims_efficiency.json to {args.results_dir} and its figure to {args.figure_dir}")

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from compare import REPO, diffrep
 
-from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS
+from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS, IMAGE_METRICS
 
 CALLBACK = """trainer:
   logger: false
@@ -55,7 +55,8 @@ CALLBACK = """trainer:
       init_args: {{budget_minutes: {budget}, offset_minutes: {offset}{extra}}}
 """
 RECONSTRUCTION = {"num_images": 500, "num_steps": 25}  # --reconstruction: the test images and DDIM steps
-IMAGE_METRICS = {"recon_mse": ("MSE", "{:.4f}"), "recon_ssim": ("SSIM", "{:.3f}"), "rfid": ("rFID", "{:.1f}")}
+# the callback's image metrics as table columns: (heading, format)
+IMAGE_COLUMNS = dict(zip(IMAGE_METRICS, (("MSE", "{:.4f}"), ("SSIM", "{:.3f}"), ("rFID", "{:.1f}")), strict=True))
 METRICS = {"linear": "linear", "semi_10_supervised": "10/class sup.", "semi_10_label_spreading": "10/class LS"}
 
 
@@ -171,13 +172,13 @@ def image_table(done: dict) -> str:
         for p in d["points"]:
             if "test/recon_mse" in p:
                 cells = [fmt.format(p[f"test/{key}"]) if f"test/{key}" in p else "-"
-                         for key, (_, fmt) in IMAGE_METRICS.items()]
+                         for key, (_, fmt) in IMAGE_COLUMNS.items()]
                 rows.append(f"| {name} | {p['minutes']:.1f} ({p['step']}) | " + " | ".join(cells) + " |")
     if not rows:
         return ""
-    head = "| codes | minutes (steps) | " + " | ".join(label for label, _ in IMAGE_METRICS.values()) + " |"
+    head = "| codes | minutes (steps) | " + " | ".join(label for label, _ in IMAGE_COLUMNS.values()) + " |"
     return ("\n## Reconstruction from the inverted x_T (test, pixels in [0, 1]) at each point\n\n" + head + "\n"
-            + "|---|---:|" + "---:|" * len(IMAGE_METRICS) + "\n" + "\n".join(rows) + "\n")
+            + "|---|---:|" + "---:|" * len(IMAGE_COLUMNS) + "\n" + "\n".join(rows) + "\n")
 
 
 def write_results(out: Path, settings: dict, done: dict, keep: Path | None = None) -> str:

@@ -57,6 +57,11 @@ RECONSTRUCTION_DEFAULTS = {"num_images": 500, "num_steps": 25, "split": "test", 
 IMAGE_METRICS = ("recon_mse", "recon_ssim", "rfid")  # printed as they are, not as percentages
 
 
+def is_image_metric(key: str) -> bool:
+    """``<split>/recon_mse`` and the like: shown as they are, where accuracies are shown in %."""
+    return key.split("/")[-1] in IMAGE_METRICS
+
+
 class TimeToAccuracy(L.Callback):
     def __init__(
         self,
@@ -251,6 +256,6 @@ class TimeToAccuracy(L.Callback):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(json.dumps(point) + "\n")
-        summary = ", ".join(f"{k} {v:.4g}" if k.split("/")[-1] in IMAGE_METRICS else f"{k} {100 * v:.1f}"
+        summary = ", ".join(f"{k} {v:.4g}" if is_image_metric(k) else f"{k} {100 * v:.1f}"
                             for k, v in point.items() if k not in ("minutes", "step"))
         print(f"diffrep: time to accuracy at {point['minutes']:.1f} min (step {point['step']}): {summary}", flush=True)

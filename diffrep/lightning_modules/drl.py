@@ -65,6 +65,7 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.process import network_input
+from diffrep.diffusion.sampling import ClipX0
 from diffrep.diffusion.schedule import ScheduleConfig, VESchedule
 from diffrep.diffusion.sde_sampling import ode_sample, pc_sample
 from diffrep.errors import ConfigError
@@ -190,7 +191,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             return x
         return (x * self.channel_std + self.channel_mean) * 2 - 1
 
-    def x0_range(self) -> bool | tuple[Tensor, Tensor]:
+    def x0_range(self) -> ClipX0:
         """DDIM's clamp: [-1, 1], or [0, 1] standardised, per channel."""
         if not self.standardised:
             return True
