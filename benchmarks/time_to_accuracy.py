@@ -262,6 +262,10 @@ def main() -> None:
     previous = json.loads(stored.read_text()) if stored.is_file() else {}
     done = previous.get("entries", {}) if previous.get("settings") == settings else {}
     if args.table_only:
+        if not done:  # the table is of one run's settings; other settings name no results
+            parser.exit(2, f"error: {stored} holds no results for the settings {settings}; pass the ones its "
+                           f"run used: {previous.get('settings')} (--minutes, --dpm-minutes, --precision, "
+                           "--reconstruction)\n")
         print(write_results(out, settings, done, keep))
         return
     budgets = entry_budgets(args.budget, parser)

@@ -265,3 +265,21 @@ def test_entry_budgets_read_name_equals_minutes_and_refuse_unknown_names():
         with pytest.raises(SystemExit) as stop:
             bench.entry_budgets(bad, parser)
         assert stop.value.code == 2
+
+
+def test_table_only_with_other_settings_than_the_run_names_the_run_settings(tmp_path, monkeypatch, capsys):
+    bench = load_benchmark("time_to_accuracy")
+    settings = {"minutes": 60.0, "dpm_minutes": 10.0, "precision": "bf16-mixed"}
+    (tmp_path / "results.json").write_text(json.dumps({"settings": settings, "entries": {
+        "DRL": {"points": [point(1.0, 250, 0.6)]}}}))
+    monkeypatch.setattr(bench, "REPO", tmp_path)  # its kept copy of the points goes here, not into the repo
+    (tmp_path / "benchmarks/results").mkdir(parents=True)
+    monkeypatch.setattr(sys, "argv", ["time_to_accuracy.py", "--out", str(tmp_path), "--table-only"])
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2
+    message = capsys.readouterr().err
+    assert "holds no results for the settings" in message and "run used: {'minutes': 60.0" in message
+    monkeypatch.setattr(sys, "argv", ["time_to_accuracy.py", "--out", str(tmp_path), "--table-only", "--minutes", "60"])
+    bench.main()  # the run's own settings: the table
+    assert "| DRL | 1.0 (250) |" in capsys.readouterr().out
