@@ -4,6 +4,7 @@ from diffrep.datamodules.base import DataError, ImageDataModule
 from diffrep.datamodules.cifar import CIFAR10DataModule
 from diffrep.datamodules.digits import DigitsDataModule
 from diffrep.datamodules.folder import ImageFolderDataModule
+from diffrep.datamodules.laplacenet import LaplaceNetDataModule
 from diffrep.datamodules.lmdb import LMDBImageDataModule
 from diffrep.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from diffrep.datamodules.streaming import StreamingImageDataModule
@@ -16,6 +17,7 @@ __all__ = [
     "FashionMNISTDataModule",
     "ImageDataModule",
     "ImageFolderDataModule",
+    "LaplaceNetDataModule",
     "LMDBImageDataModule",
     "MNISTDataModule",
     "StreamingImageDataModule",

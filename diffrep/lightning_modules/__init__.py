@@ -6,10 +6,11 @@ from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.dpm import DPM
 from diffrep.lightning_modules.dpm_features import DPMFeatures
 from diffrep.lightning_modules.drl import DRL, VDRL
+from diffrep.lightning_modules.laplacenet import LaplaceNet
 from diffrep.lightning_modules.latent_dpm import LatentDPM
 from diffrep.lightning_modules.pdae import PDAE
 
 __all__ = [
-    "DPM", "DRL", "PDAE", "VAE", "VDRL", "Autoencoder", "DPMFeatures", "DiffAE", "LatentDPM", "PCABaseline",
-    "PixelBaseline", "SimCLR",
+    "DPM", "DRL", "PDAE", "VAE", "VDRL", "Autoencoder", "DPMFeatures", "DiffAE", "LaplaceNet", "LatentDPM",
+    "PCABaseline", "PixelBaseline", "SimCLR",
 ]

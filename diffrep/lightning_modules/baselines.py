@@ -47,6 +47,10 @@ class _Baseline(L.LightningModule):
     def setup(self, stage: str) -> None:
         check_data_shape(self, getattr(self.trainer, "datamodule", None))
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Name the class, as every diffusion method does, so a later stage (LaplaceNet) can rebuild it."""
+        checkpoint["diffrep"] = {"method": type(self).__name__}
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_state_shapes(self, checkpoint)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import lightning as L
 
 from diffrep.checkpoints import CheckpointError, read_checkpoint
+from diffrep.lightning_modules.baselines import VAE, Autoencoder
+from diffrep.lightning_modules.contrastive import SimCLR
 from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.dpm import DPM
 from diffrep.lightning_modules.drl import DRL, VDRL
@@ -19,19 +21,20 @@ def method_classes() -> dict[str, type[L.LightningModule]]:
     return {"DPM": DPM, "PDAE": PDAE, "DRL": DRL, "VDRL": VDRL, "DiffAE": DiffAE}
 
 
-def load_trained(
-    path: str | Path, methods: Sequence[str] | None = None, what: str = "a trained model"
-) -> L.LightningModule:
-    """Rebuild the model of a diffrep checkpoint from its saved hyper-parameters, load its weights,
-    copy its EMA weights in for good and return it in eval mode. ``methods``: the method names
-    accepted (default: every diffusion method)."""
-    checkpoint = read_checkpoint(path, what=what)
+def encoder_classes() -> dict[str, type[L.LightningModule]]:
+    """Every module whose checkpoint carries a trained encoder (``.encoder``) another stage can start from."""
+    return {"PDAE": PDAE, "DRL": DRL, "VDRL": VDRL, "DiffAE": DiffAE, "Autoencoder": Autoencoder, "VAE": VAE,
+            "SimCLR": SimCLR}
+
+
+def rebuild(checkpoint: dict, path: str | Path, classes: dict[str, type[L.LightningModule]], what: str
+            ) -> L.LightningModule:
+    """The module of a diffrep checkpoint, rebuilt from its saved hyper-parameters with its raw
+    (training) weights loaded and its EMA shadow, if any, left beside them."""
     method = checkpoint.get("diffrep", {}).get("method")
-    classes = method_classes()
-    accepted = list(methods or classes)
-    if method not in accepted:
+    if method not in classes:
         raise CheckpointError(
-            f"{path} is a {method or 'non-diffrep'} checkpoint; {what} must be one of {', '.join(accepted)} "
+            f"{path} is a {method or 'non-diffrep'} checkpoint; {what} must be one of {', '.join(classes)} "
             "(the last.ckpt that `diffrep fit` writes)"
         )
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
@@ -39,6 +42,18 @@ def load_trained(
         hparams.update(dpm_checkpoint=str(path), dpm_config=None)
     model = classes[method](**hparams)
     model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+def load_trained(
+    path: str | Path, methods: Sequence[str] | None = None, what: str = "a trained model"
+) -> L.LightningModule:
+    """Rebuild the model of a diffrep checkpoint from its saved hyper-parameters, load its weights,
+    copy its EMA weights in for good and return it in eval mode. ``methods``: the method names
+    accepted (default: every diffusion method)."""
+    checkpoint = read_checkpoint(path, what=what)
+    classes = {name: cls for name, cls in method_classes().items() if methods is None or name in methods}
+    model = rebuild(checkpoint, path, classes, what)
     if getattr(model, "ema", None) is not None:
         model.ema.copy_to_model()
         model.ema = None
