@@ -2,11 +2,12 @@
 compared output with its largest absolute difference and its tolerance; exits 1 when any is
 outside its tolerance.
 
-Usage: python benchmarks/official_parity.py [--pdae PATH] [--drl PATH] [--diffae PATH]
+Usage: python benchmarks/official_parity.py [--pdae PATH] [--drl PATH] [--diffae PATH] [--laplacenet PATH]
   --pdae PATH     a local clone of github.com/ckczzj/PDAE
   --drl PATH      a local clone of github.com/korabs-x/representation_score_based
   --diffae PATH   a local clone of github.com/phizaz/diffae (its dataset.py imports pandas and lmdb:
                   pip install pandas); archive it without datasets/, whose large file is missing
+  --laplacenet PATH  the LaplaceNet/ folder of korabs-x/representation_score_based (needs faiss-cpu)
 Nothing of the official code is copied into diffrep: its modules are imported from PATH at run
 time, on the CPU.
 
@@ -36,6 +37,11 @@ LightningModule through a Lightning Trainer against the official step (experimen
 warm-up as in the FFHQ/CelebA templates, clip_grad_norm_ at conf.grad_clip = 1, ema() after each
 step; the EMA decay 0.9 on both sides so that its differences show) on the same batches, t and
 noise: every parameter and EMA weight.
+
+LaplaceNet (the DRL paper's semi-supervised step): the graph pseudo-labels of lp/db_semisuper.py
+(one_iter_true) on shared features, the start from a DRL encoder state (main.py's surgery), and one
+semi-supervised training step of helpers.train_semi on shared weights
+(benchmarks/official_parity_laplacenet.py).
 """
 
 from __future__ import annotations
@@ -163,9 +169,13 @@ def main() -> None:
     parser.add_argument("--pdae", type=Path, help="a local clone of ckczzj/PDAE")
     parser.add_argument("--drl", type=Path, help="a local clone of korabs-x/representation_score_based")
     parser.add_argument("--diffae", type=Path, help="a local clone of phizaz/diffae")
+    parser.add_argument("--laplacenet", type=Path, help="the LaplaceNet/ folder of korabs-x/representation_score_based")
     args = parser.parse_args()
-    if not (args.pdae or args.drl or args.diffae):
-        parser.error("name at least one official clone: --pdae PATH, --drl PATH, --diffae PATH")
+    if not (args.pdae or args.drl or args.diffae or args.laplacenet):
+        parser.error("name at least one official clone: --pdae PATH, --drl PATH, --diffae PATH, --laplacenet PATH")
+    for given in (args.pdae, args.drl, args.diffae, args.laplacenet):
+        if given is not None and not given.is_dir():
+            parser.error(f"{given} is not a folder; give a local copy of the official repository")
     rows = []
     if args.pdae:
         from official_parity_pdae import pdae_training_rows
@@ -183,6 +193,11 @@ def main() -> None:
         from official_parity_diffae import diffae_rows
 
         rows += diffae_rows(args.diffae.resolve())
+        forget_official_modules()
+    if args.laplacenet:
+        from official_parity_laplacenet import laplacenet_rows
+
+        rows += laplacenet_rows(args.laplacenet.resolve())
     width = max(len(name) for name, _, _ in rows)
     print(f"{'compared output':{width}}  {'max |official - diffrep|':>24}  {'tolerance':>9}")
     failed = 0

@@ -8,10 +8,12 @@ the network's features, as the official LaplaceNet code that the DRL paper runs 
 3. For each class c, (I - alpha Wn) z_c = y_c (y_c: one-hot of the labelled points) by conjugate
    gradient from zero, ``max_iter`` iterations at relative tolerance ``tol`` (LaplaceNet's main.py
    calls it with 30 and 1e-3; alpha 0.99).
-4. Z clipped at 0, each row L2-normalised (``F.normalize``, as the official code: a norm, not a
-   sum), labelled rows one-hot; then the distribution alignment (100 rounds: unlabelled rows
-   scaled per class by the labelled / predicted class frequency, clipped to [0.99, 1.01], and
-   L2-normalised again), labelled rows one-hot again; pseudo-label = argmax.
+4. Z clipped at 0, each row normalised to sum 1 (the official ``F.normalize(Z, 1)``: its second
+   argument is the norm's order p = 1, so an L1 normalisation along rows, not the L2 one its look
+   suggests; the parity harness settles it), labelled rows one-hot; then the distribution
+   alignment (100 rounds: unlabelled rows scaled per class by the labelled / predicted class
+   frequency, clipped to [0.99, 1.01], normalised again), labelled rows one-hot again;
+   pseudo-label = argmax.
 5. Weights 1 - H(p) / log(C) (scipy's entropy of the row normalised to sum 1), 1 for labelled.
    The official training loss does not use them (``helpers.train_semi``); LaplaceNet's
    ``weight_pseudo_labels`` option does.
@@ -118,9 +120,9 @@ def laplace_solution(affinity: scipy.sparse.csr_matrix, labels: np.ndarray, labe
     return np.maximum(z, 0)
 
 
-def _row_l2(p: np.ndarray) -> np.ndarray:
-    """``torch.nn.functional.normalize(p, dim=1)``: rows over max(norm, 1e-12)."""
-    return p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+def _row_l1(p: np.ndarray) -> np.ndarray:
+    """``torch.nn.functional.normalize(p, 1)`` (p = 1, dim = 1): rows over max(sum |p|, 1e-12)."""
+    return p / np.maximum(np.abs(p).sum(axis=1, keepdims=True), 1e-12)
 
 
 def _one_hot_labelled(probs: np.ndarray, labels: np.ndarray, labelled: np.ndarray) -> np.ndarray:
@@ -133,13 +135,13 @@ def align_distribution(probs: np.ndarray, labels: np.ndarray, labelled: np.ndarr
                        rounds: int = ALIGNMENT_ROUNDS) -> np.ndarray:
     """The official ``dis_align``: nudge the unlabelled rows' class frequencies toward the labelled ones."""
     c = probs.shape[1]
-    probs = _row_l2(probs)
+    probs = _row_l1(probs)
     target = np.bincount(labels[labelled], minlength=c) / len(labelled)
     for _ in range(rounds):
         predicted = np.bincount(probs[unlabelled].argmax(1), minlength=c) / len(unlabelled)
         factor = np.clip(target / (predicted + 1e-7), *ALIGNMENT_CLIP)
         probs[unlabelled] = probs[unlabelled] * factor
-        probs = _row_l2(probs)
+        probs = _row_l1(probs)
     return probs
 
 
@@ -156,7 +158,7 @@ def graph_pseudo_labels(features: np.ndarray, labels: np.ndarray, labelled: np.n
     similarities, indices = nearest_by_inner_product(l2_normalised(features), knn, search)
     z = laplace_solution(normalised_affinity(similarities, indices), labels, labelled, num_classes, alpha, max_iter,
                          tol)
-    probs = _one_hot_labelled(_row_l2(z), labels, labelled)
+    probs = _one_hot_labelled(_row_l1(z), labels, labelled)
     before = _accuracy(probs, labels, unlabelled)
     probs = _one_hot_labelled(align_distribution(probs, labels, labelled, unlabelled), labels, labelled)
     with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero row: scipy's entropy is nan, as official

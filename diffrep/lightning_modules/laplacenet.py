@@ -166,13 +166,15 @@ class LaplaceNet(L.LightningModule):
             group["lr"] = lr
         return lr
 
-    def composite_loss(self, batch: Any, step: int, mixup: bool, stream: int = 0) -> Tensor:
-        """The mean over views of the mixed-up cross-entropy (module docstring)."""
-        views, targets, weights = batch  # (B, A, C, H, W), (B,), (B,)
+    def mixup_draw(self, step: int, n: int, mixup: bool, stream: int = 0) -> tuple[float, Tensor]:
+        """(lambda ~ Beta(alpha, alpha), permutation of the batch; the identity without mixup) of a step."""
         rng = np.random.default_rng(item_seed(self.hparams.seed, stream, step))
         lam = float(rng.beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha))
-        n = targets.shape[0]
-        permutation = torch.as_tensor(rng.permutation(n) if mixup else np.arange(n), device=targets.device)
+        return lam, torch.as_tensor(rng.permutation(n) if mixup else np.arange(n), device=self.device)
+
+    def composite_loss(self, batch: Any, lam: float, permutation: Tensor) -> Tensor:
+        """The mean over views of the mixed-up cross-entropy (module docstring)."""
+        views, targets, weights = batch  # (B, A, C, H, W), (B,), (B,)
         weights = weights if self.hparams.weight_pseudo_labels else None
         loss = 0.0
         for view in views.unbind(1):
@@ -211,7 +213,7 @@ class LaplaceNet(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         warmup = self.data.batches.is_warmup(self.current_epoch)
         mixup = self.hparams.mixup_warmup if warmup else self.hparams.mixup_semi
-        loss = self.composite_loss(batch, self.global_step, mixup)
+        loss = self.composite_loss(batch, *self.mixup_draw(self.global_step, len(batch[1]), mixup))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -249,7 +251,8 @@ class LaplaceNet(L.LightningModule):
                     batch = [b.to(self.device) for b in batch]
                     self.set_lr(optimizer, epoch, i % per_pass, per_pass, length)
                     optimizer.zero_grad()
-                    loss = self.composite_loss(batch, step, h.mixup_warmup, stream=1)
+                    lam, permutation = self.mixup_draw(step, len(batch[1]), h.mixup_warmup, stream=1)
+                    loss = self.composite_loss(batch, lam, permutation)
                     loss.backward()
                     optimizer.step()
                     losses.append(float(loss))
