@@ -255,7 +255,7 @@ class LaplaceNet(L.LightningModule):
                     loss = self.composite_loss(batch, lam, permutation)
                     loss.backward()
                     optimizer.step()
-                    losses.append(float(loss))
+                    losses.append(loss.item())
                     step += 1
                 mean = float(np.mean(losses))
                 if mean < best["loss"]:
