@@ -61,7 +61,10 @@ PAPER_CONFIGS: dict[str, str | None] = {
     "drl_cifar10": None,
     "vdrl_cifar10": None,
     "diffae_ffhq128": None,
+    "laplacenet_cifar10": "drl_cifar10",
+    "laplacenet_cifar10_4000": "drl_cifar10",
 }
+CIFAR10_TRAIN = 50_000  # images in CIFAR-10's training set (the configs hold their val_size out of it)
 
 
 def write_official_dpm(folder: Path, size: int) -> Path:
@@ -85,9 +88,17 @@ def write_official_dpm(folder: Path, size: int) -> Path:
     return folder / "checkpoint.pt"
 
 
+def is_laplacenet(config: dict[str, Any]) -> bool:
+    return config["model"]["class_path"].endswith("LaplaceNet")
+
+
 def data_settings(config: dict[str, Any]) -> tuple[int, int, int]:
     """(channels, image size, batch size) the config's data gives."""
     data = config["data"]
+    if is_laplacenet(config):  # LaplaceNet's batches over an image datamodule (its source)
+        source = data["init_args"]["source"]["init_args"]
+        return int(config["model"]["init_args"]["in_channels"]), int(source["image_size"]), int(
+            data["init_args"]["batch_size"])
     if isinstance(data, str):
         data = yaml.safe_load((REPO / "configs" / data).read_text())
     args, cls = data.get("init_args", {}), data["class_path"]
@@ -103,10 +114,18 @@ def dry_config(name: str, work: Path, upstream: Path | None) -> tuple[dict[str, 
     if "compile" in init:
         init["compile"] = False  # compilation is a GPU speed-up; the dry run proves the model, not the compiler
     if upstream is not None:
-        init["model_checkpoint" if "model_checkpoint" in init else "dpm_checkpoint"] = str(upstream)
-    config["data"] = {"class_path": "diffrep.datamodules.SyntheticImageDataModule",
-                      "init_args": {"channels": channels, "image_size": size, "batch_size": 2, "num_images": 8,
-                                    "num_test": 4, "val_size": 2}}
+        key = next((k for k in ("model_checkpoint", "encoder_checkpoint") if k in init), "dpm_checkpoint")
+        init[key] = str(upstream)
+    synthetic = {"class_path": "diffrep.datamodules.SyntheticImageDataModule",
+                 "init_args": {"channels": channels, "image_size": size, "batch_size": 2, "num_images": 8,
+                               "num_test": 4, "val_size": 2}}
+    if is_laplacenet(config):  # one label per class of 64 random images, batches of 2 (1 labelled)
+        synthetic["init_args"].update(num_images=64)
+        config["trainer"]["max_steps"] = laplacenet_paper_steps(config)
+        config["data"]["init_args"].update(source=synthetic, labels_per_class=1, batch_size=2, labelled_batch_size=1,
+                                           warmup_epochs=1, warmup_passes=1, num_workers=0)
+    else:
+        config["data"] = synthetic
     trainer = config["trainer"]
     schedule = {"max_steps": int(trainer["max_steps"]), "accumulate": int(trainer.get("accumulate_grad_batches", 1)),
                 "devices": trainer.get("devices", 1)}
@@ -118,10 +137,31 @@ def dry_config(name: str, work: Path, upstream: Path | None) -> tuple[dict[str, 
     return config, batch * schedule["accumulate"] * (schedule["devices"] if isinstance(schedule["devices"], int) else 1)
 
 
+def laplacenet_paper_steps(config: dict[str, Any]) -> int:
+    """LaplaceNet's optimiser steps: the warm-up (epochs x passes x labelled batches), then one pass over the
+    unlabelled images per epoch in batches of batch - labelled_batch."""
+    data, epochs = config["data"]["init_args"], int(config["trainer"]["max_epochs"])
+    source = data["source"]["init_args"]
+    n_train = CIFAR10_TRAIN - int(source.get("val_size", 0))
+    labelled = int(data["labels_per_class"]) * int(config["model"]["init_args"].get("num_classes", 10))
+    batch, labelled_batch = int(data["batch_size"]), int(data["labelled_batch_size"])
+    warmup = int(data.get("warmup_epochs", 10))
+    return (warmup * int(data.get("warmup_passes", 10)) * (labelled // batch)
+            + (epochs - warmup) * ((n_train - labelled) // (batch - labelled_batch)))
+
+
+def training_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The method's loss; for LaplaceNet (a classifier) the cross-entropy of one augmented view."""
+    if hasattr(model, "loss"):
+        return model.loss(x)
+    return torch.nn.functional.cross_entropy(model(x), torch.zeros(len(x), dtype=torch.long))
+
+
 def measure(model: torch.nn.Module, batch: Any) -> dict[str, float]:
     """Parameters, FLOPs and saved-activation bytes of one training step's loss at this batch."""
     model = model.float().train()
     x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    x = x[:, 0] if x.ndim == 5 else x  # LaplaceNet's (batch, views, C, H, W): one view
     n = x.shape[0]
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
@@ -133,7 +173,7 @@ def measure(model: torch.nn.Module, batch: Any) -> dict[str, float]:
         return tensor
 
     with FlopCounterMode(display=False) as flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = model.loss(x)
+        loss = training_loss(model, x)
         loss.backward()
     model.zero_grad(set_to_none=True)
     return {
@@ -170,13 +210,20 @@ def dry_run(name: str, work: Path, upstream: Path | None) -> dict[str, Any]:
     reloaded = type(cli.model).load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=False)
     batch = next(iter(cli.datamodule.train_dataloader()))
     numbers = measure(reloaded, batch)
-    images = config_max_steps(name) * paper_batch
+    images = config_max_steps(name) * paper_batch * aug_num(name)
     return {"config": name, "checkpoint": str(checkpoint), "fit_s": fit_s, "paper_batch": paper_batch,
             "paper_images": images, "paper_pflop": numbers["gflop_per_image"] * images / 1e6, **numbers}
 
 
 def config_max_steps(name: str) -> int:
-    return int(yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())["trainer"]["max_steps"])
+    config = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    return laplacenet_paper_steps(config) if is_laplacenet(config) else int(config["trainer"]["max_steps"])
+
+
+def aug_num(name: str) -> int:
+    """Training images per batch item: LaplaceNet trains on aug_num views of each."""
+    config = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    return int(config["data"]["init_args"].get("aug_num", 1)) if is_laplacenet(config) else 1
 
 
 def main() -> None:

@@ -116,6 +116,8 @@ class LaplaceNet(L.LightningModule):
         if mixup_alpha <= 0:
             raise ConfigError(f"mixup_alpha is the Beta distribution's parameter, > 0; got {mixup_alpha}")
         self.chosen_t: float | None = None  # check_t's choice, once made (checkpointed)
+        self._minutes_before = 0.0  # wall minutes of fitting before this process (checkpointed)
+        self._fit_started = time.perf_counter()
         self._epoch_offset = 0  # epochs of the lr schedule already spent by check_t's runs
 
     # ------------------------------------------------------------------ parts
@@ -183,7 +185,12 @@ class LaplaceNet(L.LightningModule):
         return loss / views.shape[1]
 
     # --------------------------------------------------------------- training
+    def fit_minutes(self) -> float:
+        """Wall minutes spent fitting, over every resumed process (the accuracy-against-minutes curve)."""
+        return self._minutes_before + (time.perf_counter() - self._fit_started) / 60
+
     def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
         if self.hparams.check_t:
             if self.chosen_t is None:
                 self.run_check_t()
@@ -220,6 +227,10 @@ class LaplaceNet(L.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         images, labels = batch
         self.log("val/accuracy", (self(images).argmax(1) == labels).float().mean(), prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.state.fn == "fit":
+            self.log("time/fit_minutes", self.fit_minutes())
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         images, labels = batch
@@ -266,7 +277,9 @@ class LaplaceNet(L.LightningModule):
 
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["diffrep"] = {"method": "LaplaceNet", "encoder_source": self.source, "chosen_t": self.chosen_t}
+        checkpoint["diffrep"] = {"method": "LaplaceNet", "encoder_source": self.source, "chosen_t": self.chosen_t,
+                                 "fit_minutes": self.fit_minutes()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.chosen_t = checkpoint.get("diffrep", {}).get("chosen_t")
+        meta = checkpoint.get("diffrep", {})
+        self.chosen_t, self._minutes_before = meta.get("chosen_t"), float(meta.get("fit_minutes", 0.0))
