@@ -6,6 +6,7 @@
     python benchmarks/claims.py downstream        # after make compare-semi
     python benchmarks/claims.py time-code         # after the claim-4 hour (benchmarks/time_to_accuracy.py)
     python benchmarks/claims.py efficiency        # after the claim-2 runs (benchmarks/time_to_accuracy.py)
+    python benchmarks/claims.py laplacenet        # trains what it needs; resumes; ~20 min per run
 
 ``pdae-gap`` (PDAE, Lin et al. 2022: "the forward process loses information, so a pre-trained DPM
 cannot recover x0 from x_t; the learned mean shift fills the gap"): on 500 Fashion-MNIST test
@@ -45,6 +46,18 @@ for the recipe's hour (``python benchmarks/time_to_accuracy.py --out runs/time_t
 joined; the linear probe and 10 labels per class (logistic regression, label spreading, Poisson
 learning; 3 draws) on 10000 training, 5000 validation and 5000 test codes. The t is chosen on
 validation. Writes benchmarks/results/claims_time_code.json.
+
+``laplacenet`` (DRL, the same claim with the paper's protocol: LaplaceNet fine-tuning of the encoder,
+korabs-x/representation_score_based's LaplaceNet/): configs/laplacenet.yaml (10 labels per class,
+the official schedule, graph pseudo-labels, strong augmentation) from each start of
+LAPLACENET_STARTS: DRL's E(x0, t) (configs/drl_time_wrn.yaml), a random WRN, the static-code
+recipe's encoder (configs/drl.yaml's conv encoder) and the autoencoder (the best non-diffusion
+baseline of the label-scarce tables, tied with the VAE). Each encoder is trained for
+--encoder-steps first if its run folder has no checkpoint; each LaplaceNet run gets --max-epochs
+within --minutes of wall time, for every label draw (--draws) and training seed (--seeds); an
+interrupted run resumes from its last.ckpt, a finished one is read from its result.json. Test
+accuracy after the run (diffrep test), and the validation accuracy of every epoch against wall
+minutes. Writes benchmarks/results/claims_laplacenet.json and docs/claims_laplacenet.png.
 """
 
 from __future__ import annotations
@@ -371,6 +384,124 @@ def efficiency(args: argparse.Namespace) -> None:
     print(f"wrote claims_efficiency.json to {args.results_dir} and its figure to {args.figure_dir}")
 
 
+# Claim 4 with the paper's protocol: LaplaceNet fine-tuning from each start (entry -> the encoder's training
+# command and run folder; None: a random WRN). Encoders trained for --encoder-steps, each LaplaceNet run for
+# --max-epochs within --minutes (configs/laplacenet.yaml otherwise).
+LAPLACENET_STARTS: dict[str, tuple[str, list[str], str] | None] = {
+    "DRL E(x0, t)": ("configs/drl_time_wrn.yaml", [], "runs/drl_time_wrn"),
+    "random init": None,
+    "DRL static code (the recipe's encoder)": ("configs/drl.yaml", ["--evaluate", "false",
+                                                                   "--trainer.limit_val_batches", "0"],
+                                               "runs/drl_static"),
+    "autoencoder": ("configs/baselines/autoencoder.yaml", ["--evaluate", "false"], "runs/baselines/autoencoder"),
+}
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_").replace("__", "_")
+
+
+def laplacenet_encoder(name: str, steps: int) -> str:
+    """The start's checkpoint, trained first (in this process) when its run folder has none."""
+    from diffrep.cli import main as diffrep
+
+    start = LAPLACENET_STARTS[name]
+    if start is None:
+        return "null"
+    config, overrides, root = start
+    last = REPO / root / "checkpoints/last.ckpt"
+    if not last.is_file():
+        diffrep(["fit", "--config", str(REPO / config), *overrides, "--trainer.max_steps", str(steps),
+                 "--trainer.default_root_dir", str(REPO / root), "--trainer.logger", "false",
+                 "--trainer.enable_progress_bar", "false"])
+    return str(last)
+
+
+def laplacenet_curve(run: Path) -> list[dict]:
+    """(epoch, fit minutes, validation accuracy, pseudo-label accuracy) of every epoch, over resumed versions."""
+    import csv
+
+    rows: dict[int, dict] = {}
+    for path in sorted(run.glob("lightning_logs/version_*/metrics.csv")):
+        with path.open() as f:
+            for line in csv.DictReader(f):
+                epoch = int(line["epoch"]) if line.get("epoch") else None
+                if epoch is None:
+                    continue
+                row = rows.setdefault(epoch, {"epoch": epoch})
+                for key, name in (("val/accuracy", "val_accuracy"), ("time/fit_minutes", "minutes"),
+                                  ("pseudo/accuracy", "pseudo_accuracy")):
+                    if line.get(key):
+                        row[name] = float(line[key])
+    return [rows[e] for e in sorted(rows)]
+
+
+def laplacenet_run(name: str, draw: int, seed: int, args: argparse.Namespace) -> dict:
+    """One LaplaceNet fit (resumed from its last.ckpt if interrupted) and its test accuracy."""
+    from diffrep.cli import main as diffrep
+
+    run = REPO / "runs/claims_laplacenet" / f"{slug(name)}_draw{draw}_seed{seed}"
+    done = run / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    encoder = laplacenet_encoder(name, args.encoder_steps)
+    common = ["--config", str(REPO / "configs/laplacenet.yaml"), "--model.init_args.encoder_checkpoint", encoder,
+              "--model.init_args.seed", str(seed), "--seed_everything", str(seed),
+              "--data.init_args.label_seed", str(draw), "--trainer.default_root_dir", str(run)]
+    last = run / "checkpoints/last.ckpt"
+    diffrep(["fit", *common, "--trainer.max_epochs", str(args.max_epochs),
+             "--trainer.max_time", f"00:00:{args.minutes:02d}:00", "--trainer.logger", str(REPO / "configs/logger/csv.yaml"),
+             "--trainer.logger.init_args.save_dir", str(run), "--trainer.enable_progress_bar", "false",
+             *(["--ckpt_path", "last"] if last.is_file() else [])])
+    diffrep(["test", *common, "--ckpt_path", str(last), "--trainer.logger", "false",
+             "--trainer.enable_progress_bar", "false"])
+    report = json.loads((run / "checkpoints/last.report.json").read_text())
+    result = {"entry": name, "draw": draw, "seed": seed, "encoder": encoder, "step": report["global_step"],
+              "test_accuracy": report["metrics"]["test/accuracy"], "curve": laplacenet_curve(run)}
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def laplacenet(args: argparse.Namespace) -> None:
+    """Claim 4 with the paper's protocol (module docstring): every start, draw and seed; table and figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = args.entries or list(LAPLACENET_STARTS)
+    unknown = [n for n in names if n not in LAPLACENET_STARTS]
+    if unknown:
+        raise SystemExit(f"unknown entries {unknown}; choose from {list(LAPLACENET_STARTS)}")
+    results = [laplacenet_run(n, d, s, args) for n in names for d in args.draws for s in args.seeds]
+    table = {}
+    for name in names:
+        accs = [r["test_accuracy"] for r in results if r["entry"] == name]
+        table[name] = {"mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                       "runs": len(accs), "last_val": [r["curve"][-1].get("val_accuracy") for r in results
+                                                      if r["entry"] == name and r["curve"]]}
+    record = {"date": time.strftime("%Y-%m-%d"), "draws": args.draws, "seeds": args.seeds,
+              "encoder_steps": args.encoder_steps, "max_epochs": args.max_epochs, "minutes": args.minutes,
+              "table": table, "runs": results}
+    (Path(args.results_dir) / "claims_laplacenet.json").write_text(json.dumps(record, indent=1))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name in names:
+        for r in (r for r in results if r["entry"] == name):
+            points = [(p["minutes"], 100 * p["val_accuracy"]) for p in r["curve"] if "minutes" in p]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=f"{name} (draw {r['draw']}, seed {r['seed']})")
+    ax.set_xlabel("LaplaceNet wall minutes (2-core CPU)")
+    ax.set_ylabel("validation accuracy, 10 labels per class (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(Path(args.figure_dir) / "claims_laplacenet.png", dpi=120)
+    print("| start | test accuracy (%) | runs |\n|---|---:|---:|")
+    for name, row in table.items():
+        print(f"| {name} | {100 * row['mean']:.1f} +- {100 * row['std']:.1f} | {row['runs']} |")
+    print(f"wrote claims_laplacenet.json to {args.results_dir} and its figure to {args.figure_dir}")
+
+
 def load_step(ckpt: Path) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False).get("global_step", -1))
 
@@ -397,10 +528,17 @@ def main(argv: list[str] | None = None) -> None:
     eff = sub.add_parser("efficiency", help="PDAE against Diff-AE on one clock (claim 2)")
     eff.add_argument("--results",
                      default=str(REPO / "benchmarks/results/time_to_accuracy_time_to_accuracy_claim2.json"))
+    lap = sub.add_parser("laplacenet", help="claim 4 with the paper's protocol: LaplaceNet from each start")
+    lap.add_argument("--entries", nargs="*", default=None, help=f"a subset of {list(LAPLACENET_STARTS)}")
+    lap.add_argument("--draws", nargs="*", type=int, default=[0, 1, 2], help="label draws (label_seed)")
+    lap.add_argument("--seeds", nargs="*", type=int, default=[0], help="training seeds")
+    lap.add_argument("--encoder-steps", type=int, default=3000, help="training steps of each start's encoder")
+    lap.add_argument("--max-epochs", type=int, default=13, help="LaplaceNet epochs (10 of them the warm-up)")
+    lap.add_argument("--minutes", type=int, default=18, help="each LaplaceNet run's wall budget (max_time)")
     args = parser.parse_args(argv)
     np.random.seed(0)
     {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream,
-     "time-code": time_code, "efficiency": efficiency}[args.claim](args)
+     "time-code": time_code, "efficiency": efficiency, "laplacenet": laplacenet}[args.claim](args)
 
 
 if __name__ == "__main__":
