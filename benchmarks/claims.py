@@ -449,8 +449,10 @@ def laplacenet_run(name: str, draw: int, seed: int, args: argparse.Namespace) ->
               "--model.init_args.seed", str(seed), "--seed_everything", str(seed),
               "--data.init_args.label_seed", str(draw), "--trainer.default_root_dir", str(run)]
     last = run / "checkpoints/last.ckpt"
+    hours, minutes = divmod(args.minutes, 60)
     diffrep(["fit", *common, "--trainer.max_epochs", str(args.max_epochs),
-             "--trainer.max_time", f"00:00:{args.minutes:02d}:00", "--trainer.logger", str(REPO / "configs/logger/csv.yaml"),
+             "--trainer.max_time", f"00:{hours:02d}:{minutes:02d}:00",
+             "--trainer.logger", str(REPO / "configs/logger/csv.yaml"),
              "--trainer.logger.init_args.save_dir", str(run), "--trainer.enable_progress_bar", "false",
              *(["--ckpt_path", "last"] if last.is_file() else [])])
     diffrep(["test", *common, "--ckpt_path", str(last), "--trainer.logger", "false",
