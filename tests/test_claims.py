@@ -115,3 +115,22 @@ def test_the_efficiency_comparison_puts_pdae_on_one_clock_both_ways(tmp_path):
     with pytest.raises(SystemExit, match="no 'Diff-AE' entry"):
         claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "efficiency", "--results",
                      str(results)])
+
+
+def test_the_laplacenet_curve_joins_resumed_csv_versions_by_epoch(tmp_path):
+    """Validation accuracy, minutes and pseudo-label accuracy per epoch, from every logger version a
+    resumed run left (Lightning's CSV rows hold one metric each)."""
+    for version, rows in (("version_0", [(0, "val/accuracy", 0.3), (0, "time/fit_minutes", 0.5)]),
+                          ("version_1", [(1, "pseudo/accuracy", 0.6), (1, "val/accuracy", 0.4),
+                                         (1, "time/fit_minutes", 2.0), ("", "train/loss", 1.0)])):
+        folder = tmp_path / "lightning_logs" / version
+        folder.mkdir(parents=True)
+        keys = ["epoch", "step", "val/accuracy", "time/fit_minutes", "pseudo/accuracy", "train/loss"]
+        lines = [",".join(keys)] + [",".join(str(epoch) if k == "epoch" else "0" if k == "step" else
+                                             (str(value) if k == key else "") for k in keys)
+                                    for epoch, key, value in rows]
+        (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+    assert claims.laplacenet_curve(tmp_path) == [
+        {"epoch": 0, "val_accuracy": 0.3, "minutes": 0.5},
+        {"epoch": 1, "pseudo_accuracy": 0.6, "val_accuracy": 0.4, "minutes": 2.0}]
+    assert claims.slug("DRL E(x0, t)") == "drl_e_x0_t" and len(set(map(claims.slug, claims.LAPLACENET_STARTS))) == 4
