@@ -41,8 +41,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from diffrep.datamodules.augmentations import augment
 from diffrep.datamodules.base import ImageArrayDataset, ImageDataModule, to_model_range
+from diffrep.datamodules.splits import draw_labelled
 from diffrep.errors import ConfigError
-from diffrep.evaluation.semi_supervised import draw_labelled
 
 WEAK, STRONG = 1, 2  # RandAugment operations per view
 

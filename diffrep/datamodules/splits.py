@@ -29,3 +29,15 @@ def train_val_test(n: int, val_size: int | float, test_size: int | float, seed: 
     rest, test = hold_out(n, test_size, seed + 1)
     train, val = hold_out(len(rest), val_size, seed)
     return {"train": rest[train], "val": rest[val], "test": test}
+
+
+def draw_labelled(labels: Tensor, k: int, seed: int) -> Tensor:
+    """Indices of k items of each class, drawn with ``seed``; a class with fewer than k items is an error."""
+    g = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in sorted(int(c) for c in labels.unique()):
+        members = (labels == c).nonzero().flatten()
+        if len(members) < k:
+            raise ConfigError(f"class {c} has {len(members)} training codes, fewer than {k} labels per class")
+        chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return torch.cat(chosen)

@@ -31,9 +31,9 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
+from diffrep.datamodules.splits import draw_labelled
 from diffrep.errors import ConfigError
 from diffrep.evaluation.linear import Standardiser
 
@@ -49,18 +49,6 @@ SELF_TRAINING_ROUNDS = 5
 GRAPH_NEIGHBOURS = 10  # graphlearning's examples and Calder et al.'s experiments
 METHODS = ("supervised", "label_spreading", "self_training", "poisson", "laplace")
 GRAPH_METHODS = ("poisson", "laplace")
-
-
-def draw_labelled(labels: Tensor, k: int, seed: int) -> Tensor:
-    """Indices of k items of each class, drawn with ``seed``; a class with fewer than k items is an error."""
-    g = torch.Generator().manual_seed(seed)
-    chosen = []
-    for c in sorted(int(c) for c in labels.unique()):
-        members = (labels == c).nonzero().flatten()
-        if len(members) < k:
-            raise ConfigError(f"class {c} has {len(members)} training codes, fewer than {k} labels per class")
-        chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
-    return torch.cat(chosen)
 
 
 def standardise(train_x: Tensor, *others: Tensor) -> list[np.ndarray]:
