@@ -73,6 +73,7 @@ from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.lightning_modules.latent_prior import LatentPrior
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
+from diffrep.nets.data_space import channel_standardisation
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
 from diffrep.nets.unet import UNet, UNetConfig
@@ -140,7 +141,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         )
         if sampler != "ddim" and not isinstance(self.schedule, VESchedule):
             raise ConfigError(f"sampler {sampler!r} is the VE SDE's (DRL's schedule: kind ve); use ddim here")
-        self.standardised = self._setup_standardisation(channel_mean, channel_std, unet.in_channels)
+        self.standardisation = channel_standardisation(channel_mean, channel_std, unet.in_channels)
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
         if loss_reduction not in ("mean", "sum"):
             raise ConfigError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
@@ -166,36 +167,20 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.setup_fast_paths(self.unet, channels_last, compile)
         self.setup_ema()
 
-    def _setup_standardisation(self, mean: Sequence[float] | None, std: Sequence[float] | None,
-                               channels: int) -> bool:
-        """Buffers of the per-channel statistics (not in the state dict: the hyper-parameters hold them)."""
-        if mean is None and std is None:
-            return False
-        if mean is None or std is None:
-            raise ConfigError("channel_mean and channel_std standardise the data together; set both or neither")
-        if len(mean) != channels or len(std) != channels or min(std) <= 0:
-            raise ConfigError(f"channel_mean and channel_std need {channels} values each (one per image channel), "
-                              f"std > 0; got {list(mean)} and {list(std)}")
-        self.register_buffer("channel_mean", torch.tensor(mean, dtype=torch.float32)[:, None, None], persistent=False)
-        self.register_buffer("channel_std", torch.tensor(std, dtype=torch.float32)[:, None, None], persistent=False)
-        return True
+    @property
+    def standardised(self) -> bool:
+        return self.standardisation is not None
 
     def to_data_space(self, images: Tensor) -> Tensor:
         """Images in [-1, 1] -> the standardised data the official code trains on (or as they are)."""
-        if not self.standardised:
-            return images
-        return ((images + 1) / 2 - self.channel_mean) / self.channel_std
+        return images if self.standardisation is None else self.standardisation(images)
 
     def to_images(self, x: Tensor) -> Tensor:
-        if not self.standardised:
-            return x
-        return (x * self.channel_std + self.channel_mean) * 2 - 1
+        return x if self.standardisation is None else self.standardisation.inverse(x)
 
     def x0_range(self) -> ClipX0:
         """DDIM's clamp: [-1, 1], or [0, 1] standardised, per channel."""
-        if not self.standardised:
-            return True
-        return -self.channel_mean / self.channel_std, (1 - self.channel_mean) / self.channel_std
+        return True if self.standardisation is None else self.standardisation.bounds()
 
     @staticmethod
     def build_denoiser(unet: UNetConfig, latent_dim: int, z_mode: str) -> torch.nn.Module:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
 from diffrep.errors import ConfigError
+from diffrep.nets.data_space import channel_standardisation
 from diffrep.nets.wrn import TimeWideResNet
 
 
@@ -37,16 +37,11 @@ class FeatureClassifier(nn.Module):
         super().__init__()
         self.backbone, self.feature_dim = backbone, feature_dim
         self.linear = nn.Linear(feature_dim, num_classes)
-        self.standardised = channel_mean is not None
-        if (channel_mean is None) != (channel_std is None):
-            raise ConfigError("channel_mean and channel_std standardise the images together; set both or neither")
-        if self.standardised:
-            self.register_buffer("channel_mean", torch.tensor(channel_mean)[:, None, None], persistent=False)
-            self.register_buffer("channel_std", torch.tensor(channel_std)[:, None, None], persistent=False)
+        self.standardisation = channel_standardisation(channel_mean, channel_std)
 
     def features(self, x: Tensor) -> Tensor:
-        if self.standardised:  # images in [-1, 1] -> (pixel in [0, 1] - mean) / std
-            x = ((x + 1) / 2 - self.channel_mean) / self.channel_std
+        if self.standardisation is not None:  # images in [-1, 1] -> (pixel in [0, 1] - mean) / std
+            x = self.standardisation(x)
         if isinstance(self.backbone, TimeWideResNet):
             return self.backbone(x, None)  # at the learned noise level sigmoid(param_t)
         return self.backbone(x)
