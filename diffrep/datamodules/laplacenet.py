@@ -224,11 +224,6 @@ class LaplaceNetDataModule(L.LightningDataModule):
         return self.source.splits["train"].labels
 
     @property
-    def num_classes(self) -> int:
-        self.setup()
-        return int(self.train_labels.max()) + 1
-
-    @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.source.image_shape
 

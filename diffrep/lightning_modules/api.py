@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -16,6 +18,19 @@ class UnsupportedOperation(RuntimeError):
 
 class NonFiniteLossError(DiffrepError, RuntimeError):
     """Raised when a training loss or gradient is NaN or infinite; the message names the fix."""
+
+
+@contextmanager
+def evaluating(module: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and no autograd for a read of a module (codes, features); its previous mode is
+    restored afterwards, also when the read fails."""
+    was_training = module.training
+    module.train(False)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)
 
 
 def uses_gradient_scaler(precision: Any) -> bool:

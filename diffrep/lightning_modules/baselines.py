@@ -14,8 +14,7 @@ They answer the same API as the diffusion methods (``encode``, ``reconstruct``, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import lightning as L
@@ -30,6 +29,7 @@ from diffrep.lightning_modules.api import (
     check_data_shape,
     check_state_shapes,
     codes_and_labels,
+    evaluating,
 )
 from diffrep.nets.codes import gaussian_kl, reparameterise
 from diffrep.nets.decoders import ConvDecoder
@@ -81,16 +81,9 @@ class _Baseline(L.LightningModule):
         except UnsupportedOperation:
             pass
 
-    @contextmanager
-    def _eval(self) -> Iterator[None]:
+    def _eval(self) -> AbstractContextManager[None]:
         """Eval mode and no autograd; the previous mode is restored afterwards."""
-        was_training = self.training
-        self.train(False)
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            self.train(was_training)
+        return evaluating(self)
 
 
 class PixelBaseline(_Baseline):

@@ -48,6 +48,7 @@ from torch import Tensor
 from diffrep.datamodules.laplacenet import LaplaceNetDataModule, item_seed
 from diffrep.errors import ConfigError
 from diffrep.evaluation.graph_pseudo_labels import graph_pseudo_labels
+from diffrep.lightning_modules.api import evaluating
 from diffrep.lightning_modules.encoder_transfer import classifier_from
 from diffrep.nets.classifier import logit
 
@@ -134,24 +135,14 @@ class LaplaceNet(L.LightningModule):
 
     def encode(self, x0: Tensor) -> Tensor:
         """The backbone's features (what the graph is built on), for the probes of the evaluation suite."""
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return self.classifier.features(x0)
-        finally:
-            self.train(was_training)
+        with evaluating(self):
+            return self.classifier.features(x0)
 
-    @torch.no_grad()
     def train_features(self) -> np.ndarray:
         """float32 features of every training image in order, in eval mode (official extract_features)."""
-        was_training = self.classifier.training
-        self.classifier.eval()
-        feats = []
-        with self.trainer.precision_plugin.forward_context():
-            for images, _ in self.data.feature_dataloader():
-                feats.append(self.classifier.features(images.to(self.device)).float().cpu())
-        self.classifier.train(was_training)
+        with evaluating(self.classifier), self.trainer.precision_plugin.forward_context():
+            feats = [self.classifier.features(images.to(self.device)).float().cpu()
+                     for images, _ in self.data.feature_dataloader()]
         return torch.cat(feats).numpy()
 
     def rampdown_length(self) -> float:
