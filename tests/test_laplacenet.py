@@ -79,6 +79,7 @@ def test_batches_follow_the_official_schedule():
     seen = [i for b in semi for i, _ in b[4:]]
     assert len(seen) == len(set(seen)) == 96  # each unlabelled image at most once; the rest dropped
     assert plan(2) == semi and plan(3) != semi  # a function of (seed, epoch)
+    assert [i for b in plan(3) for i, _ in b[4:]] != seen  # each epoch its own order of the unlabelled images
 
 
 def test_cosine_rampdown_and_mixup_loss_closed_forms():
