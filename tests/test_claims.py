@@ -134,3 +134,20 @@ def test_the_laplacenet_curve_joins_resumed_csv_versions_by_epoch(tmp_path):
         {"epoch": 0, "val_accuracy": 0.3, "minutes": 0.5},
         {"epoch": 1, "pseudo_accuracy": 0.6, "val_accuracy": 0.4, "minutes": 2.0}]
     assert claims.slug("DRL E(x0, t)") == "drl_e_x0_t" and len(set(map(claims.slug, claims.LAPLACENET_STARTS))) == 4
+
+
+def test_laplacenet_table_spreads_over_draws_and_seeds_and_ranks_starts_on_validation_only():
+    """Mean +- sample std over every run of a start, each seed's mean over its draws, and the starts that get
+    more seeds ranked by final validation accuracy: a start best on test but worse on validation is not chosen."""
+    def run(entry, draw, seed, test, val):
+        return {"entry": entry, "draw": draw, "seed": seed, "test_accuracy": test,
+                "curve": [{"epoch": 0, "val_accuracy": 0.1}, {"epoch": 1, "val_accuracy": val}]}
+
+    results = [run("a", 0, 0, 0.70, 0.80), run("a", 1, 0, 0.74, 0.82), run("a", 0, 1, 0.72, 0.81),
+               run("b", 0, 0, 0.90, 0.60), run("b", 1, 0, 0.92, 0.62), run("c", 0, 0, 0.50, 0.70)]
+    table = claims.laplacenet_table(results)
+    assert table["a"]["mean"] == pytest.approx(0.72) and table["a"]["std"] == pytest.approx(0.02)
+    assert table["a"]["seed_means"] == {"0": pytest.approx(0.72), "1": pytest.approx(0.72)}
+    assert table["a"]["runs"] == 3 and table["a"]["draws"] == [0, 1] and table["a"]["seeds"] == [0, 1]
+    assert table["c"]["std"] == 0.0 and table["b"]["mean_last_val"] == pytest.approx(0.61)
+    assert claims.top_on_validation(results, 2) == ["a", "c"]
