@@ -4,12 +4,20 @@ The shadow weights are buffers of this module, so they live in the LightningModu
 state_dict: every checkpoint carries them, resume restores them, and a later stage (PDAE)
 reads them as "the EMA weights". Frozen parameters are never averaged, so a frozen
 pre-trained network is stored once, not twice.
+
+Weights loaded by hand into part of the model (``model.encoder.load_state_dict(...)``) would leave
+the shadows holding the old weights, and every EMA-scoped call (``encode``, sampling, evaluation)
+would silently use them. The EMA therefore watches every submodule's ``load_state_dict``: the
+shadows of the weights a load replaced are set to the loaded weights, unless the load is of the
+whole model and carries its own shadows (a checkpoint), which then load as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,10 +49,49 @@ class EMA(nn.Module):
         self.names = [name for name, p in model.named_parameters() if p.requires_grad]
         for name, p in self._tracked():
             self.register_buffer(_buffer_name(name), p.detach().clone())
+        self._hooks: list[Any] = []
+        self._loading: tuple[str, bool] | None = None  # (path of the outermost module being loaded, shadows in it)
+        self.watch_loads(model)
 
     def _tracked(self) -> Iterator[tuple[str, nn.Parameter]]:
         params = dict(self._model[0].named_parameters())
         return ((name, params[name]) for name in self.names)
+
+    def watch_loads(self, model: nn.Module) -> None:
+        """Hook every submodule's ``load_state_dict`` so that the shadows follow weights loaded into it
+        (module docstring). A hook acts only on the module object it was made for, so a deep copy of
+        the model does not write into this EMA."""
+        for path, module in model.named_modules():
+            if isinstance(module, EMA):
+                continue
+            self._hooks.append(module.register_load_state_dict_pre_hook(partial(self._load_starts, path, module)))
+            self._hooks.append(module.register_load_state_dict_post_hook(partial(self._load_ends, path, module)))
+
+    def unwatch(self) -> None:
+        """Remove the load hooks (when this EMA is replaced by a new one)."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks.clear()
+
+    def _load_starts(self, path: str, watched: nn.Module, module: nn.Module, state_dict: dict, prefix: str,
+                     *args: Any) -> None:
+        if self._loading is None and module is watched:
+            carries_shadows = path == "" and any(k.startswith(prefix + "ema.") for k in state_dict)
+            self._loading = (path, carries_shadows)
+
+    def _load_ends(self, path: str, watched: nn.Module, module: nn.Module, incompatible: Any) -> None:
+        if self._loading is None or self._loading[0] != path or module is not watched:
+            return
+        carries_shadows, self._loading = self._loading[1], None
+        if not carries_shadows:
+            self.sync(path)
+
+    @torch.no_grad()
+    def sync(self, path: str = "") -> None:
+        """Set the shadows of the weights under ``path`` (all for "") to the weights themselves."""
+        for name, p in self._tracked():
+            if not path or name.startswith(path + "."):
+                self.shadow(name).copy_(p.detach())
 
     def shadow(self, name: str) -> torch.Tensor:
         return getattr(self, _buffer_name(name))

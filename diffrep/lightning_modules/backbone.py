@@ -126,6 +126,8 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
 
     def setup_ema(self) -> None:
         """Average every trainable parameter of this module (frozen ones are excluded)."""
+        if getattr(self, "ema", None) is not None:
+            self.ema.unwatch()
         if self.ema_decay is not None:
             self.ema = EMA(self, self.ema_decay, ramp=getattr(self, "ema_ramp", False))  # type: ignore[arg-type]
 
