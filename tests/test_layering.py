@@ -10,6 +10,7 @@ LAYERS = [
     {"diffusion", "nets"},
     {"ema", "distributed", "quiet"},
     {"checkpoints"},
+    {"official_checkpoints"},
     {"datamodules"},
     {"evaluation"},
     {"manipulation", "report"},

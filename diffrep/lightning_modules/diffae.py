@@ -13,6 +13,12 @@ or ``official`` (``diffrep.nets.beatgans.BeatGANsAutoencUNet``: the official
 attention resolutions in pixels). The two differ in the time embedding's width, where the code
 enters (as it is, not through an embedding), GroupNorm groups and dropout; the paper configs use
 ``official``.
+
+Released checkpoints (``official_checkpoint``): phizaz/diffae's ``last.ckpt`` files (Lightning 1.4,
+``model.*`` raw and ``ema_model.*`` evaluated; read without running their pickled callbacks,
+``diffrep.official_checkpoints``) load into ``denoiser: official`` with the paper's widths
+(configs/diffae_ffhq128.yaml): the denoiser by name, the semantic encoder layer by layer in order.
+A latent variant's ``latent_net`` is not read here.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.drl import DRL
 from diffrep.nets.beatgans import BeatGANsAutoencUNet, BeatGANsConfig
 from diffrep.nets.unet import UNet, UNetConfig
+from diffrep.official_checkpoints import paired_by_order
 
 DENOISERS = ("unet", "official")
 
@@ -66,3 +74,18 @@ class DiffAE(DRL):
     def default_schedule() -> ScheduleConfig:
         """DDPM: linear betas 1e-4..0.02 over T = 1000."""
         return ScheduleConfig(kind="discrete", num_timesteps=1000, beta_schedule="linear")
+
+    official_layout = "diffae"
+
+    def official_state(self, state: dict[str, Tensor], path: str) -> dict[str, Tensor]:
+        """An official BeatGANsAutoencModel state dict in this module's names: the denoiser's names are
+        the official ones; the semantic encoder's are paired in order (same layers, shapes checked).
+        A latent variant's ``latent_net.*`` (its latent DPM) is left out."""
+        if not isinstance(self.unet, BeatGANsAutoencUNet):
+            raise ConfigError("official Diff-AE checkpoints hold the BeatGANs denoiser: set denoiser: official "
+                              "(configs/diffae_ffhq128.yaml)")
+        encoder = [(k, v) for k, v in state.items() if k.startswith("encoder.")]
+        pairs = paired_by_order(self.encoder.state_dict(), encoder, "semantic encoder", path)
+        out = {f"encoder.{ours}": state[theirs] for ours, theirs in pairs.items()}
+        out.update({f"unet.{k}": v for k, v in state.items() if not k.startswith(("encoder.", "latent_net."))})
+        return out

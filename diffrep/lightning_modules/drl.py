@@ -51,6 +51,10 @@ Loss reduction: ``mean`` (over pixels; the mixin's) or ``sum``, the official 0.5
 under which gradient clipping at 1 is almost always active. ``kl_weight`` (VDRL) and ``code_l1``
 (reg-DRL: code_l1 * ||z||_1, official ``losses.py``) are stated against the summed loss and enter
 the mean loss scaled by 2 / pixels, so both modes have the same optimum and sum = 0.5 * pixels * mean.
+
+Released checkpoints (``official_checkpoint``): a score_sde file of the official code (``model``,
+``ema``, ``step``; ``diffrep.official_checkpoints``) loads into a model of the paper's architecture
+(``score_net: ncsnpp``, ``encoder: wrn28_2``): raw weights into the network, the EMA list into the EMA.
 """
 
 from __future__ import annotations
@@ -76,7 +80,9 @@ from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.data_space import channel_standardisation
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
+from diffrep.nets.ncsnpp_official import split_official_state_dict
 from diffrep.nets.unet import UNet, UNetConfig
+from diffrep.official_checkpoints import load_exactly, read_official
 
 SCORE_NETS = ("unet", "ncsnpp")
 SAMPLERS = ("ddim", "pc", "ode")
@@ -116,6 +122,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         sampler: str = "ddim",
         channel_mean: Sequence[float] | None = None,
         channel_std: Sequence[float] | None = None,
+        official_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         if score_net not in SCORE_NETS:
@@ -166,6 +173,36 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self._latent_prior: list[torch.nn.Module] = []  # loaded on first use, not part of the state
         self.setup_fast_paths(self.unet, channels_last, compile)
         self.setup_ema()
+        if official_checkpoint:
+            self.load_official_checkpoint(official_checkpoint)
+
+    # ------------------------------------------------- official checkpoints
+    official_layout = "score_sde"
+
+    def official_state(self, state: dict[str, Tensor], path: str) -> dict[str, Tensor]:
+        """An official NCSN++ state dict (with its WRN encoder) in this module's names; the unused
+        reconstruction decoder is dropped unless this model builds one."""
+        if self.score_net != "ncsnpp" or not getattr(self.encoder, "takes_noise_level", False):
+            raise ConfigError("official DRL/VDRL checkpoints hold NCSN++ with the time-conditioned WRN: set "
+                              "score_net: ncsnpp and encoder: wrn28_2 (configs/drl_cifar10.yaml, vdrl_cifar10.yaml)")
+        encoder, net = split_official_state_dict(state)
+        if not hasattr(self.unet, "decoder"):
+            net = {k: v for k, v in net.items() if not k.startswith("decoder.")}
+        return {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"unet.{k}": v for k, v in net.items()}}
+
+    def load_official_checkpoint(self, path: str) -> None:
+        """A released checkpoint (``official_layout``): its raw weights into the network (where training
+        continues) and its EMA weights into diffrep's EMA (what evaluation uses); without an EMA here
+        (``ema_decay: null``) the EMA weights are the network's. Strict: one line and nothing loaded
+        on any mismatch (``diffrep.official_checkpoints``)."""
+        weights = read_official(path, self.official_layout)
+        raw, ema = self.official_state(weights.raw, path), self.official_state(weights.ema, path)
+        load_exactly(self, raw if self.ema is not None else ema, ("encoder.", "unet."), path)
+        if self.ema is not None:
+            with torch.no_grad():
+                for name in self.ema.names:
+                    if name in ema:
+                        self.ema.shadow(name).copy_(ema[name])
 
     @property
     def standardised(self) -> bool:

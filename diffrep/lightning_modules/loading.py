@@ -40,6 +40,8 @@ def rebuild(checkpoint: dict, path: str | Path, classes: dict[str, type[L.Lightn
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
     if method == "PDAE":  # self-contained: the frozen DPM is inside this checkpoint
         hparams.update(dpm_checkpoint=str(path), dpm_config=None)
+    if hparams.get("official_checkpoint"):  # the released file it started from; this checkpoint supersedes it
+        hparams["official_checkpoint"] = None
     model = classes[method](**hparams)
     model.load_state_dict(checkpoint["state_dict"])
     return model

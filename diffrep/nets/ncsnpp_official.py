@@ -14,6 +14,8 @@ import re
 
 from torch import Tensor
 
+from diffrep.errors import ConfigError
+
 TOP_LEVEL = {"time_embedding.all_modules.0.W": "time_embedding.frequencies",
              "time_embedding.all_modules.1.": "time_embedding.net.0.",
              "time_embedding.all_modules.2.": "time_embedding.net.2.",
@@ -43,9 +45,37 @@ def wrn_state_dict(official: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def official_wrn_names(ours: dict[str, Tensor]) -> dict[str, Tensor]:
+    """TimeWideResNet's state dict in the official Wide_ResNet's names (the inverse of
+    ``wrn_state_dict``, less the classification head it drops): to write official-layout files."""
+    per_stage = (1 + max(int(m.group(1)) for k in ours if (m := re.match(r"blocks\.(\d+)\.", k)))) // 3
+    top = {new: old for old, new in TOP_LEVEL.items()}
+    out = {}
+    for key, value in ours.items():
+        block = re.match(r"blocks\.(\d+)\.(.*)", key)
+        if block:
+            k, rest = int(block.group(1)), block.group(2)
+            for old, new in IN_BLOCK.items():
+                rest = old + rest.removeprefix(new) if rest.startswith(new) else rest
+            key = f"layer{k // per_stage + 1}.{k % per_stage}.{rest}"
+        else:
+            for new, old in top.items():
+                if key.startswith(new):
+                    key = old + key.removeprefix(new)
+                    break
+        out[key] = value
+    return out
+
+
 def split_official_state_dict(official: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """(encoder state for TimeWideResNet, score-net state for NCSNpp) from an official NCSNpp state dict."""
+    """(encoder state for TimeWideResNet, score-net state for NCSNpp) from an official NCSNpp state dict
+    (the ``module.`` prefix of a ``DataParallel`` save is taken off)."""
+    if official and all(k.startswith("module.") for k in official):
+        official = {k.removeprefix("module."): v for k, v in official.items()}
     encoder = {k.removeprefix("encoder."): v for k, v in official.items() if k.startswith("encoder.")}
+    if not encoder:
+        raise ConfigError("this NCSN++ state dict has no encoder.* tensors: it was trained without an encoder "
+                          "(score_sde's training.include_encoder false), so it holds no DRL code")
     net = {k: v for k, v in official.items()
            if not k.startswith("encoder.") and k not in ("sigmas", "decoder.sigmas")}
     return wrn_state_dict(encoder), net
