@@ -25,7 +25,8 @@ reconstruction output, the unconditional net with dropout; the official loss on 
 gradient; the PC sampler (reverse diffusion / probability-flow predictor + Langevin) and the
 probability-flow ODE of sampling.py; and K = 5 optimiser steps of diffrep's DRL through a Lightning
 Trainer against the official step (get_step_fn: Adam, warm-up, clipping; models/ema.py), measured
-against the official step's own spread under a one-ulp input change
+against the official step's own spread under a one-ulp input change; and a released-layout score_sde
+file (DataParallel ``module.`` keys, the models/ema.py list) through ``official_checkpoint``
 (benchmarks/official_parity_drl.py).
 
 Diff-AE: the semantic encoder and the denoiser of BeatGANsAutoencModel (model/unet_autoenc.py,
@@ -36,7 +37,11 @@ on, on the same noise and t; DDIM decoding and inversion with the official ddimN
 LightningModule through a Lightning Trainer against the official step (experiment.py: Adam, no
 warm-up as in the FFHQ/CelebA templates, clip_grad_norm_ at conf.grad_clip = 1, ema() after each
 step; the EMA decay 0.9 on both sides so that its differences show) on the same batches, t and
-noise: every parameter and EMA weight.
+noise: every parameter and EMA weight; and a released-layout last.ckpt (model.*, ema_model.*,
+hyper_parameters) through ``official_checkpoint``.
+
+Each run writes its parts' rows to benchmarks/results/official_parity.json (``--results``), beside
+the parts of earlier runs: docs/fidelity.md quotes that file.
 
 LaplaceNet (the DRL paper's semi-supervised step): the graph pseudo-labels of lp/db_semisuper.py
 (one_iter_true) on shared features, the start from a DRL encoder state (main.py's surgery), and one
@@ -170,34 +175,35 @@ def main() -> None:
     parser.add_argument("--drl", type=Path, help="a local clone of korabs-x/representation_score_based")
     parser.add_argument("--diffae", type=Path, help="a local clone of phizaz/diffae")
     parser.add_argument("--laplacenet", type=Path, help="the LaplaceNet/ folder of korabs-x/representation_score_based")
+    parser.add_argument("--results", default=str(Path(__file__).resolve().parent / "results/official_parity.json"),
+                        help="the JSON file each part's rows are written to (other parts kept)")
     args = parser.parse_args()
     if not (args.pdae or args.drl or args.diffae or args.laplacenet):
         parser.error("name at least one official clone: --pdae PATH, --drl PATH, --diffae PATH, --laplacenet PATH")
     for given in (args.pdae, args.drl, args.diffae, args.laplacenet):
         if given is not None and not given.is_dir():
             parser.error(f"{given} is not a folder; give a local copy of the official repository")
-    rows = []
+    parts: dict[str, list[tuple[str, torch.Tensor, float]]] = {}
     if args.pdae:
         from official_parity_pdae import pdae_training_rows
 
-        rows += pdae_rows(args.pdae.resolve())
-        rows += pdae_training_rows(args.pdae.resolve())
+        parts["pdae"] = pdae_rows(args.pdae.resolve()) + pdae_training_rows(args.pdae.resolve())
         forget_official_modules()
     if args.drl:
         from official_parity_drl import drl_rows, ncsnpp_rows
 
-        rows += drl_rows(args.drl.resolve())
-        rows += ncsnpp_rows(args.drl.resolve())
+        parts["drl"] = drl_rows(args.drl.resolve()) + ncsnpp_rows(args.drl.resolve())
         forget_official_modules()
     if args.diffae:
         from official_parity_diffae import diffae_rows
 
-        rows += diffae_rows(args.diffae.resolve())
+        parts["diffae"] = diffae_rows(args.diffae.resolve())
         forget_official_modules()
     if args.laplacenet:
         from official_parity_laplacenet import laplacenet_rows
 
-        rows += laplacenet_rows(args.laplacenet.resolve())
+        parts["laplacenet"] = laplacenet_rows(args.laplacenet.resolve())
+    rows = [row for part in parts.values() for row in part]
     width = max(len(name) for name, _, _ in rows)
     print(f"{'compared output':{width}}  {'max |official - diffrep|':>24}  {'tolerance':>9}")
     failed = 0
@@ -207,7 +213,23 @@ def main() -> None:
         failed += not ok
         print(f"{name:{width}}  {worst:24.2e}  {tolerance:9.0e}{'' if ok else '  OUTSIDE'}")
     print(f"{len(rows) - failed} of {len(rows)} within tolerance")
+    record_results(parts, Path(args.results))
     sys.exit(1 if failed else 0)
+
+
+def record_results(parts: dict[str, list[tuple[str, torch.Tensor, float]]], path: Path) -> None:
+    """Each part's rows (output, largest difference, tolerance, within) into the results file, beside
+    the parts of earlier runs, so that docs/fidelity.md reads its numbers from one file."""
+    import json
+    import time
+
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    for part, rows in parts.items():
+        record[part] = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "rows": [
+            {"output": name, "max_abs_difference": difference.abs().max().item(), "tolerance": tolerance,
+             "within": difference.abs().max().item() <= tolerance} for name, difference, tolerance in rows]}
+    path.write_text(json.dumps(record, indent=1))
+    print(f"wrote {', '.join(parts)} to {path}")
 
 
 def forget_official_modules() -> None:

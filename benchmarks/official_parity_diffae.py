@@ -141,8 +141,43 @@ def diffae_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
             decoded = eval_sampler.sample(model=official, noise=x_T, model_kwargs={"cond": code}, progress=False)
             rows.append((f"Diff-AE decoding, ddim{n} respacing", decoded - ours.decode(code_fn, x_T, n), SAMPLER_TOL))
 
+    rows += checkpoint_rows(conf)
     rows += training_rows(conf)
     sys.path.remove(str(path))
+    return rows
+
+
+def checkpoint_rows(conf) -> list[tuple[str, torch.Tensor, float]]:
+    """A released-layout last.ckpt: the state dict experiment.py's LitModel holds (x_T, model.*,
+    ema_model.* with the EMA moved off the raw weights) and its hyper_parameters, written with
+    torch.save; loaded through ``DiffAE(official_checkpoint=...)``. The raw weights must equal the
+    official model's, the code and eps under diffrep's EMA the official ema_model's."""
+    import tempfile
+
+    torch.manual_seed(2)
+    model = conf.make_model_conf().make_model()
+    ema_model = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), ema_model.parameters(), strict=True):
+            p.copy_(torch.randn_like(p) * 0.05)
+            q.copy_(p + torch.randn_like(p) * 0.01)
+    state = {"x_T": torch.randn(2, 3, SIZE, SIZE), **{f"model.{k}": v for k, v in model.state_dict().items()},
+             **{f"ema_model.{k}": v for k, v in ema_model.state_dict().items()}}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "last.ckpt"
+        torch.save({"state_dict": state, "global_step": 3, "hyper_parameters": conf.as_dict_jsonable()}, path)
+        ours = DiffAE(**{**ours_like(conf).hparams, "official_checkpoint": str(path)}).eval()
+    mapping = name_map(ours, model)
+    ours_state, official_state = ours.state_dict(), model.state_dict()
+    rows = [("Diff-AE last.ckpt: raw weights of every tensor",
+             torch.stack([(ours_state[k] - official_state[v]).abs().max() for k, v in mapping.items()]), 0.0)]
+    ema_model.eval()
+    x0, t, x_t = torch.rand(4, 3, SIZE, SIZE) * 2 - 1, torch.tensor([0, 300, 700, 999]), torch.randn(4, 3, SIZE, SIZE)
+    with torch.no_grad(), ours.ema_scope():
+        code = ema_model.encoder(x0)
+        rows.append(("Diff-AE last.ckpt: semantic code under the EMA weights", code - ours.encode(x0), NETWORK_TOL))
+        rows.append(("Diff-AE last.ckpt: eps under the EMA weights",
+                     ema_model.forward(x=x_t, t=t, cond=code).pred - ours.unet(x_t, t, code), NETWORK_TOL))
     return rows
 
 

@@ -125,7 +125,7 @@ def small_config(include_encoder: bool = True, probabilistic: bool = False, drop
                            data=SimpleNamespace(image_size=32, num_channels=3, centered=False, dataset="cifar10"))
 
 
-def ours_like(config: SimpleNamespace, cls: type[DRL] = DRL) -> DRL:
+def ours_like(config: SimpleNamespace, cls: type[DRL] = DRL, **kwargs) -> DRL:
     m = config.model
     return cls(unet=dict(in_channels=3, image_size=32, base_channels=m.nf, channel_mult=list(m.ch_mult),
                          num_res_blocks=m.num_res_blocks, attention_resolutions=list(m.attn_resolutions),
@@ -133,7 +133,7 @@ def ours_like(config: SimpleNamespace, cls: type[DRL] = DRL) -> DRL:
                score_net="ncsnpp", encoder="wrn28_2", latent_dim=128, time_dependent=True,
                variational=config.training.probabilistic_encoder, loss_reduction="sum", lr=config.optim.lr,
                warmup_steps=config.optim.warmup, warmup_from_zero=True, ema_decay=m.ema_rate, ema_ramp=True,
-               schedule=dict(kind="ve", sigma_min=0.01, sigma_max=50.0))
+               schedule=dict(kind="ve", sigma_min=0.01, sigma_max=50.0), **kwargs)
 
 
 def official_network(config: SimpleNamespace) -> torch.nn.Module:
@@ -209,10 +209,54 @@ def ncsnpp_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
     h = plain(x, sigma)
     rows.append((f"NCSN++ without a code, dropout on, relative to {h.abs().max():.3g}",
                  (out - h).detach() / h.abs().max(), NETWORK_TOL))
+    rows += checkpoint_rows()
     rows += sampler_rows()
     rows += ncsnpp_loss_rows()
     rows += ncsnpp_training_rows()
     sys.path.pop(0)
+    return rows
+
+
+def checkpoint_rows() -> list[tuple[str, torch.Tensor, float]]:
+    """A released-layout file: the official network inside DataParallel, its models/ema.py EMA moved
+    off the raw weights by a few updates, saved as utils.save_checkpoint does; loaded through
+    ``DRL(official_checkpoint=...)``. The raw weights must equal the official model's, and the code and
+    score under diffrep's EMA must equal the official model's after ``ema.copy_to``."""
+    import tempfile
+
+    from models.ema import ExponentialMovingAverage
+
+    config = small_config()
+    official = official_network(config)
+    ema = ExponentialMovingAverage(official.parameters(), decay=0.9)
+    with torch.no_grad():
+        for _ in range(3):
+            for p in official.parameters():
+                if p.requires_grad:
+                    p.add_(torch.randn_like(p) * 0.02)
+            ema.update(official.parameters())
+    wrapped = torch.nn.DataParallel(official)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "checkpoint_1.pth"
+        torch.save({"optimizer": {}, "model": wrapped.state_dict(), "ema": ema.state_dict(), "step": 3}, path)
+        ours = ours_like(config, official_checkpoint=str(path)).eval()
+    mapping = name_map(official)
+    official_state, ours_state = official.state_dict(), ours.state_dict()
+    rows = [("score_sde file: raw weights of every tensor",
+             torch.stack([(ours_state[k] - official_state[v]).abs().max() for k, v in mapping.items()
+                          if k in ours_state]), 0.0)]
+    ema.copy_to(official.parameters())
+    official.eval()
+    x0, t = torch.rand(3, 3, 32, 32), torch.tensor([0.02, 0.5, 0.98])
+    sigma = ours.schedule.sigma(t).float()
+    x = x0 + sigma[:, None, None, None] * torch.randn_like(x0)
+    with torch.no_grad(), ours.ema_scope():
+        result = official(x, sigma, x0=x0, t=t)
+        code = ours.code_params(x0, t)[0]
+        rows.append(("score_sde file: code E(x0, t) under the EMA weights", result["latent"] - code, NETWORK_TOL))
+        h = ours.unet(x, sigma, code)
+        rows.append((f"score_sde file: sigma x score under the EMA weights, relative to {h.abs().max():.3g}",
+                     (result["output"] * sigma[:, None, None, None] - h) / h.abs().max(), NETWORK_TOL))
     return rows
 
 
