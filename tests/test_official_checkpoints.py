@@ -6,6 +6,7 @@ by the test in each official layout from the official key names, at tiny widths.
 from __future__ import annotations
 
 import torch
+import yaml
 from conftest import make_drl
 
 
@@ -162,7 +163,7 @@ def tiny_diffae(**kwargs) -> DiffAE:
     return DiffAE(**{**defaults, **kwargs})
 
 
-def diffae_lightning_file(path: Path, source: DiffAE) -> Path:
+def diffae_lightning_file(path: Path, source: DiffAE, latent_net: torch.nn.Module | None = None) -> Path:
     """A Lightning-1.4-style last.ckpt: state_dict with x_T, model.* and ema_model.* (the semantic
     encoder under other names, in its order) and callbacks keyed by a class of a module the loader
     does not have; hyper_parameters as the official TrainConfig's."""
@@ -178,8 +179,12 @@ def diffae_lightning_file(path: Path, source: DiffAE) -> Path:
     try:
         network = {f"encoder.official_{i}": v for i, v in enumerate(source.encoder.state_dict().values())}
         network.update(source.unet.state_dict())
+        if latent_net is not None:  # a *_latent file: its latent DPM and code statistics
+            network.update({f"latent_net.{k}": v for k, v in latent_net.state_dict().items()})
         state = {"x_T": torch.randn(2, 1, 16, 16), **{f"model.{k}": v.clone() for k, v in network.items()},
                  **{f"ema_model.{k}": v + 0.5 for k, v in network.items()}}
+        if latent_net is not None:
+            state.update(conds_mean=torch.arange(32.0)[None], conds_std=torch.full((1, 32), 2.0))
         torch.save({"state_dict": state, "global_step": 77, "callbacks": {ModelCheckpoint: ModelCheckpoint()},
                     "hyper_parameters": {"net_ch": 16, "img_size": 16}}, path)
     finally:
@@ -208,3 +213,29 @@ def test_a_diffae_lightning_file_loads_without_its_pickled_classes_and_runs_none
     with pytest.raises(CheckpointError, match="semantic encoder has .* tensors"):
         tiny_diffae(official_checkpoint=str(path), encoder_kwargs=dict(base_channels=16, channel_mult=[1, 2, 2],
                                                                       num_res_blocks=1, num_groups=8))
+
+
+def test_a_diffae_latent_file_gives_the_latent_dpm_its_base_its_mlp_and_its_code_statistics(tmp_path):
+    from diffrep.lightning_modules import LatentDPM
+    from diffrep.nets.latent_mlp import LatentMLP
+
+    source, mlp = tiny_diffae(), LatentMLP(32, 16, 3, 64)
+    path = diffae_lightning_file(tmp_path / "last.ckpt", source, latent_net=mlp)
+    config = tmp_path / "diffae_tiny.yaml"
+    args = {k: v for k, v in tiny_diffae().hparams.items() if not k.startswith("_")}
+    config.write_text(yaml.safe_dump({"model": {"class_path": "diffrep.lightning_modules.DiffAE", "init_args": args}}))
+    model = LatentDPM(official_checkpoint=str(path), base_config=str(config), hidden=16, num_layers=3, ema_decay=0.9)
+    for name, p in model.net.named_parameters():
+        torch.testing.assert_close(p, dict(mlp.named_parameters())[name], rtol=0, atol=0)
+        torch.testing.assert_close(model.ema.shadow(f"net.{name}"), dict(mlp.named_parameters())[name] + 0.5)
+    torch.testing.assert_close(model.z_mean, torch.arange(32.0))
+    torch.testing.assert_close(model.z_std, torch.full((32,), 2.0))
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    evaluated = tiny_diffae(official_checkpoint=str(path))  # the base is the autoencoder's EMA weights
+    torch.testing.assert_close(model.encode(x), evaluated.encode(x))
+    assert not any(p.requires_grad for p in model.base.parameters())
+    with pytest.raises(CheckpointError, match="has no latent DPM"):
+        LatentDPM(official_checkpoint=str(diffae_lightning_file(tmp_path / "autoenc.ckpt", source)),
+                  base_config=str(config), hidden=16, num_layers=3)
+    with pytest.raises(Exception, match="needs base_config"):
+        LatentDPM(official_checkpoint=str(path), hidden=16, num_layers=3)

@@ -20,26 +20,54 @@ latent branch of ``diffusion/gaussian_diffusion.py``; phizaz/diffae ``templates_
 The base model is loaded from its own checkpoint (self-contained), its EMA weights copied in
 once, and frozen; only the MLP trains. ``encode``, ``reconstruct`` and ``interpolate`` are the
 base model's, so a LatentDPM checkpoint answers the whole evaluation API.
+
+A released Diff-AE ``*_latent`` checkpoint (``official_checkpoint``, with ``base_config`` naming the
+diffrep config of its autoencoder, e.g. configs/diffae_ffhq128.yaml) gives the base model and the
+latent DPM both: the autoencoder's EMA weights, the ``latent_net`` (MLPSkipNet, the same layers as
+``LatentMLP``; raw and EMA) and the code statistics it was trained with.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS, ScheduleConfig
 from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
+from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.latent_prior import latent_ddim
 from diffrep.lightning_modules.loading import load_trained
 from diffrep.nets.latent_mlp import LatentMLP
+from diffrep.official_checkpoints import load_exactly, read_official
 
 #: Methods whose codes a latent DPM can model: one static code per image.
 CODE_METHODS = ("PDAE", "DRL", "VDRL", "DiffAE")
+
+
+def official_diffae(path: str, base_config: str | None) -> DiffAE:
+    """The autoencoder of a released Diff-AE file, built from ``base_config`` (a diffrep config of the
+    same architecture, e.g. configs/diffae_ffhq128.yaml: its ``model.init_args``), its EMA weights
+    in for good, frozen."""
+    import yaml
+
+    if not base_config or not Path(base_config).is_file():
+        raise ConfigError(f"an official Diff-AE checkpoint needs base_config: the diffrep config of its autoencoder "
+                          f"(e.g. configs/diffae_ffhq128.yaml); got {base_config!r}")
+    model = yaml.safe_load(Path(base_config).read_text()).get("model", {})
+    if not str(model.get("class_path", "")).endswith("DiffAE"):
+        raise ConfigError(f"base_config {base_config} configures {model.get('class_path')!r}, not a DiffAE")
+    base = DiffAE(**{**model.get("init_args", {}), "compile": False, "official_checkpoint": path})
+    if base.ema is not None:
+        base.ema.copy_to_model()
+        base.ema = None
+    return base.eval()
 
 
 class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
@@ -60,10 +88,15 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         latent_grid: str = "official",
         latent_steps: int | None = None,
         timestep_grid: str | None = None,
+        official_checkpoint: str | None = None,
+        base_config: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.base = load_trained(model_checkpoint, CODE_METHODS, "the model whose codes a latent DPM learns")
+        if official_checkpoint:
+            self.base = official_diffae(official_checkpoint, base_config)
+        else:
+            self.base = load_trained(model_checkpoint, CODE_METHODS, "the model whose codes a latent DPM learns")
         if getattr(self.base, "time_dependent", False):
             raise ConfigError(f"{model_checkpoint} has a time-dependent code E(x0, t); a latent DPM models one "
                              "static code per image: train the model with time_dependent: false")
@@ -84,6 +117,25 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         self.norm_items, self.clip_codes, self.latent_grid = norm_items, clip_codes, latent_grid
         self.latent_steps = latent_steps
         self.setup_ema()
+        if official_checkpoint:
+            self.load_official_latent(official_checkpoint)
+
+    def load_official_latent(self, path: str) -> None:
+        """A released Diff-AE ``*_latent`` last.ckpt: its ``latent_net`` (raw into the MLP, EMA into
+        diffrep's EMA) and its code statistics ``conds_mean``/``conds_std`` (so fit does not recompute them)."""
+        weights = read_official(path, "diffae")
+        raw, ema = ({f"net.{k.removeprefix('latent_net.')}": v for k, v in state.items() if k.startswith("latent_net.")}
+                    for state in (weights.raw, weights.ema))
+        if not raw or "conds_mean" not in weights.config:
+            raise CheckpointError(f"{path} has no latent DPM (latent_net, conds_mean): it is a Diff-AE autoencoder "
+                                  "alone; the released *_latent checkpoints carry one")
+        load_exactly(self, raw if self.ema is not None else ema, ("net.",), path)
+        if self.ema is not None:
+            with torch.no_grad():
+                for name in self.ema.names:
+                    self.ema.shadow(name).copy_(ema[name])
+        self.z_mean.copy_(weights.config["conds_mean"].reshape(-1))
+        self.z_std.copy_(weights.config["conds_std"].reshape(-1))
 
     def set_timestep_grid(self, grid: str) -> None:
         """The image decoding grid is the base model's; an evaluation's grid reaches it too."""
