@@ -148,12 +148,24 @@ def diffae_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
 
 
 def checkpoint_rows(conf) -> list[tuple[str, torch.Tensor, float]]:
-    """A released-layout last.ckpt: the state dict experiment.py's LitModel holds (x_T, model.*,
-    ema_model.* with the EMA moved off the raw weights) and its hyper_parameters, written with
-    torch.save; loaded through ``DiffAE(official_checkpoint=...)``. The raw weights must equal the
-    official model's, the code and eps under diffrep's EMA the official ema_model's."""
+    """A released-layout *_latent last.ckpt: the state dict experiment.py's LitModel holds (x_T,
+    model.*, ema_model.* with the EMA moved off the raw weights, conds_mean/std) and its
+    hyper_parameters, written with torch.save, for a model with templates_latent.py's MLPSkipNet
+    latent net (narrower). Loaded through ``DiffAE(official_checkpoint=...)`` and through
+    ``LatentDPM(official_checkpoint=..., base_config=...)``: raw weights equal the official model's;
+    code, eps and the latent net's eps under the EMA equal the official ema_model's."""
     import tempfile
 
+    import yaml
+    from choices import Activation
+    from model.latentnet import LatentNetType
+
+    from diffrep.lightning_modules import LatentDPM
+
+    conf = copy.deepcopy(conf)  # the rows after these build the model without a latent net
+    conf.net_latent_net_type, conf.net_latent_layers, conf.net_latent_num_hid_channels = LatentNetType.skip, 4, 128
+    conf.net_latent_skip_layers, conf.net_latent_activation = list(range(1, 4)), Activation.silu
+    conf.net_latent_use_norm, conf.net_latent_condition_bias = True, 1
     torch.manual_seed(2)
     model = conf.make_model_conf().make_model()
     ema_model = copy.deepcopy(model)
@@ -161,23 +173,37 @@ def checkpoint_rows(conf) -> list[tuple[str, torch.Tensor, float]]:
         for p, q in zip(model.parameters(), ema_model.parameters(), strict=True):
             p.copy_(torch.randn_like(p) * 0.05)
             q.copy_(p + torch.randn_like(p) * 0.01)
+    conds_mean, conds_std = torch.randn(1, LATENT), torch.rand(1, LATENT) + 0.5
     state = {"x_T": torch.randn(2, 3, SIZE, SIZE), **{f"model.{k}": v for k, v in model.state_dict().items()},
-             **{f"ema_model.{k}": v for k, v in ema_model.state_dict().items()}}
+             **{f"ema_model.{k}": v for k, v in ema_model.state_dict().items()},
+             "conds_mean": conds_mean, "conds_std": conds_std}
+    base_args = {k: v for k, v in ours_like(conf).hparams.items() if not k.startswith("_")}
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "last.ckpt"
+        path, config = Path(folder) / "last.ckpt", Path(folder) / "diffae.yaml"
         torch.save({"state_dict": state, "global_step": 3, "hyper_parameters": conf.as_dict_jsonable()}, path)
-        ours = DiffAE(**{**ours_like(conf).hparams, "official_checkpoint": str(path)}).eval()
+        config.write_text(yaml.safe_dump({"model": {"class_path": "diffrep.lightning_modules.DiffAE",
+                                                    "init_args": base_args}}))
+        ours = DiffAE(**{**base_args, "official_checkpoint": str(path)}).eval()
+        latent = LatentDPM(official_checkpoint=str(path), base_config=str(config), hidden=128, num_layers=4,
+                           time_dim=conf.net_latent_time_emb_channels).eval()
     mapping = name_map(ours, model)
     ours_state, official_state = ours.state_dict(), model.state_dict()
     rows = [("Diff-AE last.ckpt: raw weights of every tensor",
              torch.stack([(ours_state[k] - official_state[v]).abs().max() for k, v in mapping.items()]), 0.0)]
     ema_model.eval()
     x0, t, x_t = torch.rand(4, 3, SIZE, SIZE) * 2 - 1, torch.tensor([0, 300, 700, 999]), torch.randn(4, 3, SIZE, SIZE)
-    with torch.no_grad(), ours.ema_scope():
+    z_t = torch.randn(4, LATENT)
+    with torch.no_grad(), ours.ema_scope(), latent.ema_scope():
         code = ema_model.encoder(x0)
         rows.append(("Diff-AE last.ckpt: semantic code under the EMA weights", code - ours.encode(x0), NETWORK_TOL))
         rows.append(("Diff-AE last.ckpt: eps under the EMA weights",
                      ema_model.forward(x=x_t, t=t, cond=code).pred - ours.unet(x_t, t, code), NETWORK_TOL))
+        rows.append(("Diff-AE *_latent last.ckpt through LatentDPM: the base's code", code - latent.encode(x0),
+                     NETWORK_TOL))
+        rows.append(("Diff-AE *_latent last.ckpt through LatentDPM: the latent net's eps (MLPSkipNet)",
+                     ema_model.latent_net.forward(z_t, t).pred - latent.net(z_t, t), NETWORK_TOL))
+        rows.append(("Diff-AE *_latent last.ckpt: code statistics",
+                     torch.cat([latent.z_mean - conds_mean[0], latent.z_std - conds_std[0]]), 0.0))
     return rows
 
 
