@@ -126,6 +126,9 @@ class DiffrepCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             args=args,
             auto_configure_optimizers=False,
+            parser_kwargs={"description": "diffrep: representation learning with diffusion models (LightningCLI).",
+                           "epilog": "One more subcommand, not Lightning's: prepare (an image folder or LMDB -> "
+                                     "streaming LitData chunks); see `diffrep prepare --help`."},
         )
 
     def add_arguments_to_parser(self, parser: Any) -> None:

@@ -241,3 +241,12 @@ def test_the_lightning_command_runs_diffrep_and_passes_the_rest_to_lightning(tmp
             lightning_main(args)
         out = capsys.readouterr().out
         assert exited.value.code == 0 and text in out and "Usage: lightning" in out, (args, out)
+
+
+def test_help_lists_every_diffrep_subcommand_prepare_included(tmp_path, capsys, monkeypatch):
+    code, out, _ = run_cli("--help", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0
+    for subcommand in ("fit", "validate", "test", "predict", "prepare"):
+        assert subcommand in out, subcommand
+    code, out, err = run_cli("prepare", "--help", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0 and "LitData" in out + err
