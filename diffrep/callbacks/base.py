@@ -15,6 +15,13 @@ from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import UnsupportedOperation
 
 
+def last_epoch(trainer: L.Trainer) -> bool:
+    """Whether the epoch now ending is the fit's last (its max_epochs or max_steps is reached)."""
+    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+    return (max_epochs is not None and max_epochs >= 0 and trainer.current_epoch + 1 >= max_epochs) or (
+        max_steps is not None and max_steps >= 0 and trainer.global_step >= max_steps)
+
+
 class EvaluationCallback(L.Callback, ABC):
     """Calls ``evaluate`` every ``every_n_epochs`` training epochs and, if set, every
     ``every_n_steps`` optimizer steps (both skipped when the run is stopping or at its last
@@ -68,7 +75,10 @@ class EvaluationCallback(L.Callback, ABC):
             log_metric_table(trainer, f"tables/{type(self).__name__}", results)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop:
+        """On schedule, except at the fit's last epoch: the fit-end evaluation of the same step follows
+        (after the model's own end-of-training work, e.g. DRL's prior refit), and one is enough."""
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.should_stop \
+                and not last_epoch(trainer):
             self.run(trainer, pl_module, "fit")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
