@@ -193,9 +193,12 @@ class DiffrepCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         """Every run writes checkpoints atomically and has the reliability callbacks (ones the
         config sets win; ``last.ckpt`` ends at the final step); ``predict`` always has a ``CodeWriter``."""
+        from lightning.pytorch.callbacks import ModelSummary
+
         from diffrep.callbacks.base import EvaluationCallback
         from diffrep.callbacks.codes import CodeWriter
         from diffrep.callbacks.online import OnlineLinearProbe
+        from diffrep.callbacks.summary import ParameterSummary
         from diffrep.reliability import (
             AtomicCheckpointIO,
             FinalLastCheckpoint,
@@ -213,6 +216,8 @@ class DiffrepCLI(LightningCLI):
             refuse_a_folder_with_an_earlier_last_checkpoint(trainer)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        trainer.callbacks = [ParameterSummary(max_depth=c._max_depth) if type(c) is ModelSummary else c
+                             for c in trainer.callbacks]  # Lightning's default, without its 0 FLOPs
         wanted = [NonFiniteGuard, PreemptionCheckpoint, FinalLastCheckpoint]
         wanted += [CodeWriter] if self.subcommand == "predict" else []
         for cls in wanted:

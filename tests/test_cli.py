@@ -1,5 +1,6 @@
 """The real entry point, as a user runs it: console script, config file, clear errors."""
 
+import logging
 import os
 import shutil
 import subprocess
@@ -46,14 +47,25 @@ SMALL_SAMPLE_GRID = """trainer:
 
 
 @FASHION
-def test_two_step_fit_of_the_main_config_writes_a_checkpoint_and_grid(tmp_path, capsys, monkeypatch):
+def test_two_step_fit_of_the_main_config_writes_a_checkpoint_and_grid(tmp_path, capsys, monkeypatch, caplog):
+    """... and prints the model summary without Lightning's FLOPs column (0 for every module: no diffrep
+    method has an example_input_array) and without its bf16-mixed warning."""
     (tmp_path / "small_grid.yaml").write_text(SMALL_SAMPLE_GRID)
-    code, _, err = run_cli(
-        "fit", "--config", REPO / "configs/dpm.yaml", "--config", tmp_path / "small_grid.yaml",
-        "--trainer.max_steps", "2", "--trainer.logger", REPO / "configs/logger/csv.yaml",
-        "--trainer.limit_val_batches", "1", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
-    )
+    summary_log = logging.getLogger("lightning.pytorch.callbacks.model_summary")
+    summary_log.addHandler(caplog.handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code, _, err = run_cli(
+                "fit", "--config", REPO / "configs/dpm.yaml", "--config", tmp_path / "small_grid.yaml",
+                "--trainer.max_steps", "2", "--trainer.logger", REPO / "configs/logger/csv.yaml",
+                "--trainer.limit_val_batches", "1", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch,
+            )
+    finally:
+        summary_log.removeHandler(caplog.handler)
     assert code == 0, err[-3000:]
+    assert "Trainable params" in caplog.text and "FLOPs" not in caplog.text and "Total Flops" not in caplog.text
+    assert not [w for w in caught if "not supported by the model summary" in str(w.message)]
     assert (tmp_path / "runs/dpm/checkpoints/last.ckpt").is_file()
     assert list((tmp_path / "runs/dpm/images").glob("samples_*.png"))
 
