@@ -72,7 +72,8 @@ def tables(metrics: Mapping[str, float]) -> list[tuple[str, list[str], list[list
         if paired:
             ks = sorted({k for ks in paired.values() for k in ks})
             rows = [[name, *(cells.get(k, "-") for k in ks)] for name, cells in paired.items()]
-            out.append((title, ["method", *(f"{k} per class" for k in ks)], rows))
+            few = f"{title}, few labels (mean ± std over label draws)" if plain else title  # two tables, two titles
+            out.append((few, ["method", *(f"{k} per class" for k in ks)], rows))
         if plain:
             out.append((title, ["metric", "value"], plain))
     return out
