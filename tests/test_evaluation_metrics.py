@@ -31,7 +31,8 @@ def test_label_scarce_metrics_print_as_a_papers_table_and_reports_are_never_over
     text = to_text(report)
     assert "| label_spreading | 0.4100 ± 0.0200 | 0.7500 ± 0.0100 |" in text and f"image: {image}" in text
     assert headline(report) == "DRL (step 10): linear probe 79.0%, label spreading (10/class) 75.0%"
-    titles = [title for title, _, _ in tables({**metrics, "probe/few_label_10_mean": 0.6, "probe/few_label_10_std": 0.1})]
+    both = {**metrics, "probe/few_label_10_mean": 0.6, "probe/few_label_10_std": 0.1}
+    titles = [title for title, _, _ in tables(both)]
     assert len(titles) == len(set(titles)), titles  # a group with both kinds of table titles each its own way
     first = write_report(report, tmp_path / "last.report", overwrite=False)
     second = write_report({**report, "global_step": 20}, tmp_path / "last.report", overwrite=False)
