@@ -258,7 +258,8 @@ class DiffrepCLI(LightningCLI):
         images = sorted(str(p) for p in (run / "images").glob("*.png") if p.stat().st_mtime >= started - 1)
         ckpt = trainer.ckpt_path if stage == "test" else last_checkpoint_of(trainer)
         step = trainer.global_step if stage == "fit" or not ckpt else checkpoint_step(ckpt)
-        report = build_report(type(self.model).__name__, type(self.datamodule).__name__, ckpt, metrics,
+        source = ckpt or (self.model.hparams.get("official_checkpoint") if stage == "test" else None)
+        report = build_report(type(self.model).__name__, type(self.datamodule).__name__, source, metrics,
                               {"global_step": step, "stage": stage, "images": images})
         if stage == "fit":
             json_path, md_path = write_report(report, run / "metrics", markdown_name="report.md")

@@ -44,6 +44,7 @@ def test_a_whole_state_dict_keeps_its_own_shadows_and_one_without_them_syncs():
 
 
 # ----------------------------------------------------------------- score_sde (DRL / VDRL)
+import json  # noqa: E402
 import sys  # noqa: E402
 import types  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -239,3 +240,23 @@ def test_a_diffae_latent_file_gives_the_latent_dpm_its_base_its_mlp_and_its_code
                   base_config=str(config), hidden=16, num_layers=3)
     with pytest.raises(Exception, match="needs base_config"):
         LatentDPM(official_checkpoint=str(path), hidden=16, num_layers=3)
+
+
+def test_diffrep_test_evaluates_a_released_drl_checkpoint_with_one_flag(tmp_path, capsys, monkeypatch, drl_source):
+    """`diffrep test --config <the architecture> --model.init_args.official_checkpoint FILE`: the
+    evaluation suite on the released weights (the EMA ones, as the official evaluation), its report
+    naming the file."""
+    path = score_sde_file(tmp_path / "checkpoint_26.pth", drl_source)
+    args = {k: v for k, v in paper_drl().hparams.items() if not k.startswith("_")}
+    config = {"model": {"class_path": "diffrep.lightning_modules.DRL", "init_args": args},
+              "data": str(REPO / "configs/data/digits.yaml"),
+              "trainer": {"default_root_dir": str(tmp_path / "run"), "logger": False, "enable_progress_bar": False,
+                          "precision": "32-true", "limit_test_batches": 1, "callbacks": [
+                              {"class_path": "diffrep.callbacks.LinearProbe",
+                               "init_args": {"max_train": 200, "max_test": 60}}]}}
+    (tmp_path / "drl_tiny.yaml").write_text(yaml.safe_dump(config))
+    code, out, err = run_cli("test", "--config", tmp_path / "drl_tiny.yaml", "--model.init_args.official_checkpoint",
+                             path, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, err[-2000:]
+    report = json.loads((tmp_path / "run/test_report.json").read_text())
+    assert report["checkpoint"] == str(path) and 0.1 < report["metrics"]["probe/linear_accuracy"] <= 1.0
