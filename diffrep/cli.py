@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import netrc
 import os
+import re
 import signal
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import lightning
+from jsonargparse import ActionConfigFile
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from diffrep.checkpoints import TRUST_ENV
@@ -114,6 +117,45 @@ def checkpoints_follow_the_run_folder(trainer: Any) -> None:
             init_args["dirpath"] = str(Path(root) / "checkpoints")
 
 
+#: set to 1 for jsonargparse's whole text of a command-line error (every Union alternative it tried)
+VERBOSE_ENV = "DIFFREP_VERBOSE"
+
+
+def one_line_parse_error(message: str) -> str:
+    """jsonargparse's error (a screen listing every Union subtype it tried) as the line a user needs:
+    the key as typed, the value and the type expected, or the setting a class does not take."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    nested = re.search(r"NestedArg\(key='([^']+)'", message)
+    in_class = re.search(r"Problem with given class_path '([^']+)'", message)
+    key = keys[0] if keys else ""
+    if in_class and key:
+        inner = keys[1] if len(keys) > 1 else nested.group(1) if nested else None
+        key = f"{key}.init_args.{inner}" if inner else key
+    expected = re.search(r"Expected a <class '([^']+)'>\. Got value: (.*)", message)
+    if key and expected:
+        kind = expected.group(1).rsplit(".", 1)[-1]
+        article = "an" if kind[:1] in "aeiou" else "a"
+        return f"--{key}: expected {article} {kind}, got {expected.group(2).strip()!r}"
+    refused = re.search(r"Option '([^']+)' is not accepted", message)
+    if refused and key:
+        owner = in_class.group(1).rsplit(".", 1)[-1] if in_class else key
+        return (f"--{keys[0]}.init_args.{refused.group(1)}: {owner} has no setting {refused.group(1)!r}"
+                "; --print_config lists the ones it has")
+    return " ".join(message.split())
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """Command-line errors in one line (``one_line_parse_error``) and exit 2; the parser's full text
+    with DIFFREP_VERBOSE=1."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if os.environ.get(VERBOSE_ENV, "") not in ("", "0") or not self.exit_on_error:
+            super().error(message, ex)
+        print(f"diffrep: error: {one_line_parse_error(message)} ({VERBOSE_ENV}=1 shows the parser's full text)",
+              file=sys.stderr)
+        sys.exit(2)
+
+
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         import lightning as L
@@ -130,6 +172,14 @@ class DiffrepCLI(LightningCLI):
                            "epilog": "One more subcommand, not Lightning's: prepare (an image folder or LMDB -> "
                                      "streaming LitData chunks); see `diffrep prepare --help`."},
         )
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser, with ``OneLineErrorParser``'s errors."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
+        parser = OneLineErrorParser(**kwargs)
+        parser.add_argument("-c", "--config", action=ActionConfigFile,
+                            help="Path to a configuration file in json or yaml format.")
+        return parser
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument(
@@ -205,6 +255,7 @@ class DiffrepCLI(LightningCLI):
             NonFiniteGuard,
             PreemptionCheckpoint,
             refuse_a_folder_with_an_earlier_last_checkpoint,
+            refuse_last_with_nothing_to_resume,
         )
 
         trainer = super().instantiate_trainer(**kwargs)
@@ -214,6 +265,8 @@ class DiffrepCLI(LightningCLI):
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, evaluations)]
         if self.subcommand == "fit" and not config.get("ckpt_path"):
             refuse_a_folder_with_an_earlier_last_checkpoint(trainer)
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            refuse_last_with_nothing_to_resume(trainer)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         trainer.callbacks = [ParameterSummary(max_depth=c._max_depth) if type(c) is ModelSummary else c

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -82,9 +83,10 @@ def last_checkpoint(trainer: L.Trainer) -> str:
 
 
 class PreemptionCheckpoint(L.Callback):
-    """On SIGTERM or SIGUSR1 (SLURM pre-emption), save ``last.ckpt`` at the end of the current
-    step and stop cleanly; ``--ckpt_path last`` then resumes exactly there. Ctrl-C may land
-    inside a step, so it saves ``interrupted.ckpt`` beside it instead, never over it.
+    """On SIGTERM, SIGUSR1 (SLURM pre-emption) or Ctrl-C (SIGINT), save ``last.ckpt`` at the end of
+    the current step and stop cleanly; ``--ckpt_path last`` then resumes exactly there. A second
+    Ctrl-C stops at once: it may land inside a step, so that save is ``interrupted.ckpt`` beside
+    ``last.ckpt``, never over it.
 
     SIGTERM is Lightning's own flag (``trainer.received_sigterm``: it stops after the step and
     exits); SIGUSR1 is caught here unless Lightning's SLURM auto-requeue already handles it.
@@ -95,20 +97,42 @@ class PreemptionCheckpoint(L.Callback):
         self.filename = filename
         self._signalled = False
         self._sigterm = False
+        self._interrupted = False
         self._previous: Any = None
+        self._previous_int: Any = None
         self.saved_path: Path | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
             self._previous = signal.signal(signal.SIGUSR1, self._on_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own: KeyboardInterrupt
+            self._previous_int = signal.signal(signal.SIGINT, self._on_interrupt)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.restore_handlers()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.restore_handlers()  # also after an exception, where on_train_end does not run
+
+    def restore_handlers(self) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGUSR1, self._previous)
             self._previous = None
+        if self._previous_int is not None:
+            signal.signal(signal.SIGINT, self._previous_int)
+            self._previous_int = None
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signalled = True
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        """The first Ctrl-C finishes the step and saves ``last.ckpt``; the second stops at once."""
+        if self._interrupted:
+            self.restore_handlers()
+            raise KeyboardInterrupt
+        self._interrupted = True
+        print("diffrep: Ctrl-C: finishing this step, then saving last.ckpt (Ctrl-C again stops at once)",
+              file=sys.stderr, flush=True)
 
     @property
     def exit_code(self) -> int | None:
@@ -117,6 +141,8 @@ class PreemptionCheckpoint(L.Callback):
         stage that did not finish; None when no signal stopped the run."""
         if self._signalled:
             return 128 + int(signal.SIGUSR1)
+        if self._interrupted:
+            return 128 + int(signal.SIGINT)
         if self._sigterm:
             return 128 + int(signal.SIGTERM)
         return None
@@ -125,11 +151,11 @@ class PreemptionCheckpoint(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._sigterm = self._sigterm or bool(trainer.received_sigterm)
-        stop = self._signalled or trainer.received_sigterm
+        stop = self._signalled or trainer.received_sigterm or self._interrupted
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if stop and self.saved_path is None:
-            self.save(trainer, "a stop signal")
+            self.save(trainer, "Ctrl-C" if self._interrupted else "a stop signal")
             trainer.should_stop = True
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
@@ -156,11 +182,9 @@ class PreemptionCheckpoint(L.Callback):
             self.saved_path = checkpoint_dir(trainer) / (filename or self.filename)
             trainer.save_checkpoint(self.saved_path)
         if trainer.is_global_zero:
-            print(
-                f"diffrep: {reason} at step {trainer.global_step}: saved {self.saved_path}; "
-                "resume with --ckpt_path last (or that path)",
-                flush=True,
-            )
+            hint = ("resume with --ckpt_path last (or that path)" if filename is None else
+                    f"it may hold half a step: resume with --ckpt_path {self.saved_path}, or from last.ckpt if any")
+            print(f"diffrep: {reason} at step {trainer.global_step}: saved {self.saved_path}; {hint}", flush=True)
 
 
 def last_keeper(trainer: L.Trainer) -> ModelCheckpoint | None:
@@ -258,6 +282,20 @@ def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
             f"{folder} already holds last.ckpt from an earlier run, which later stages would keep reading. "
             f"Resume it with --ckpt_path last, or move {folder} (or its run folder) away to train again"
         )
+
+
+def refuse_last_with_nothing_to_resume(trainer: L.Trainer) -> None:
+    """``--ckpt_path last`` in a folder with no ``last*.ckpt``: Lightning would warn among its start-up
+    lines and train from step 0, and the fresh last.ckpt would later pass for the one the user meant
+    to resume. Stop with one line instead."""
+    if SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None:
+        return
+    folder = checkpoint_dir(trainer)
+    if not (folder.is_dir() and any(folder.glob("last*.ckpt"))):
+        others = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+        hint = f"; it holds {', '.join(others)}: pass one as --ckpt_path PATH" if others else ""
+        raise ConfigError(f"--ckpt_path last: {folder} has no last.ckpt to resume{hint}. Leave --ckpt_path out "
+                          "to start a new run there")
 
 
 class NonFiniteGuard(L.Callback):

@@ -136,6 +136,8 @@ CASES = [
     ("SIGKILL", 10, "validation", 8),
     ("SIGKILL", 8, "checkpoint_write", 4),  # killed inside the save of step 8: step 4's file is whole
     ("SIGTERM", 8, "checkpoint_write", 8),
+    ("SIGINT", 3, "train_step", 3),  # Ctrl-C: the step finishes, last.ckpt is saved (it was interrupted.ckpt)
+    ("SIGINT", 5, "validation", 6),
 ]
 
 

@@ -213,6 +213,12 @@ def bad_input_cases(tmp_path, config):
         ("a GPU request on a machine without one", ["--trainer.accelerator", "cuda"], "CUDA"),
         ("an unreadable checkpoint to resume", ["--ckpt_path", str(tmp_path / "broken.ckpt")], "unreadable"),
         ("a missing checkpoint to resume", ["--ckpt_path", str(tmp_path / "nowhere.ckpt")], "does not exist"),
+        ("--ckpt_path last with nothing to resume", ["--ckpt_path", "last"], "has no last.ckpt to resume"),
+        ("a mistyped model value", ["--model.init_args.lr", "abc"],
+         "--model.init_args.lr: expected a float, got 'abc'"),
+        ("a mistyped trainer value", ["--trainer.max_steps", "many"],
+         "--trainer.max_steps: expected an int, got 'many'"),
+        ("a setting the model does not have", ["--model.init_args.latent_dimm", "3"], "has no setting 'latent_dimm'"),
     ]
 
 
@@ -224,6 +230,9 @@ def test_bad_inputs_end_with_one_message_and_exit_2(tiny_config, tmp_path, capsy
                                monkeypatch=monkeypatch)
         assert code == 2, (name, err[-1500:])
         assert text in err, (name, err[-1500:])
+        if name.startswith(("a mistyped", "a setting", "--ckpt_path last")):  # one line, not a screen of Union subtypes
+            assert len(err.strip().splitlines()) == 1, (name, err)
+    assert not (tmp_path / "run/checkpoints").exists()  # no case trained (--ckpt_path last would have, from step 0)
 
 
 def test_a_second_fresh_fit_into_a_folder_with_last_ckpt_is_refused(tiny_config, tmp_path, capsys, monkeypatch):
