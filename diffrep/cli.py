@@ -29,7 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from diffrep.checkpoints import TRUST_ENV
-from diffrep.errors import DiffrepError
+from diffrep.errors import ConfigError, DiffrepError
 
 #: Errors whose message already says what to do (diffrep's own, and Lightning's for a trainer setting
 #: such as a GPU request without a GPU); anything else is a bug and keeps its traceback (exit 1).
@@ -358,15 +358,18 @@ def last_checkpoint_of(trainer: Any) -> str | None:
 
 def say_which_model_the_checkpoint_holds(path: str, checkpoint: dict[str, Any], model: Any) -> None:
     """LightningCLI rebuilds the model from the checkpoint's saved class and settings, whatever the
-    config names: say so when the two differ, rather than evaluate another method without a word."""
-    saved_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    config names: when the two differ, stop (exit 2) rather than run one method's evaluation on
+    another method's model for minutes. Naming the checkpoint's class (``--model CLASS``) runs it."""
+    method = (checkpoint.get("diffrep") or {}).get("method")  # a checkpoint saved outside the CLI has only this
+    saved_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path") or (
+        f"diffrep.lightning_modules.{method}" if method else None)
     named_path = getattr(model, "class_path", None) if model is not None else None
     if not saved_path or not named_path:
         return
     saved, named = str(saved_path).rsplit(".", 1)[-1], str(named_path).rsplit(".", 1)[-1]
     if saved != named:
-        print(f"diffrep: {path} holds a {saved}, not the {named} the config names; this run uses the "
-              f"checkpoint's {saved} with its saved settings", file=sys.stderr, flush=True)
+        raise ConfigError(f"{path} holds a {saved}, but the config names a {named}: use a {saved} config, or add "
+                          f"--model {saved_path} (after the configs) to run the {saved} with its saved settings")
 
 
 def main(args: list[str] | None = None) -> None:

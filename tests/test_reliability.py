@@ -341,3 +341,23 @@ def test_checkpoints_load_weights_only_unless_the_user_trusts_them(tmp_path, mon
     monkeypatch.setenv(TRUST_ENV, "1")
     with pytest.warns(UserWarning, match="can run arbitrary code"):
         assert isinstance(load_checkpoint_file(tmp_path / "foreign.ckpt")["payload"], Pickled)
+
+
+def test_another_methods_checkpoint_stops_in_one_line_unless_its_class_is_named(tmp_path, capsys, monkeypatch):
+    """`diffrep test --config configs/drl.yaml --ckpt_path <a DPM>` ran DRL's whole suite on the DPM."""
+    from test_fault_matrix import write_config
+
+    config = write_config(tmp_path / "dpm")
+    code, _, err = run_cli("fit", "--config", config, "--trainer.max_steps", "2", cwd=tmp_path, capsys=capsys,
+                           monkeypatch=monkeypatch)
+    assert code == 0, err[-1500:]
+    common = ["--ckpt_path", tmp_path / "dpm/checkpoints/last.ckpt", "--data", REPO / "configs/data/digits.yaml",
+              "--trainer.logger", "false", "--evaluate", "false", "--trainer.limit_test_batches", "1",
+              "--trainer.default_root_dir", tmp_path / "run"]
+    code, _, err = run_cli("test", "--config", REPO / "configs/drl.yaml", *common, cwd=tmp_path, capsys=capsys,
+                           monkeypatch=monkeypatch)
+    assert code == 2 and "holds a DPM, but the config names a DRL" in err, err[-1500:]
+    assert len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli("test", "--config", REPO / "configs/drl.yaml", "--model", "diffrep.lightning_modules.DPM",
+                           *common, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, err[-2000:]
