@@ -117,6 +117,9 @@ def checkpoints_follow_the_run_folder(trainer: Any) -> None:
             init_args["dirpath"] = str(Path(root) / "checkpoints")
 
 
+#: the run-folder locks this process took (``RunFolderLock``), released when its command ends
+HELD_LOCKS: list[Any] = []
+
 #: set to 1 for jsonargparse's whole text of a command-line error (every Union alternative it tried)
 VERBOSE_ENV = "DIFFREP_VERBOSE"
 
@@ -251,9 +254,12 @@ class DiffrepCLI(LightningCLI):
         from diffrep.callbacks.summary import ParameterSummary
         from diffrep.reliability import (
             AtomicCheckpointIO,
+            DiskSpaceCheck,
             FinalLastCheckpoint,
             NonFiniteGuard,
             PreemptionCheckpoint,
+            RunFolderLock,
+            is_first_process_of_run,
             refuse_a_folder_with_an_earlier_last_checkpoint,
             refuse_last_with_nothing_to_resume,
         )
@@ -267,11 +273,17 @@ class DiffrepCLI(LightningCLI):
             refuse_a_folder_with_an_earlier_last_checkpoint(trainer)
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             refuse_last_with_nothing_to_resume(trainer)
+        if self.subcommand == "fit" and is_first_process_of_run():  # the other DDP ranks share rank 0's lock
+            lock = RunFolderLock(trainer.default_root_dir)
+            note = lock.acquire()
+            HELD_LOCKS.append(lock)
+            if note:
+                print(f"diffrep: {note}", file=sys.stderr, flush=True)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         trainer.callbacks = [ParameterSummary(max_depth=c._max_depth) if type(c) is ModelSummary else c
                              for c in trainer.callbacks]  # Lightning's default, without its 0 FLOPs
-        wanted = [NonFiniteGuard, PreemptionCheckpoint, FinalLastCheckpoint]
+        wanted = [NonFiniteGuard, PreemptionCheckpoint, FinalLastCheckpoint, DiskSpaceCheck]
         wanted += [CodeWriter] if self.subcommand == "predict" else []
         for cls in wanted:
             if not any(isinstance(c, cls) for c in trainer.callbacks):
@@ -392,6 +404,9 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(2)
     except SIGTERMException:  # Lightning stops a SIGTERM'd run this way; the checkpoint is saved
         sys.exit(128 + int(signal.SIGTERM))
+    finally:  # on every way out: the run folder is free again
+        while HELD_LOCKS:
+            HELD_LOCKS.pop().release()
     code = stop_signal_exit_code(cli)
     if code:
         sys.exit(code)

@@ -7,10 +7,15 @@ non-finite guards.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import shutil
 import signal
+import socket
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,11 +35,38 @@ from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import NonFiniteLossError, uses_gradient_scaler
 
 
+def tensor_bytes(obj: Any) -> int:
+    """The bytes of every tensor in a (nested) checkpoint: about what ``torch.save`` writes."""
+    if isinstance(obj, Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def refuse_without_room(folder: Path, needed: int, what: str) -> None:
+    """One line (a ``CheckpointError``) when ``folder``'s file system has less free space than
+    ``needed`` bytes plus a 5% margin."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed * 1.05:
+        raise CheckpointError(f"{folder} has {megabytes(free)} free, and {what} needs about {megabytes(needed)}; "
+                              "free space there (or set another --trainer.default_root_dir), then start again")
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to a temporary file in the target folder, fsync, then rename over the target: a
     kill during the save leaves the previous checkpoint whole. Reading is ``weights_only``
     (``load_checkpoint_file``: nothing in a checkpoint runs code unless the user trusts it); a
-    broken file raises a ``CheckpointError`` that lists the other checkpoints beside it."""
+    broken file raises a ``CheckpointError`` that lists the other checkpoints beside it. A full disk
+    is one line naming the folder and the bytes needed (the temporary file removed, the previous
+    checkpoint untouched)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         if get_filesystem(path).protocol not in ("file", ("file", "local")):  # remote stores: Lightning's way
@@ -48,8 +80,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                kept = f"; {path} is untouched" if path.exists() else ""
+                raise CheckpointError(f"no space left in {path.parent} for {path.name} (about "
+                                      f"{megabytes(tensor_bytes(checkpoint))}){kept}. Free space there, then resume "
+                                      "with --ckpt_path last") from None
             raise
 
     def load_checkpoint(
@@ -296,6 +333,96 @@ def refuse_last_with_nothing_to_resume(trainer: L.Trainer) -> None:
         hint = f"; it holds {', '.join(others)}: pass one as --ckpt_path PATH" if others else ""
         raise ConfigError(f"--ckpt_path last: {folder} has no last.ckpt to resume{hint}. Leave --ckpt_path out "
                           "to start a new run there")
+
+
+class DiskSpaceCheck(L.Callback):
+    """Before the first step, whether the checkpoint folder has room for a checkpoint (the weights and
+    buffers, EMA included, plus two optimiser moments per trainable weight, as Adam keeps): a long
+    run should not find out at its first save."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or last_keeper(trainer) is None:
+            return
+        trainable = sum(p.numel() * p.element_size() for p in pl_module.parameters() if p.requires_grad)
+        refuse_without_room(checkpoint_dir(trainer), tensor_bytes(pl_module.state_dict()) + 2 * trainable,
+                            "a checkpoint of this model")
+
+
+#: the file that marks a run folder as taken by a running ``diffrep fit``
+LOCK_NAME = ".diffrep.lock"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+class RunFolderLock:
+    """``<run folder>/.diffrep.lock``, taken atomically (O_EXCL) by a ``diffrep fit`` and removed on
+    its way out, so a second fit into the same folder is refused while the first runs (the two would
+    write the same checkpoints, images and metrics). The file holds the holder's pid, host, SLURM
+    job and start time. A lock whose process is gone (same host), or of the same SLURM job (a
+    requeue), is stale and taken over; one of a live process or another host is not."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self.mine = {"pid": os.getpid(), "host": socket.gethostname(), "slurm_job": os.environ.get("SLURM_JOB_ID"),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self.held = False
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a note when a stale lock was taken over. Raises ``ConfigError``."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = self.holder()
+            if not self.stale(holder):
+                raise ConfigError(
+                    f"{self.path.parent} is in use by another diffrep fit (pid {holder.get('pid')} on "
+                    f"{holder.get('host')}, since {holder.get('started')}); wait for it to end or give this run "
+                    f"another --trainer.default_root_dir (if no run uses it, delete {self.path})") from None
+            tmp = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}")
+            tmp.write_text(json.dumps(self.mine))
+            os.replace(tmp, self.path)
+            if self.holder().get("pid") != os.getpid():  # another process took it over at the same moment
+                raise ConfigError(f"{self.path.parent} was just taken by another diffrep fit") from None
+            self.held = True
+            return f"took over the stale lock of pid {holder.get('pid')} ({self.path})"
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self.mine))
+        self.held = True
+        return None
+
+    def holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def stale(self, holder: dict[str, Any]) -> bool:
+        if not holder or holder.get("pid") == os.getpid():
+            return True  # unreadable (a crash while writing it), or this very process
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and holder.get("slurm_job") == job:
+            return True  # a requeued job: its previous run was killed
+        return holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1)))
+
+    def release(self) -> None:
+        if self.held and self.holder().get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+def is_first_process_of_run() -> bool:
+    """False in the other ranks of a DDP run (launched ranks carry LOCAL_RANK/NODE_RANK/SLURM_PROCID):
+    they share the lock rank 0 took."""
+    return all(int(os.environ.get(name, "0") or 0) == 0 for name in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 class NonFiniteGuard(L.Callback):

@@ -64,3 +64,18 @@ def read_losses(path: Path) -> dict[int, set[str]]:
             step, value = line.split()
             losses.setdefault(int(step), set()).add(value)
     return losses
+
+
+class PauseAt(L.Callback):
+    """Sleep ``seconds`` after training step ``step``, having written ``marker`` first: holds a run
+    in the middle of its fit while a test starts a second one into the same folder."""
+
+    def __init__(self, step: int, seconds: float, marker: str) -> None:
+        self.step, self.seconds, self.marker = step, seconds, Path(marker)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            self.marker.write_text("paused")
+            import time
+
+            time.sleep(self.seconds)

@@ -275,3 +275,97 @@ def test_a_slurm_requeue_with_an_hpc_checkpoint_is_not_refused(tmp_path, monkeyp
         refuse_a_folder_with_an_earlier_last_checkpoint(trainer)
     (tmp_path / "hpc_ckpt_1.ckpt").write_bytes(b"saved by Lightning's requeue handler")
     refuse_a_folder_with_an_earlier_last_checkpoint(trainer)
+
+
+PAUSE = """    - class_path: faults.PauseAt
+      init_args: {{step: 2, seconds: {seconds}, marker: {root}/paused}}
+"""
+
+
+@pytest.mark.slow
+def test_a_second_fit_into_a_running_folder_is_refused_and_the_first_finishes(unbroken, tmp_path, capsys,
+                                                                             monkeypatch):
+    """Two fits into one run folder both ran, writing the same files; the second now stops on the lock."""
+    import time
+
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + PAUSE.format(seconds=8, root=tmp_path))
+    first = os.fork()
+    if first == 0:  # the first fit, in a child that never returns into pytest
+        code = diffrep_fit(tmp_path, "--config", str(config))[0]
+        os._exit(code)
+    deadline = time.time() + 60
+    while not (tmp_path / "paused").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    holder = (tmp_path / ".diffrep.lock").read_text()
+    code, _, err = run_cli("fit", "--config", config, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and "is in use by another diffrep fit" in err and '"pid"' in holder, err[-1500:]
+    assert str(next(iter(__import__("json").loads(holder).values()))) in err  # the holder's pid is named
+    _, status = os.waitpid(first, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert not (tmp_path / ".diffrep.lock").exists()  # released on the way out
+    assert_same_run(tmp_path, unbroken)  # the first run, untouched by the refused one
+
+
+def test_a_stale_lock_is_taken_over_and_other_ranks_share_it(tmp_path, capsys, monkeypatch):
+    import json
+    import subprocess
+
+    from diffrep.reliability import RunFolderLock
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = RunFolderLock(tmp_path)
+    (tmp_path / ".diffrep.lock").write_text(json.dumps({**lock.mine, "pid": dead.pid}))
+    assert "took over the stale lock" in lock.acquire()
+    assert json.loads((tmp_path / ".diffrep.lock").read_text())["pid"] == os.getpid()
+    lock.release()
+    assert not (tmp_path / ".diffrep.lock").exists()
+    (tmp_path / ".diffrep.lock").write_text(json.dumps({**lock.mine, "pid": 1}))  # a live process: init
+    with pytest.raises(Exception, match="in use by another diffrep fit"):
+        RunFolderLock(tmp_path).acquire()
+    (tmp_path / ".diffrep.lock").write_text(json.dumps({**lock.mine, "pid": 1, "host": "elsewhere"}))
+    with pytest.raises(Exception, match="if no run uses it, delete"):
+        RunFolderLock(tmp_path).acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "77")  # a requeued SLURM job takes over its own earlier lock
+    (tmp_path / ".diffrep.lock").write_text(json.dumps({**lock.mine, "pid": 1, "host": "elsewhere",
+                                                        "slurm_job": "77"}))
+    assert "took over" in RunFolderLock(tmp_path).acquire()
+    from diffrep.reliability import is_first_process_of_run
+
+    assert is_first_process_of_run()
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a launched DDP rank does not lock: rank 0 holds the folder
+    assert not is_first_process_of_run()
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    import errno
+
+    config = write_config(tmp_path)
+    code, _, err = run_cli("fit", "--config", config, "--trainer.max_steps", "4", cwd=tmp_path, capsys=capsys,
+                           monkeypatch=monkeypatch)
+    assert code == 0, err[-1500:]
+    before = (tmp_path / "checkpoints/last.ckpt").read_bytes()
+    real_save = torch.save
+
+    def full(obj, f, *args, **kwargs):  # writes a little, then the device is full
+        if hasattr(f, "write"):
+            f.write(b"x" * 1000)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full)
+    code, _, err = run_cli("fit", "--config", config, "--ckpt_path", "last", "--trainer.max_steps", "8", cwd=tmp_path,
+                           capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and "no space left in" in err and "last.ckpt is untouched" in err and " MB)" in err, err[-1500:]
+    assert len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "checkpoints/last.ckpt").read_bytes() == before
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+    monkeypatch.setattr(torch, "save", real_save)
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    code, _, err = run_cli("fit", "--config", config, "--ckpt_path", "last", "--trainer.max_steps", "8", cwd=tmp_path,
+                           capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and "has 0.0 MB free, and a checkpoint of this model needs about" in err, err[-1500:]
+    assert (tmp_path / "checkpoints/last.ckpt").read_bytes() == before
