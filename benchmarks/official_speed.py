@@ -1,0 +1,287 @@
+"""Each method's training step against its official code's, side by side in one process.
+
+Usage: python benchmarks/official_speed.py [--pdae PATH] [--drl PATH] [--diffae PATH]
+           [--batch 32] [--steps 5] [--rounds 3]
+
+PATH: the same local copies ``benchmarks/official_parity.py`` takes (ckczzj/PDAE,
+korabs-x/representation_score_based, phizaz/diffae; the code is imported from there at run time).
+The networks are the parity harness's (the same architecture and weights on both sides, CPU-sized:
+PDAE's 64 px DPM with the CELEBA64 encoder, DRL's NCSN++ with the WRN-28-2 at 32 px, Diff-AE's
+BeatGANs autoencoder at 32 px). Entries, per method:
+
+- ``official fp32``: the official training step as its code runs it (its loss, Adam, EMA), fp32,
+  its only precision;
+- ``diffrep fp32`` / ``diffrep bf16``: diffrep's LightningModule in a Lightning ``Trainer``, as a user
+  runs it (``precision`` 32-true / bf16-mixed; Adam fused, EMA inside the step).
+
+Each round times ``--steps`` steps of every entry in turn (the official entry first, then diffrep's)
+after one untimed step per entry (warm-up rounds: ``--warmup``); img/s per round, the median over
+rounds and the ratio to the official median. Forward + backward FLOPs per image come from torch's
+FLOP counter on diffrep's module (eager, fp32 shapes); with the matmul peak of this CPU in fp32 and
+bf16 (``throughput.matmul_peak``) each entry's achieved GFLOP/s is a fraction of the limit.
+Results: benchmarks/results/official_speed.json; the table: docs/speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+#: an entry: k -> seconds for k timed training steps (after its own warm-up)
+Timed = Callable[[int], float]
+
+
+class StepClock(L.Callback):
+    """Seconds from the end of the first step of a fit (untimed: Trainer start-up, first-call
+    costs) to the end of its last."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.seconds = 0.0
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        now = time.perf_counter()
+        if trainer.global_step == 1:
+            self.start = now
+        elif self.start is not None:
+            self.seconds = now - self.start
+
+
+def trainer_entry(make_module: Callable[[], L.LightningModule], images: torch.Tensor, precision: str) -> Timed:
+    """diffrep's step through a Trainer: each call fits a fresh Trainer for k + 1 steps on the same
+    module and times the last k."""
+    module = make_module()
+
+    def run(k: int) -> float:
+        clock = StepClock()
+        trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=k + 1, precision=precision, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, num_sanity_val_steps=0, callbacks=[clock])
+        repeated = images.repeat(k + 1, 1, 1, 1)  # the same batch at every step, as the official loops
+        loader = DataLoader(TensorDataset(repeated, torch.zeros(len(repeated), dtype=torch.long)),
+                            batch_size=len(images))
+        trainer.fit(module, train_dataloaders=loader)
+        return clock.seconds
+
+    return run
+
+
+def loop_entry(step: Callable[[], None]) -> Timed:
+    def run(k: int) -> float:
+        step()  # untimed, as the Trainer entries' first step
+        start = time.perf_counter()
+        for _ in range(k):
+            step()
+        return time.perf_counter() - start
+
+    return run
+
+
+def flops_per_image(module: L.LightningModule, images: torch.Tensor) -> float:
+    counter = FlopCounterMode(display=False)
+    module.train()
+    with counter:
+        module.loss(images).backward()
+    module.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(images)
+
+
+def alternate(entries: dict[str, Timed], rounds: int, steps: int, warmup: int, batch: int) -> dict[str, list[float]]:
+    """img/s of every entry in every round, the entries visited in turn within a round."""
+    rates: dict[str, list[float]] = {name: [] for name in entries}
+    for r in range(warmup + rounds):
+        for name, run in entries.items():
+            seconds = run(steps)
+            if r >= warmup:
+                rates[name].append(batch * steps / seconds)
+    return rates
+
+
+# ------------------------------------------------------------------ the three methods
+def drl_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
+    sys.path.insert(0, str(path / "score_sde_pytorch") if (path / "score_sde_pytorch").is_dir() else str(path))
+    import losses as official_losses
+    from models.ema import ExponentialMovingAverage
+    from official_parity_drl import load_official, official_network, ours_like, small_config
+    from sde_lib import VESDE
+
+    config = small_config(dropout=0.0)
+    official = official_network(config).train()
+    optimizer = torch.optim.Adam(official.parameters(), lr=config.optim.lr, betas=(config.optim.beta1, 0.999),
+                                 eps=config.optim.eps)
+    state = dict(optimizer=optimizer, model=official, ema=ExponentialMovingAverage(official.parameters(), 0.999),
+                 step=0)
+    step_fn = official_losses.get_step_fn(VESDE(sigma_min=0.01, sigma_max=50.0, N=1000), train=True,
+                                          optimize_fn=official_losses.optimization_manager(config),
+                                          reduce_mean=False, continuous=True, likelihood_weighting=False,
+                                          config=config)
+    images = torch.rand(batch, 3, 32, 32)
+
+    def ours() -> L.LightningModule:
+        model = ours_like(config)
+        load_official(model, official)
+        return model
+
+    entries = {"official fp32": loop_entry(lambda: step_fn(state, images)),
+               "diffrep fp32": trainer_entry(ours, images * 2 - 1, "32-true"),
+               "diffrep bf16": trainer_entry(ours, images * 2 - 1, "bf16-mixed")}
+    return entries, ours(), images * 2 - 1
+
+
+def diffae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
+    from official_parity_diffae import SIZE, load_official_weights, name_map, official_config, official_ema, ours_like
+
+    conf = official_config(path)
+    model = conf.make_model_conf().make_model().train()
+    ema_model = copy.deepcopy(model)
+    sampler = conf.make_diffusion_conf().make_sampler()
+    optimizer = torch.optim.Adam(model.parameters(), lr=conf.lr, weight_decay=conf.weight_decay)
+    images = torch.rand(batch, 3, SIZE, SIZE) * 2 - 1
+
+    def official_step() -> None:  # experiment.py: loss, backward, clip, Adam, ema()
+        t = torch.randint(0, conf.T, (batch,))
+        loss = sampler.training_losses(model=model, x_start=images, t=t)["loss"].mean()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), conf.grad_clip)
+        optimizer.step()
+        official_ema(model, ema_model, conf.ema_decay)
+
+    def ours():
+        diffae = ours_like(conf)
+        load_official_weights(diffae, model, name_map(diffae, model))
+        return diffae
+
+    entries = {"official fp32": loop_entry(official_step),
+               "diffrep fp32": trainer_entry(ours, images, "32-true"),
+               "diffrep bf16": trainer_entry(ours, images, "bf16-mixed")}
+    return entries, ours(), images
+
+
+def pdae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
+    import tempfile
+
+    import yaml
+
+    sys.path.insert(0, str(path))
+    from diffusion.gaussian_diffusion import GaussianDiffusion
+    from model.representation_learning.encoder.celeba64 import CELEBA64Encoder
+    from model.shift_unet import ShiftUNet
+    from model.unet import UNet
+    from official_parity_pdae import DPM, LATENT, SIZE, randomise_
+
+    from diffrep.lightning_modules import PDAE
+
+    torch.manual_seed(0)
+    dpm = UNet(**DPM)
+    randomise_(dpm)
+    folder = Path(tempfile.mkdtemp(prefix="pdae_speed_"))
+    torch.save({"ema_denoise_fn": dpm.state_dict()}, folder / "checkpoint.pt")
+    (folder / "config.yml").write_text(yaml.safe_dump({
+        "train_dataset_config": {"image_size": SIZE, "image_channel": 3},
+        "diffusion_config": {"timesteps": 1000, "betas_type": "linear"}, "denoise_fn_config": DPM}))
+    decoder = ShiftUNet(latent_dim=LATENT, **DPM)
+    decoder.load_state_dict(dpm.state_dict(), strict=False)
+    encoder = CELEBA64Encoder(latent_dim=LATENT)
+    ema_encoder, ema_decoder = copy.deepcopy(encoder), copy.deepcopy(decoder)
+    diffusion = GaussianDiffusion({"timesteps": 1000, "betas_type": "linear"}, device="cpu")
+    params = [{"params": encoder.parameters()}] + [{"params": getattr(decoder, name).parameters()} for name in
+                                                    ("label_emb", "shift_middle_block", "shift_output_blocks",
+                                                     "shift_out")]
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    images = torch.rand(batch, 3, SIZE, SIZE) * 2 - 1
+
+    def official_step() -> None:  # trainer/train_representation_learning.py, accumulate() after the step
+        encoder.train(), decoder.set_train_mode()
+        optimizer.zero_grad()
+        diffusion.representation_learning_train_one_batch(encoder, decoder, images)["prediction_loss"].backward()
+        optimizer.step()
+        with torch.no_grad():
+            for ema, model in ((ema_encoder, encoder), (ema_decoder, decoder)):
+                source = dict(model.named_parameters())
+                for name, p in ema.named_parameters():
+                    if source[name].requires_grad:
+                        p.mul_(0.9999).add_(source[name], alpha=1e-4)
+
+    def ours() -> L.LightningModule:
+        return PDAE(str(folder / "checkpoint.pt"), encoder="conv", latent_dim=LATENT, lr=1e-4, gamma=0.1,
+                    encoder_kwargs={"channels": (64, 128, 128, 128), "attention_resolution": 16, "num_heads": 4})
+
+    entries = {"official fp32": loop_entry(official_step),
+               "diffrep fp32": trainer_entry(ours, images, "32-true"),
+               "diffrep bf16": trainer_entry(ours, images, "bf16-mixed")}
+    return entries, ours(), images
+
+
+SETUPS = {"pdae": pdae_setup, "drl": drl_setup, "diffae": diffae_setup}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in SETUPS:
+        parser.add_argument(f"--{name}", type=Path, help=f"a local copy of the official {name} repository")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per entry and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument("--results", type=Path, default=HERE / "results/official_speed.json")
+    args = parser.parse_args(argv)
+    chosen = {name: getattr(args, name) for name in SETUPS if getattr(args, name) is not None}
+    if not chosen:
+        parser.error("name at least one official copy: --pdae PATH, --drl PATH, --diffae PATH")
+    for name, path in chosen.items():
+        if not path.is_dir():
+            parser.error(f"--{name} {path} is not a folder; give a local copy of the official repository")
+    from official_parity import forget_official_modules
+    from throughput import matmul_peak
+
+    from diffrep import quiet
+
+    quiet.install()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # a Trainer per round: no start-up lines
+
+    cpu = torch.device("cpu")
+    peaks = {"fp32": matmul_peak(cpu, "fp32"), "bf16": matmul_peak(cpu, "bf16")}
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
+              "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}, "methods": {}}
+    for name, path in chosen.items():
+        entries, module, images = SETUPS[name](path.resolve(), args.batch)
+        flops = flops_per_image(module, images)
+        rates = alternate(entries, args.rounds, args.steps, args.warmup, args.batch)
+        official = statistics.median(rates["official fp32"])
+        rows = {}
+        for entry, values in rates.items():
+            median = statistics.median(values)
+            peak = peaks["bf16" if "bf16" in entry else "fp32"]
+            rows[entry] = {"img_per_s": values, "median": median, "ratio": median / official,
+                           "gflops": median * flops / 1e9, "fraction_of_peak": median * flops / peak}
+        record["methods"][name] = {"gflop_per_image": flops / 1e9, "entries": rows}
+        print(f"{name}: {flops / 1e9:.2f} GFLOP per image (forward + backward)")
+        for entry, row in rows.items():
+            print(f"  {entry:14s} {row['median']:7.1f} img/s  x{row['ratio']:.2f}  {row['gflops']:6.1f} GFLOP/s "
+                  f"({100 * row['fraction_of_peak']:.0f}% of the matmul peak)")
+        forget_official_modules()
+        sys.path[:] = [p for p in sys.path if p != str(path.resolve())]
+    args.results.write_text(json.dumps(record, indent=1))
+    print(f"wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""benchmarks/official_speed.py's pieces that need no official code and no timing: the FLOP count
+of a known layer, the alternation of entries, and a missing official copy."""
+
+import importlib.util
+import sys
+
+import lightning as L
+import pytest
+import torch
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+spec = importlib.util.spec_from_file_location("official_speed", REPO / "benchmarks/official_speed.py")
+official_speed = importlib.util.module_from_spec(spec)
+sys.modules["official_speed"] = official_speed
+spec.loader.exec_module(official_speed)
+
+
+class OneLinear(L.LightningModule):
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(d_in, d_out)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).square().mean()
+
+
+def test_flops_per_image_of_a_linear_layer_is_its_closed_form():
+    """Forward x W^T: 2 d_in d_out per image; backward: the weight's gradient, the same again (the
+    input needs none); the elementwise ops are not counted."""
+    assert official_speed.flops_per_image(OneLinear(64, 32), torch.randn(8, 64)) == 4 * 64 * 32
+
+
+def test_alternation_visits_every_entry_in_every_round_and_drops_warmup_rounds():
+    calls = []
+    entries = {name: (lambda k, name=name: calls.append((name, k)) or 0.5) for name in ("official", "ours")}
+    rates = official_speed.alternate(entries, rounds=2, steps=3, warmup=1, batch=4)
+    assert calls == [("official", 3), ("ours", 3)] * 3
+    assert rates == {"official": [24.0, 24.0], "ours": [24.0, 24.0]}  # 4 images x 3 steps / 0.5 s
+
+
+def test_a_missing_official_copy_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        official_speed.main(["--drl", str(tmp_path / "nowhere")])
+    assert exited.value.code == 2 and "is not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        official_speed.main([])
+    assert exited.value.code == 2
