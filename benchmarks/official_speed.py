@@ -102,6 +102,15 @@ def flops_per_image(module: L.LightningModule, images: torch.Tensor) -> float:
     return counter.get_total_flops() / len(images)
 
 
+def machine() -> str:
+    """The CPU's model name and whether it computes bf16 natively (AVX512-BF16 or AMX)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or platform.machine())
+    native = any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
+    return f"{name}, {torch.get_num_threads()} threads, {'native' if native else 'emulated'} bf16"
+
+
 def alternate(entries: dict[str, Timed], rounds: int, steps: int, warmup: int, batch: int) -> dict[str, list[float]]:
     """img/s of every entry in every round, the entries visited in turn within a round."""
     rates: dict[str, list[float]] = {name: [] for name in entries}
@@ -258,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cpu = torch.device("cpu")
     peaks = {"fp32": matmul_peak(cpu, "fp32"), "bf16": matmul_peak(cpu, "bf16")}
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
               "threads": torch.get_num_threads(), "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
               "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}, "methods": {}}
     for name, path in chosen.items():

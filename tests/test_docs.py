@@ -84,6 +84,9 @@ QUOTED += [
      ("docs/fidelity.md",)),
 ]
 
+QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
+            ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
+
 
 def test_quoted_numbers_are_the_stored_ones():
     for name, keys, form, docs in QUOTED:
