@@ -369,3 +369,20 @@ def test_a_full_disk_is_one_line_and_leaves_the_last_good_checkpoint(tmp_path, c
                            capsys=capsys, monkeypatch=monkeypatch)
     assert code == 2 and "has 0.0 MB free, and a checkpoint of this model needs about" in err, err[-1500:]
     assert (tmp_path / "checkpoints/last.ckpt").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_ddp_ranks_of_one_fit_share_the_run_folder_lock(tmp_path):
+    """A 2-process CPU DDP `diffrep fit` (Lightning re-launches the command for rank 1): rank 0 takes
+    the lock, rank 1 (LOCAL_RANK=1) does not ask for it, and the lock is gone at the end."""
+    import shutil
+    import subprocess
+
+    config = write_config(tmp_path)
+    out = subprocess.run([shutil.which("diffrep"), "fit", "--config", str(config), "--trainer.max_steps", "4",
+                          "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests")})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "in use by another diffrep fit" not in out.stderr
+    assert step_of(tmp_path / "checkpoints/last.ckpt") == 4 and not (tmp_path / ".diffrep.lock").exists()
