@@ -159,10 +159,32 @@ class OneLineErrorParser(LightningArgumentParser):
         sys.exit(2)
 
 
+#: Trainer settings where an int and a float mean different things (1 batch against 100% of them)
+INT_OR_FRACTION = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches",
+                   "val_check_interval", "overfit_batches")
+
+
+def integers_as_typed(argv: list[str]) -> dict[str, int]:
+    """jsonargparse turns ``--trainer.limit_val_batches 1`` into 1.0 (Lightning issue #21259: importing
+    lightning reorders the Union[int, float] it tries), which Lightning reads as 100% of the batches.
+    The settings of ``INT_OR_FRACTION`` typed as an integer on the command line, as the int the user wrote."""
+    typed: dict[str, int] = {}
+    for i, token in enumerate(argv):
+        for key in INT_OR_FRACTION:
+            value = argv[i + 1] if token == f"--trainer.{key}" and i + 1 < len(argv) else (
+                token.split("=", 1)[1] if token.startswith(f"--trainer.{key}=") else None)
+            if value is not None:
+                typed.pop(key, None)  # the last one typed wins, as in the parser
+                if re.fullmatch(r"\d+", value.strip()):
+                    typed[key] = int(value)
+    return typed
+
+
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         import lightning as L
 
+        self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         super().__init__(
             L.LightningModule,
             L.LightningDataModule,
@@ -265,6 +287,9 @@ class DiffrepCLI(LightningCLI):
         )
 
         trainer = super().instantiate_trainer(**kwargs)
+        for key, value in integers_as_typed(self._argv).items():  # 1 batch, not 100% of them
+            if isinstance(getattr(trainer, key, None), float):
+                setattr(trainer, key, value)
         config = self.config[self.subcommand] if self.subcommand else self.config
         if not config.get("evaluate", True):
             evaluations = (EvaluationCallback, OnlineLinearProbe)

@@ -262,3 +262,26 @@ def test_help_lists_every_diffrep_subcommand_prepare_included(tmp_path, capsys, 
         assert subcommand in out, subcommand
     code, out, err = run_cli("prepare", "--help", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
     assert code == 0 and "LitData" in out + err
+
+
+def test_an_integer_limit_typed_on_the_command_line_stays_an_integer(tmp_path, capsys, monkeypatch):
+    """jsonargparse parsed `--trainer.limit_val_batches 1` as 1.0, which Lightning reads as every batch."""
+    from diffrep import cli
+
+    assert cli.integers_as_typed(["--trainer.limit_val_batches", "1", "--trainer.val_check_interval=0.25",
+                                  "--trainer.limit_train_batches", "3", "--trainer.limit_train_batches", "0.5"]) == \
+        {"limit_val_batches": 1}
+    seen = {}
+    original = cli.DiffrepCLI.instantiate_trainer
+
+    def capture(self, **kwargs):
+        trainer = original(self, **kwargs)
+        seen.update(limit=trainer.limit_val_batches, interval=trainer.val_check_interval)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.DiffrepCLI, "instantiate_trainer", capture)
+    code, _, err = run_cli("fit", "--config", REPO / "configs/dpm.yaml", "--trainer.limit_val_batches", "1",
+                           "--trainer.val_check_interval", "7", "--trainer.logger", "false", cwd=tmp_path,
+                           capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, err[-1500:]
+    assert seen == {"limit": 1, "interval": 7} and type(seen["limit"]) is int
