@@ -166,6 +166,22 @@ def diffae_weights(checkpoint: dict[str, Any]) -> OfficialWeights:
     return OfficialWeights("diffae", raw, ema, step=checkpoint.get("global_step"), config=config)
 
 
+#: Diff-AE's TrainConfig keys (a last.ckpt's hyper_parameters) -> the diffrep settings they set
+DIFFAE_SETTINGS = {"img_size": "unet.image_size", "net_ch": "unet.base_channels", "net_ch_mult": "unet.channel_mult",
+                   "net_num_res_blocks": "unet.num_res_blocks", "net_attn": "unet.attention_resolutions",
+                   "net_beatgans_embed_channels": "unet.embed_channels", "net_enc_channel_mult":
+                   "encoder_kwargs.channel_mult", "net_enc_num_res_blocks": "encoder_kwargs.num_res_blocks",
+                   "style_ch": "latent_dim", "net_latent_num_hid_channels": "hidden (LatentDPM)",
+                   "net_latent_layers": "num_layers (LatentDPM)"}
+
+
+def trained_settings(config: dict[str, Any]) -> str:
+    """The architecture settings an official checkpoint's own config records, each with the diffrep
+    setting it corresponds to: what a width mismatch message tells the user to set."""
+    found = [f"{key}={config[key]} ({ours})" for key, ours in DIFFAE_SETTINGS.items() if key in config]
+    return ", ".join(found)
+
+
 def paired_by_order(ours: dict[str, Tensor], theirs: list[tuple[str, Tensor]], what: str,
                     path: str | Path) -> dict[str, str]:
     """Our name -> their name for two modules built of the same layers in the same order (counts and

@@ -211,7 +211,8 @@ def test_a_diffae_lightning_file_loads_without_its_pickled_classes_and_runs_none
         for p_shift, p in zip(shifted.parameters(), source.parameters(), strict=True):
             p_shift.copy_(p + 0.5)
     torch.testing.assert_close(model.encode(x), shifted.encode(x))
-    with pytest.raises(CheckpointError, match="semantic encoder has .* tensors"):
+    with pytest.raises(CheckpointError, match=r"semantic encoder has .* tensors.*own config: img_size=16 "
+                                              r"\(unet.image_size\), net_ch=16 \(unet.base_channels\)"):
         tiny_diffae(official_checkpoint=str(path), encoder_kwargs=dict(base_channels=16, channel_mult=[1, 2, 2],
                                                                       num_res_blocks=1, num_groups=8))
 

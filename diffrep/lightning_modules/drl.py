@@ -82,7 +82,7 @@ from diffrep.nets.encoders import build_encoder
 from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
 from diffrep.nets.ncsnpp_official import split_official_state_dict
 from diffrep.nets.unet import UNet, UNetConfig
-from diffrep.official_checkpoints import load_exactly, read_official
+from diffrep.official_checkpoints import load_exactly, read_official, trained_settings
 
 SCORE_NETS = ("unet", "ncsnpp")
 SAMPLERS = ("ddim", "pc", "ode")
@@ -196,8 +196,14 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         (``ema_decay: null``) the EMA weights are the network's. Strict: one line and nothing loaded
         on any mismatch (``diffrep.official_checkpoints``)."""
         weights = read_official(path, self.official_layout)
-        raw, ema = self.official_state(weights.raw, path), self.official_state(weights.ema, path)
-        load_exactly(self, raw if self.ema is not None else ema, ("encoder.", "unet."), path)
+        try:
+            raw, ema = self.official_state(weights.raw, path), self.official_state(weights.ema, path)
+            load_exactly(self, raw if self.ema is not None else ema, ("encoder.", "unet."), path)
+        except CheckpointError as err:
+            settings = trained_settings(weights.config)
+            if not settings:
+                raise
+            raise CheckpointError(f"{err}; the checkpoint's own config: {settings}") from None
         if self.ema is not None:
             with torch.no_grad():
                 for name in self.ema.names:
