@@ -363,7 +363,7 @@ def efficiency(args: argparse.Namespace) -> None:
     fig = Figure(figsize=(15, 3.6), layout="constrained")
     axes = fig.subplots(1, len(EFFICIENCY_PANELS))
     styles = {"Diff-AE": dict(color="tab:red"), "PDAE, own minutes": dict(color="tab:blue", linestyle="--"),
-              "PDAE, DPM's minutes added": dict(color="tab:blue")}
+              "PDAE, DPM's minutes added": dict(color="tab:green")}
     for ax, (key, label) in zip(axes, EFFICIENCY_PANELS.items(), strict=True):
         scale = 1 if is_image_metric(key) else 100
         for name, points in summary["curves"].items():
