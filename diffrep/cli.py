@@ -182,12 +182,10 @@ def integers_as_typed(argv: list[str]) -> dict[str, int]:
 
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
-        import lightning as L
-
         self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         super().__init__(
-            L.LightningModule,
-            L.LightningDataModule,
+            lightning.LightningModule,
+            lightning.LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
+from diffrep.nets.ncsnpp_official import strip_data_parallel
 
 LAYOUTS = ("score_sde", "diffae")
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -124,13 +125,6 @@ def describe(checkpoint: dict[str, Any], layout: str | None) -> str:
     return f"no official layout known here (top-level keys: {', '.join(map(str, list(checkpoint)[:6]))})"
 
 
-def strip_data_parallel(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Keys without the ``module.`` prefix ``DataParallel``/DDP add (all keys or none carry it)."""
-    if state and all(k.startswith("module.") for k in state):
-        return {k.removeprefix("module."): v for k, v in state.items()}
-    return dict(state)
-
-
 def trainable_names(state: dict[str, Tensor]) -> list[str]:
     """The official model's ``requires_grad`` parameters in order, read off its state dict."""
     return [k for k, v in state.items()
@@ -160,9 +154,8 @@ def diffae_weights(checkpoint: dict[str, Any]) -> OfficialWeights:
     state = checkpoint["state_dict"]
     raw = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     ema = {k.removeprefix("ema_model."): v for k, v in state.items() if k.startswith("ema_model.")}
-    extras = {k: v for k, v in state.items() if k in ("conds_mean", "conds_std")}
     config = dict(checkpoint.get("hyper_parameters") or {})
-    config.update({k: v for k, v in extras.items()})
+    config.update({k: v for k, v in state.items() if k in ("conds_mean", "conds_std")})
     return OfficialWeights("diffae", raw, ema, step=checkpoint.get("global_step"), config=config)
 
 
@@ -212,3 +205,23 @@ def load_exactly(module: torch.nn.Module, state: dict[str, Tensor], prefixes: tu
             raise CheckpointError(f"{path}: {key} is {tuple(value.shape)} in the checkpoint, {tuple(own[key].shape)} "
                                   "here; set the config's widths to the checkpoint's (nothing was loaded)")
     module.load_state_dict(state, strict=False)
+
+
+def load_raw_and_ema(module: torch.nn.Module, raw: dict[str, Tensor], ema: dict[str, Tensor],
+                     prefixes: tuple[str, ...], path: str | Path) -> None:
+    """A released checkpoint's two sets of weights into ``module``: the raw ones into the network (where
+    training continues), the EMA ones into ``module.ema``'s shadows (what evaluation uses); without an
+    EMA there, the EMA weights are the network's. Strict, as ``load_exactly``: nothing loaded on a mismatch."""
+    averaged = getattr(module, "ema", None)
+    if averaged is None:
+        load_exactly(module, ema, prefixes, path)
+        return
+    missing = [name for name in averaged.names if name.startswith(prefixes) and name not in ema]
+    if missing:
+        raise CheckpointError(f"{path}: its EMA weights lack {len(missing)} tensors (e.g. {missing[0]}); the file is "
+                              "incomplete (nothing was loaded)")
+    load_exactly(module, raw, prefixes, path)
+    with torch.no_grad():
+        for name in averaged.names:
+            if name.startswith(prefixes):
+                averaged.shadow(name).copy_(ema[name])

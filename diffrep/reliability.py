@@ -305,13 +305,19 @@ class FinalLastCheckpoint(L.Callback):
             self._superseded = []
 
 
+def slurm_requeue(trainer: L.Trainer) -> bool:
+    """A SLURM requeue: Lightning resumes from its hpc_ckpt_N.ckpt (docs/reliability.md), whatever
+    the folder's ``last.ckpt`` and ``--ckpt_path`` say."""
+    return SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None
+
+
 def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
     """A fresh fit whose checkpoint folder already holds ``last.ckpt`` would write ``last-v1.ckpt``
     beside it (Lightning never overwrites), while every later stage that reads ``last.ckpt`` (PDAE's
     ``dpm_checkpoint``, ``--ckpt_path last``-free scripts) silently gets the earlier run. Stop with
     the two ways out instead; nothing on disk is touched."""
-    if SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None:
-        return  # a SLURM requeue: Lightning resumes from its hpc_ckpt_N.ckpt (docs/reliability.md)
+    if slurm_requeue(trainer):
+        return
     callback = last_keeper(trainer)
     if callback is not None and own_last_path(callback).is_file():
         folder = callback.dirpath
@@ -325,7 +331,7 @@ def refuse_last_with_nothing_to_resume(trainer: L.Trainer) -> None:
     """``--ckpt_path last`` in a folder with no ``last*.ckpt``: Lightning would warn among its start-up
     lines and train from step 0, and the fresh last.ckpt would later pass for the one the user meant
     to resume. Stop with one line instead."""
-    if SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None:
+    if slurm_requeue(trainer):
         return
     folder = checkpoint_dir(trainer)
     if not (folder.is_dir() and any(folder.glob("last*.ckpt"))):
@@ -376,28 +382,31 @@ class RunFolderLock:
         self.held = False
 
     def acquire(self) -> str | None:
-        """Take the lock; returns a note when a stale lock was taken over. Raises ``ConfigError``."""
+        """Take the lock; returns a note when a stale lock was taken over. Raises ``ConfigError``. The
+        file is written whole beside the lock and hard-linked into place (atomic, and fails if a lock
+        exists), so no other process ever reads a lock half written."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        mine = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}")
+        mine.write_text(json.dumps(self.mine))
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = self.holder()
+            try:
+                os.link(mine, self.path)
+                self.held = True
+                return None
+            except FileExistsError:
+                holder = self.holder()
             if not self.stale(holder):
                 raise ConfigError(
                     f"{self.path.parent} is in use by another diffrep fit (pid {holder.get('pid')} on "
                     f"{holder.get('host')}, since {holder.get('started')}); wait for it to end or give this run "
-                    f"another --trainer.default_root_dir (if no run uses it, delete {self.path})") from None
-            tmp = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}")
-            tmp.write_text(json.dumps(self.mine))
-            os.replace(tmp, self.path)
+                    f"another --trainer.default_root_dir (if no run uses it, delete {self.path})")
+            os.replace(mine, self.path)
             if self.holder().get("pid") != os.getpid():  # another process took it over at the same moment
-                raise ConfigError(f"{self.path.parent} was just taken by another diffrep fit") from None
+                raise ConfigError(f"{self.path.parent} was just taken by another diffrep fit")
             self.held = True
             return f"took over the stale lock of pid {holder.get('pid')} ({self.path})"
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(self.mine))
-        self.held = True
-        return None
+        finally:
+            mine.unlink(missing_ok=True)
 
     def holder(self) -> dict[str, Any]:
         try:
@@ -407,7 +416,7 @@ class RunFolderLock:
 
     def stale(self, holder: dict[str, Any]) -> bool:
         if not holder or holder.get("pid") == os.getpid():
-            return True  # unreadable (a crash while writing it), or this very process
+            return True  # unreadable (not a lock this code wrote), or this very process
         job = os.environ.get("SLURM_JOB_ID")
         if job and holder.get("slurm_job") == job:
             return True  # a requeued job: its previous run was killed

@@ -82,7 +82,7 @@ from diffrep.nets.encoders import build_encoder
 from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
 from diffrep.nets.ncsnpp_official import split_official_state_dict
 from diffrep.nets.unet import UNet, UNetConfig
-from diffrep.official_checkpoints import load_exactly, read_official, trained_settings
+from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read_official, trained_settings
 
 SCORE_NETS = ("unet", "ncsnpp")
 SAMPLERS = ("ddim", "pc", "ode")
@@ -191,24 +191,21 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         return {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"unet.{k}": v for k, v in net.items()}}
 
     def load_official_checkpoint(self, path: str) -> None:
-        """A released checkpoint (``official_layout``): its raw weights into the network (where training
-        continues) and its EMA weights into diffrep's EMA (what evaluation uses); without an EMA here
-        (``ema_decay: null``) the EMA weights are the network's. Strict: one line and nothing loaded
-        on any mismatch (``diffrep.official_checkpoints``)."""
-        weights = read_official(path, self.official_layout)
+        """A released checkpoint (``official_layout``), read and loaded (``load_official_weights``)."""
+        self.load_official_weights(read_official(path, self.official_layout), path)
+
+    def load_official_weights(self, weights: OfficialWeights, path: str) -> None:
+        """A released checkpoint's raw weights into the network and its EMA weights into diffrep's EMA
+        (``load_raw_and_ema``). Strict: one line and nothing loaded on any mismatch, naming the
+        checkpoint's own config where it has one."""
         try:
             raw, ema = self.official_state(weights.raw, path), self.official_state(weights.ema, path)
-            load_exactly(self, raw if self.ema is not None else ema, ("encoder.", "unet."), path)
+            load_raw_and_ema(self, raw, ema, ("encoder.", "unet."), path)
         except CheckpointError as err:
             settings = trained_settings(weights.config)
             if not settings:
                 raise
             raise CheckpointError(f"{err}; the checkpoint's own config: {settings}") from None
-        if self.ema is not None:
-            with torch.no_grad():
-                for name in self.ema.names:
-                    if name in ema:
-                        self.ema.shadow(name).copy_(ema[name])
 
     @property
     def standardised(self) -> bool:

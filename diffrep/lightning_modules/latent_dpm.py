@@ -43,18 +43,18 @@ from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.latent_prior import latent_ddim
-from diffrep.lightning_modules.loading import load_trained
+from diffrep.lightning_modules.loading import in_its_ema_weights, load_trained
 from diffrep.nets.latent_mlp import LatentMLP
-from diffrep.official_checkpoints import load_exactly, read_official
+from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read_official
 
 #: Methods whose codes a latent DPM can model: one static code per image.
 CODE_METHODS = ("PDAE", "DRL", "VDRL", "DiffAE")
 
 
-def official_diffae(path: str, base_config: str | None) -> DiffAE:
-    """The autoencoder of a released Diff-AE file, built from ``base_config`` (a diffrep config of the
-    same architecture, e.g. configs/diffae_ffhq128.yaml: its ``model.init_args``), its EMA weights
-    in for good, frozen."""
+def official_diffae(weights: OfficialWeights, path: str, base_config: str | None) -> DiffAE:
+    """The autoencoder of a released Diff-AE file (read once, ``weights``), built from ``base_config`` (a
+    diffrep config of the same architecture, e.g. configs/diffae_ffhq128.yaml: its ``model.init_args``),
+    its EMA weights in for good."""
     import yaml
 
     if not base_config or not Path(base_config).is_file():
@@ -63,11 +63,9 @@ def official_diffae(path: str, base_config: str | None) -> DiffAE:
     model = yaml.safe_load(Path(base_config).read_text()).get("model", {})
     if not str(model.get("class_path", "")).endswith("DiffAE"):
         raise ConfigError(f"base_config {base_config} configures {model.get('class_path')!r}, not a DiffAE")
-    base = DiffAE(**{**model.get("init_args", {}), "compile": False, "official_checkpoint": path})
-    if base.ema is not None:
-        base.ema.copy_to_model()
-        base.ema = None
-    return base.eval()
+    base = DiffAE(**{**model.get("init_args", {}), "compile": False, "official_checkpoint": None})
+    base.load_official_weights(weights, path)
+    return in_its_ema_weights(base)
 
 
 class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
@@ -94,7 +92,8 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if official_checkpoint:
-            self.base = official_diffae(official_checkpoint, base_config)
+            released = read_official(official_checkpoint, "diffae")
+            self.base = official_diffae(released, official_checkpoint, base_config)
         else:
             self.base = load_trained(model_checkpoint, CODE_METHODS, "the model whose codes a latent DPM learns")
         if getattr(self.base, "time_dependent", False):
@@ -118,22 +117,17 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         self.latent_steps = latent_steps
         self.setup_ema()
         if official_checkpoint:
-            self.load_official_latent(official_checkpoint)
+            self.load_official_latent(released, official_checkpoint)
 
-    def load_official_latent(self, path: str) -> None:
+    def load_official_latent(self, weights: OfficialWeights, path: str) -> None:
         """A released Diff-AE ``*_latent`` last.ckpt: its ``latent_net`` (raw into the MLP, EMA into
         diffrep's EMA) and its code statistics ``conds_mean``/``conds_std`` (so fit does not recompute them)."""
-        weights = read_official(path, "diffae")
         raw, ema = ({f"net.{k.removeprefix('latent_net.')}": v for k, v in state.items() if k.startswith("latent_net.")}
                     for state in (weights.raw, weights.ema))
         if not raw or "conds_mean" not in weights.config:
             raise CheckpointError(f"{path} has no latent DPM (latent_net, conds_mean): it is a Diff-AE autoencoder "
                                   "alone; the released *_latent checkpoints carry one")
-        load_exactly(self, raw if self.ema is not None else ema, ("net.",), path)
-        if self.ema is not None:
-            with torch.no_grad():
-                for name in self.ema.names:
-                    self.ema.shadow(name).copy_(ema[name])
+        load_raw_and_ema(self, raw, ema, ("net.",), path)
         self.z_mean.copy_(weights.config["conds_mean"].reshape(-1))
         self.z_std.copy_(weights.config["conds_std"].reshape(-1))
 

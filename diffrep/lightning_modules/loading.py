@@ -55,7 +55,12 @@ def load_trained(
     accepted (default: every diffusion method)."""
     checkpoint = read_checkpoint(path, what=what)
     classes = {name: cls for name, cls in method_classes().items() if methods is None or name in methods}
-    model = rebuild(checkpoint, path, classes, what)
+    return in_its_ema_weights(rebuild(checkpoint, path, classes, what))
+
+
+def in_its_ema_weights(model: L.LightningModule) -> L.LightningModule:
+    """``model`` with its EMA weights copied in for good (its EMA dropped), in eval mode: the weights
+    a later stage builds on."""
     if getattr(model, "ema", None) is not None:
         model.ema.copy_to_model()
         model.ema = None

@@ -67,11 +67,17 @@ def official_wrn_names(ours: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def strip_data_parallel(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Keys without the ``module.`` prefix ``DataParallel``/DDP add (all keys or none carry it)."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k.removeprefix("module."): v for k, v in state.items()}
+    return dict(state)
+
+
 def split_official_state_dict(official: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(encoder state for TimeWideResNet, score-net state for NCSNpp) from an official NCSNpp state dict
     (the ``module.`` prefix of a ``DataParallel`` save is taken off)."""
-    if official and all(k.startswith("module.") for k in official):
-        official = {k.removeprefix("module."): v for k, v in official.items()}
+    official = strip_data_parallel(official)
     encoder = {k.removeprefix("encoder."): v for k, v in official.items() if k.startswith("encoder.")}
     if not encoder:
         raise ConfigError("this NCSN++ state dict has no encoder.* tensors: it was trained without an encoder "
