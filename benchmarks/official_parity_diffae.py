@@ -216,22 +216,33 @@ def official_ema(source: torch.nn.Module, target: torch.nn.Module, decay: float)
         value.copy_(value * decay + source_state[key] * (1 - decay))
 
 
-def official_training(conf, start: torch.nn.Module, batches: torch.Tensor, times: list[torch.Tensor],
-                      fused: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The official step (experiment.py) K times: loss, backward, clip_grad_norm_, Adam, ema().
-    ``fused``: torch's fused Adam, diffrep's optimiser, in place of the official foreach Adam."""
-    model = copy.deepcopy(start).train()
-    ema_model = copy.deepcopy(start)
+def official_step(conf, model: torch.nn.Module, ema_model: torch.nn.Module, fused: bool, ema_decay: float):
+    """The official step (experiment.py) on ``model`` (in place): loss, backward, clip_grad_norm_, Adam,
+    ema() into ``ema_model``. Returns step(batch, t). ``fused``: torch's fused Adam, diffrep's optimiser,
+    in place of the official foreach Adam."""
     sampler = conf.make_diffusion_conf().make_sampler()
     optimizer = torch.optim.Adam(model.parameters(), lr=conf.lr, weight_decay=conf.weight_decay, fused=fused or None)
-    for k in range(len(batches)):
-        torch.manual_seed(1000 + k)
-        loss = sampler.training_losses(model=model, x_start=batches[k], t=times[k])["loss"].mean()
+
+    def step(batch: torch.Tensor, t: torch.Tensor) -> None:
+        loss = sampler.training_losses(model=model, x_start=batch, t=t)["loss"].mean()
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], conf.grad_clip)
         optimizer.step()
-        official_ema(model, ema_model, 0.9)
+        official_ema(model, ema_model, ema_decay)
+
+    return step
+
+
+def official_training(conf, start: torch.nn.Module, batches: torch.Tensor, times: list[torch.Tensor],
+                      fused: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The official step K times on a copy of ``start`` (EMA decay 0.9, so that its differences show)."""
+    model = copy.deepcopy(start).train()
+    ema_model = copy.deepcopy(start)
+    step = official_step(conf, model, ema_model, fused, ema_decay=0.9)
+    for k in range(len(batches)):
+        torch.manual_seed(1000 + k)
+        step(batches[k], times[k])
     return model, ema_model
 
 

@@ -393,15 +393,14 @@ class PinnedDraws(DRL):
         return super().sample_time(n, device)
 
 
-def official_training(config: SimpleNamespace, start: torch.nn.Module, batches: torch.Tensor,
-                      fused: bool) -> tuple[torch.nn.Module, list[torch.Tensor]]:
-    """The official step K times: get_step_fn(optimization_manager) and its EMA (models/ema.py).
-    ``fused``: torch's fused Adam (diffrep's) in place of the official foreach Adam."""
+def official_step(config: SimpleNamespace, model: torch.nn.Module, fused: bool):
+    """The official training step on ``model`` (in place): get_step_fn(optimization_manager) with its
+    Adam and its EMA (models/ema.py). Returns (step(batch), ema). ``fused``: torch's fused Adam
+    (diffrep's) in place of the official foreach Adam."""
     import losses as official_losses
     from models.ema import ExponentialMovingAverage
     from sde_lib import VESDE
 
-    model = copy.deepcopy(start).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=(config.optim.beta1, 0.999),
                                  eps=config.optim.eps, weight_decay=config.optim.weight_decay, fused=fused or None)
     ema = ExponentialMovingAverage(model.parameters(), decay=config.model.ema_rate)
@@ -410,9 +409,17 @@ def official_training(config: SimpleNamespace, start: torch.nn.Module, batches: 
                                           optimize_fn=official_losses.optimization_manager(config),
                                           reduce_mean=False, continuous=True, likelihood_weighting=False,
                                           config=config)
+    return (lambda batch: step_fn(state, batch)), ema
+
+
+def official_training(config: SimpleNamespace, start: torch.nn.Module, batches: torch.Tensor,
+                      fused: bool) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+    """The official step K times on a copy of ``start``."""
+    model = copy.deepcopy(start).train()
+    step, ema = official_step(config, model, fused)
     for k in range(len(batches)):
         torch.manual_seed(1000 + k)
-        step_fn(state, batches[k])
+        step(batches[k])
     return model, ema.shadow_params
 
 

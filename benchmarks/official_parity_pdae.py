@@ -41,27 +41,38 @@ def randomise_(module: torch.nn.Module) -> None:
             p.copy_(torch.randn_like(p) * 0.05)
 
 
-def official_training(diffusion, encoder, decoder, batches, fused: bool):
-    """The official step K times (its Adam, its accumulate() EMA at decay 0.9 to show differences)."""
-    encoder, decoder = copy.deepcopy(encoder), copy.deepcopy(decoder)
+def official_step(diffusion, encoder, decoder, fused: bool, ema_decay: float):
+    """The official representation-learning step on ``encoder`` and ``decoder`` (in place): its Adam
+    over the encoder and the shift parts, the loss, and its accumulate() EMA of the trainable weights
+    into copies made here. Returns (step(batch), ema_encoder, ema_decoder)."""
     ema_encoder, ema_decoder = copy.deepcopy(encoder), copy.deepcopy(decoder)
     params = [{"params": encoder.parameters()}] + [{"params": getattr(decoder, name).parameters()} for name in
                                                     ("label_emb", "shift_middle_block", "shift_output_blocks",
                                                      "shift_out")]
     optimizer = torch.optim.Adam(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=fused or None)
-    for k in range(len(batches)):
+
+    def step(batch: torch.Tensor) -> None:
         encoder.train(), decoder.set_train_mode()
         optimizer.zero_grad()
-        torch.manual_seed(1000 + k)
-        loss = diffusion.representation_learning_train_one_batch(encoder, decoder, batches[k])["prediction_loss"]
-        loss.backward()
+        diffusion.representation_learning_train_one_batch(encoder, decoder, batch)["prediction_loss"].backward()
         optimizer.step()
         with torch.no_grad():  # the official accumulate(): trainable weights only
             for ema, model in ((ema_encoder, encoder), (ema_decoder, decoder)):
                 source = dict(model.named_parameters())
                 for name, p in ema.named_parameters():
                     if source[name].requires_grad:
-                        p.mul_(0.9).add_(source[name], alpha=0.1)
+                        p.mul_(ema_decay).add_(source[name], alpha=1 - ema_decay)
+
+    return step, ema_encoder, ema_decoder
+
+
+def official_training(diffusion, encoder, decoder, batches, fused: bool):
+    """The official step K times (its Adam, its accumulate() EMA at decay 0.9 to show differences)."""
+    encoder, decoder = copy.deepcopy(encoder), copy.deepcopy(decoder)
+    step, ema_encoder, ema_decoder = official_step(diffusion, encoder, decoder, fused, ema_decay=0.9)
+    for k in range(len(batches)):
+        torch.manual_seed(1000 + k)
+        step(batches[k])
     weights = {**{f"encoder.{k}": v for k, v in encoder.named_parameters()},
                **{f"decoder.{k}": v for k, v in decoder.named_parameters()}}
     emas = {**{f"encoder.{k}": v for k, v in ema_encoder.named_parameters()},
@@ -69,8 +80,10 @@ def official_training(diffusion, encoder, decoder, batches, fused: bool):
     return weights, emas
 
 
-def pdae_training_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
-    sys.path.insert(0, str(path))
+def official_parts():
+    """From the official code at ``path`` (on sys.path): a random 64 px DPM written as an official
+    checkpoint.pt + config.yml in a temporary folder, the shift decoder on it and the CELEBA64 encoder
+    (every weight random and non-zero), and the diffusion. Returns (folder, encoder, decoder, diffusion)."""
     from diffusion.gaussian_diffusion import GaussianDiffusion
     from model.representation_learning.encoder.celeba64 import CELEBA64Encoder
     from model.shift_unet import ShiftUNet
@@ -90,13 +103,23 @@ def pdae_training_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
     encoder = CELEBA64Encoder(latent_dim=LATENT)
     randomise_(encoder)
     diffusion = GaussianDiffusion({"timesteps": 1000, "betas_type": "linear"}, device="cpu")
+    return folder, encoder, decoder, diffusion
+
+
+def ours_like(folder: Path, cls: type[PDAE] = PDAE, **kwargs) -> PDAE:
+    """diffrep's PDAE on that DPM with the ``conv`` encoder at CELEBA64Encoder's settings."""
+    return cls(str(folder / "checkpoint.pt"), encoder="conv", latent_dim=LATENT, lr=1e-4, gamma=0.1,
+               encoder_kwargs={"channels": (64, 128, 128, 128), "attention_resolution": 16, "num_heads": 4}, **kwargs)
+
+
+def pdae_training_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
+    sys.path.insert(0, str(path))
+    folder, encoder, decoder, diffusion = official_parts()
     batches = torch.rand(STEPS, 4, 3, SIZE, SIZE) * 2 - 1
     fused_weights, fused_emas = official_training(diffusion, encoder, decoder, batches, fused=True)
     plain_weights, _ = official_training(diffusion, encoder, decoder, batches, fused=False)
 
-    ours = PinnedDraws(str(folder / "checkpoint.pt"), encoder="conv", latent_dim=LATENT, lr=1e-4, ema_decay=0.9,
-                       gamma=0.1, encoder_kwargs={"channels": (64, 128, 128, 128), "attention_resolution": 16,
-                                                  "num_heads": 4})
+    ours = ours_like(folder, PinnedDraws, ema_decay=0.9)
     ours_encoder = list(ours.encoder.state_dict())
     official_encoder = list(encoder.state_dict())
     mapping = {f"encoder.{a}": f"encoder.{b}" for a, b in zip(ours_encoder, official_encoder, strict=True)}

@@ -125,21 +125,11 @@ def alternate(entries: dict[str, Timed], rounds: int, steps: int, warmup: int, b
 # ------------------------------------------------------------------ the three methods
 def drl_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
     sys.path.insert(0, str(path / "score_sde_pytorch") if (path / "score_sde_pytorch").is_dir() else str(path))
-    import losses as official_losses
-    from models.ema import ExponentialMovingAverage
-    from official_parity_drl import load_official, official_network, ours_like, small_config
-    from sde_lib import VESDE
+    from official_parity_drl import load_official, official_network, official_step, ours_like, small_config
 
     config = small_config(dropout=0.0)
     official = official_network(config).train()
-    optimizer = torch.optim.Adam(official.parameters(), lr=config.optim.lr, betas=(config.optim.beta1, 0.999),
-                                 eps=config.optim.eps)
-    state = dict(optimizer=optimizer, model=official, ema=ExponentialMovingAverage(official.parameters(), 0.999),
-                 step=0)
-    step_fn = official_losses.get_step_fn(VESDE(sigma_min=0.01, sigma_max=50.0, N=1000), train=True,
-                                          optimize_fn=official_losses.optimization_manager(config),
-                                          reduce_mean=False, continuous=True, likelihood_weighting=False,
-                                          config=config)
+    step, _ = official_step(config, official, fused=False)
     images = torch.rand(batch, 3, 32, 32)
 
     def ours() -> L.LightningModule:
@@ -147,95 +137,42 @@ def drl_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModu
         load_official(model, official)
         return model
 
-    entries = {"official fp32": loop_entry(lambda: step_fn(state, images)),
+    entries = {"official fp32": loop_entry(lambda: step(images)),
                "diffrep fp32": trainer_entry(ours, images * 2 - 1, "32-true"),
                "diffrep bf16": trainer_entry(ours, images * 2 - 1, "bf16-mixed")}
     return entries, ours(), images * 2 - 1
 
 
 def diffae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
-    from official_parity_diffae import SIZE, load_official_weights, name_map, official_config, official_ema, ours_like
+    from official_parity_diffae import SIZE, load_official_weights, name_map, official_config, official_step, ours_like
 
     conf = official_config(path)
     model = conf.make_model_conf().make_model().train()
-    ema_model = copy.deepcopy(model)
-    sampler = conf.make_diffusion_conf().make_sampler()
-    optimizer = torch.optim.Adam(model.parameters(), lr=conf.lr, weight_decay=conf.weight_decay)
+    step = official_step(conf, model, copy.deepcopy(model), fused=False, ema_decay=conf.ema_decay)
     images = torch.rand(batch, 3, SIZE, SIZE) * 2 - 1
-
-    def official_step() -> None:  # experiment.py: loss, backward, clip, Adam, ema()
-        t = torch.randint(0, conf.T, (batch,))
-        loss = sampler.training_losses(model=model, x_start=images, t=t)["loss"].mean()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), conf.grad_clip)
-        optimizer.step()
-        official_ema(model, ema_model, conf.ema_decay)
 
     def ours():
         diffae = ours_like(conf)
         load_official_weights(diffae, model, name_map(diffae, model))
         return diffae
 
-    entries = {"official fp32": loop_entry(official_step),
+    entries = {"official fp32": loop_entry(lambda: step(images, torch.randint(0, conf.T, (batch,)))),
                "diffrep fp32": trainer_entry(ours, images, "32-true"),
                "diffrep bf16": trainer_entry(ours, images, "bf16-mixed")}
     return entries, ours(), images
 
 
 def pdae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
-    import tempfile
-
-    import yaml
-
     sys.path.insert(0, str(path))
-    from diffusion.gaussian_diffusion import GaussianDiffusion
-    from model.representation_learning.encoder.celeba64 import CELEBA64Encoder
-    from model.shift_unet import ShiftUNet
-    from model.unet import UNet
-    from official_parity_pdae import DPM, LATENT, SIZE, randomise_
+    from official_parity_pdae import SIZE, official_parts, official_step, ours_like
 
-    from diffrep.lightning_modules import PDAE
-
-    torch.manual_seed(0)
-    dpm = UNet(**DPM)
-    randomise_(dpm)
-    folder = Path(tempfile.mkdtemp(prefix="pdae_speed_"))
-    torch.save({"ema_denoise_fn": dpm.state_dict()}, folder / "checkpoint.pt")
-    (folder / "config.yml").write_text(yaml.safe_dump({
-        "train_dataset_config": {"image_size": SIZE, "image_channel": 3},
-        "diffusion_config": {"timesteps": 1000, "betas_type": "linear"}, "denoise_fn_config": DPM}))
-    decoder = ShiftUNet(latent_dim=LATENT, **DPM)
-    decoder.load_state_dict(dpm.state_dict(), strict=False)
-    encoder = CELEBA64Encoder(latent_dim=LATENT)
-    ema_encoder, ema_decoder = copy.deepcopy(encoder), copy.deepcopy(decoder)
-    diffusion = GaussianDiffusion({"timesteps": 1000, "betas_type": "linear"}, device="cpu")
-    params = [{"params": encoder.parameters()}] + [{"params": getattr(decoder, name).parameters()} for name in
-                                                    ("label_emb", "shift_middle_block", "shift_output_blocks",
-                                                     "shift_out")]
-    optimizer = torch.optim.Adam(params, lr=1e-4)
+    folder, encoder, decoder, diffusion = official_parts()
+    step, _, _ = official_step(diffusion, encoder, decoder, fused=False, ema_decay=0.9999)
     images = torch.rand(batch, 3, SIZE, SIZE) * 2 - 1
-
-    def official_step() -> None:  # trainer/train_representation_learning.py, accumulate() after the step
-        encoder.train(), decoder.set_train_mode()
-        optimizer.zero_grad()
-        diffusion.representation_learning_train_one_batch(encoder, decoder, images)["prediction_loss"].backward()
-        optimizer.step()
-        with torch.no_grad():
-            for ema, model in ((ema_encoder, encoder), (ema_decoder, decoder)):
-                source = dict(model.named_parameters())
-                for name, p in ema.named_parameters():
-                    if source[name].requires_grad:
-                        p.mul_(0.9999).add_(source[name], alpha=1e-4)
-
-    def ours() -> L.LightningModule:
-        return PDAE(str(folder / "checkpoint.pt"), encoder="conv", latent_dim=LATENT, lr=1e-4, gamma=0.1,
-                    encoder_kwargs={"channels": (64, 128, 128, 128), "attention_resolution": 16, "num_heads": 4})
-
-    entries = {"official fp32": loop_entry(official_step),
-               "diffrep fp32": trainer_entry(ours, images, "32-true"),
-               "diffrep bf16": trainer_entry(ours, images, "bf16-mixed")}
-    return entries, ours(), images
+    entries = {"official fp32": loop_entry(lambda: step(images)),
+               "diffrep fp32": trainer_entry(lambda: ours_like(folder), images, "32-true"),
+               "diffrep bf16": trainer_entry(lambda: ours_like(folder), images, "bf16-mixed")}
+    return entries, ours_like(folder), images
 
 
 SETUPS = {"pdae": pdae_setup, "drl": drl_setup, "diffae": diffae_setup}
