@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -180,6 +181,16 @@ def tiny_dpm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_wandb_run_left_open():
+    """A W&B run a test leaves open would take the next test's WandbLogger (its files land in the
+    first test's folder), so each test's run is finished after it."""
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def fit_with_every_evaluation_callback(model, tmp_path: Path, latent_plot: bool = True) -> L.Trainer:

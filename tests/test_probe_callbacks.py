@@ -17,7 +17,9 @@ from diffrep.callbacks import (
     ReconstructionMetrics,
     SampleGrid,
 )
+from diffrep.datamodules.digits import DigitsDataModule
 from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.errors import ConfigError
 from diffrep.evaluation.extractor import SmallClassifier, save_classifier
 
 
@@ -120,3 +122,45 @@ def test_a_fit_that_ends_on_an_epoch_end_is_evaluated_once_at_its_last_step(tmp_
     recorder = StepRecorder(every_n_epochs=2)  # the last epoch is not on the schedule: fit end evaluates it
     quiet_trainer(tmp_path / "b", max_steps=per_epoch, callbacks=[recorder]).fit(make(latent_dim=2), datamodule=data)
     assert recorder.steps == [per_epoch]
+
+
+class SplitSpy:
+    """Wraps a datamodule's ``splits`` and ``evaluation_split`` to record which splits are read."""
+
+    def __init__(self, data) -> None:
+        data.setup("fit")
+        self.read: list[str] = []
+        spy, splits, evaluation_split = self, data.splits, data.evaluation_split
+
+        class Recording(dict):
+            def __getitem__(self, split):
+                spy.read.append(split)
+                return super().__getitem__(split)
+
+        data.splits = Recording(splits)
+        data.evaluation_split = lambda split: (spy.read.append(split), evaluation_split(split))[1]
+
+
+def test_fit_time_evaluation_scores_validation_and_only_diffrep_test_reads_the_test_split(tmp_path):
+    """Settings are chosen from fit-time curves, so those must never come from the test split."""
+    from diffrep.callbacks import SemiSupervisedProbe
+
+    data = digits(subset=128, batch_size=32)
+    spy = SplitSpy(data)
+    callbacks = [LinearProbe(max_train=100, max_test=50), ReconstructionMetrics(num_images=4, num_steps=2),
+                 SemiSupervisedProbe(labels_per_class=(1,), seeds=(0,), methods=("supervised",), max_train=100,
+                                     max_test=50)]
+    trainer = quiet_trainer(tmp_path, max_steps=2, callbacks=callbacks)
+    trainer.fit(make(latent_dim=2), datamodule=data)
+    assert "val" in spy.read and "test" not in spy.read, spy.read
+    assert callbacks[0].last["probe/linear_accuracy"] > 0
+    spy.read.clear()
+    trainer.test(trainer.lightning_module, datamodule=data, verbose=False)
+    assert "test" in spy.read and "val" not in spy.read, spy.read
+
+
+def test_a_fit_time_probe_without_a_validation_split_names_the_setting(tmp_path):
+    data = DigitsDataModule(image_size=16, batch_size=32, val_size=0, subset=64)
+    trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[LinearProbe(max_train=50, max_test=20)])
+    with pytest.raises(ConfigError, match="val_size"):
+        trainer.fit(make(latent_dim=2), datamodule=data)

@@ -35,6 +35,10 @@ class EvaluationCallback(L.Callback, ABC):
     Evaluation draws from its own seeded RNG, so it never shifts the training noise stream.
     ``timestep_grid`` (``linspace`` or ``official``) sets the DDIM step grid of this evaluation's
     decoding and inversion; None keeps the model's own (``NoiseSchedule.ddim_levels``).
+
+    Held-out images come from the **validation** split during fit and from the test split only
+    under ``diffrep test`` (``held_out``): a fit-time curve is what people choose settings from,
+    and those must never be chosen on test data.
     """
 
     def __init__(self, every_n_epochs: int = 1, seed: int = 0, every_n_steps: int | None = None,
@@ -53,6 +57,22 @@ class EvaluationCallback(L.Callback, ABC):
     @abstractmethod
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
         """Run the evaluation ('fit' or 'test'); return scalars to log (may be empty)."""
+
+    @staticmethod
+    def held_out_name(stage: str) -> str:
+        """'test' under ``diffrep test``, 'val' during fit."""
+        return "test" if stage == "test" else "val"
+
+    def held_out(self, trainer: L.Trainer, stage: str):
+        """The held-out images of this stage (``held_out_name``), as evaluation reads them."""
+        split = self.held_out_name(stage)
+        data = trainer.datamodule
+        dataset = data.evaluation_split(split)
+        if len(dataset) == 0:
+            raise ConfigError(f"{type(self).__name__} scores the {split} split during {stage}, and this data set's "
+                              f"{split} split is empty; set --data.init_args.val_size (e.g. 0.1) or remove the "
+                              "callback")
+        return dataset
 
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.sanity_checking:

@@ -20,7 +20,8 @@ from diffrep.lightning_modules.backbone import UnsupportedOperation
 
 
 class ReconstructionMetrics(EvaluationCallback):
-    """``recon/{inverted,random}_{mse,psnr,ssim}`` on the first ``num_images`` test images."""
+    """``recon/{inverted,random}_{mse,psnr,ssim}`` on the first ``num_images`` held-out images
+    (validation during fit, test under ``diffrep test``)."""
 
     def __init__(self, every_n_epochs: int = 1, num_images: int = 256, num_steps: int = 50, batch_size: int = 64,
                  seed: int = 0, inversion_steps: int | None = None, timestep_grid: str | None = None) -> None:
@@ -29,14 +30,15 @@ class ReconstructionMetrics(EvaluationCallback):
         self.num_images, self.num_steps, self.batch_size = num_images, num_steps, batch_size
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
-        metrics = reconstruction_metrics(pl_module, trainer.datamodule.splits["test"], self.num_images,
+        metrics = reconstruction_metrics(pl_module, self.held_out(trainer, stage), self.num_images,
                                          self.num_steps, self.batch_size, self.seed, self.inversion_steps)
         return {f"recon/{k}": v for k, v in metrics.items()}
 
 
 class FID(EvaluationCallback):
     """FID of samples (``fid/samples``) and of reconstructions (``fid/reconstructions``, the
-    autoencoding FID of Diff-AE) against ``num_images`` test images.
+    autoencoding FID of Diff-AE) against ``num_images`` held-out images (validation during fit, test
+    under ``diffrep test``).
 
     ``extractor`` is ``diffrep-classifier`` (a small classifier trained by
     ``python -m diffrep.evaluation.extractor``; the default for 32 px grey data) or
@@ -64,7 +66,7 @@ class FID(EvaluationCallback):
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
         device = pl_module.device
-        test = trainer.datamodule.splits["test"]
+        test = self.held_out(trainer, stage)
         images = {"reference": map_items(lambda x, y: {"images": to_uint8_rgb(x)}, test, self.num_images,
                                          self.batch_size, device)["images"]}
         n = len(images["reference"])

@@ -1,7 +1,8 @@
 """Representation quality during fit and test: linear/k-NN probes, few-label accuracy, latent plots.
 
-Each callback encodes the first ``max_train`` training and ``max_test`` test images with the
-model's public ``encode`` (EMA weights, eval mode, restored afterwards). Under DDP every rank
+Each callback encodes the first ``max_train`` training and ``max_test`` held-out images (the
+validation split during fit, the test split under ``diffrep test``) with the model's public
+``encode`` (EMA weights, eval mode, restored afterwards). Under DDP every rank
 encodes its share and the codes are gathered; rank 0 fits the probes once and logs them.
 Scalars go to every logger (``probe/...``), plots to the run folder and the loggers.
 """
@@ -29,19 +30,19 @@ class _ProbeCallback(EvaluationCallback):
 
     @abstractmethod
     def score(self, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], trainer: L.Trainer) -> dict[str, float]:
-        """Scalars to log, from (codes, labels) of both splits."""
+        """Scalars to log, from (codes, labels) of the training and the held-out split."""
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
-        splits = trainer.datamodule.splits
         train = encode_split(pl_module, trainer.datamodule.evaluation_split("train"), self.max_train)
-        test = encode_split(pl_module, splits["test"], self.max_test)
+        test = encode_split(pl_module, self.held_out(trainer, stage), self.max_test)
         if (train[1] < 0).all():
             raise ConfigError(f"{type(self).__name__} needs labels; this data set has none, remove the callback")
         return self.score(train, test, trainer) if trainer.is_global_zero else {}
 
 
 class LinearProbe(_ProbeCallback):
-    """Logistic-regression (L2 chosen on a validation part) and cosine 20-NN test accuracy."""
+    """Logistic-regression (L2 chosen on a part of the training codes) and cosine 20-NN accuracy on the
+    held-out split."""
 
     def score(self, train, test, trainer) -> dict[str, float]:
         result = linear_probe(*train, *test)
@@ -58,7 +59,7 @@ def log_per_class_accuracy(trainer: L.Trainer, key: str, per_class: dict[int, fl
 
 
 class FewLabelProbe(_ProbeCallback):
-    """Test accuracy with k labels per class (mean and std over seeds)."""
+    """Held-out accuracy with k labels per class (mean and std over seeds)."""
 
     def __init__(
         self, labels_per_class: tuple[int, ...] = (1, 10, 100), seeds: tuple[int, ...] = (0, 1, 2), **kwargs
@@ -75,7 +76,7 @@ class FewLabelProbe(_ProbeCallback):
 
 
 class LatentPlot(_ProbeCallback):
-    """A 2-D scatter of test codes coloured by label: the codes themselves if 2-D, else their PCA."""
+    """A 2-D scatter of held-out codes coloured by label: the codes themselves if 2-D, else their PCA."""
 
     def score(self, train, test, trainer) -> dict[str, float]:
         codes, labels = test

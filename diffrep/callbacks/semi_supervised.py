@@ -2,7 +2,8 @@
 protocol, and the probe of a time-dependent code E(x0, t) as a function of t.
 
 Like the other probes, each encodes the first ``max_train`` training images (without their
-random flips) and ``max_test`` test images with the model's public ``encode``; rank 0 fits and
+random flips) and ``max_test`` held-out images (validation during fit, test under
+``diffrep test``) with the model's public ``encode``; rank 0 fits and
 logs. The protocols are in ``diffrep.evaluation.semi_supervised`` and ``.downstream``.
 """
 
@@ -96,7 +97,7 @@ class TimeCodeProbe(EvaluationCallback):
         if not getattr(pl_module, "time_dependent", False):
             raise UnsupportedOperation("the code is not time-dependent; TimeCodeProbe applies to E(x0, t)")
         data = trainer.datamodule
-        train_set, test_set = data.evaluation_split("train"), data.evaluation_split("test")
+        train_set, test_set = data.evaluation_split("train"), self.held_out(trainer, stage)
         per_t = {}
         for t in self.times:
             train = encode_split_at(pl_module, train_set, self.max_train, [t])
