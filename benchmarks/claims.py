@@ -142,7 +142,7 @@ def decoded_grid(model, codes: torch.Tensor, n: int = 8, steps: int = 50) -> tor
     return model.generate(z, x_T, steps)
 
 
-def figure(data: str, panels: dict, path: Path) -> None:
+def figure(data: str, panels: dict, path: Path, class_names: list[str] | None = None) -> None:
     from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
@@ -150,11 +150,14 @@ def figure(data: str, panels: dict, path: Path) -> None:
     axes = fig.subplots(2, 2)
     for col, (sampler, (codes, labels, grid, result)) in enumerate(panels.items()):
         ax = axes[0, col]
-        ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3)
+        scatter = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3)
         ax.set_title(f"{sampler} t: 2-D codes of test images\n20-NN {100 * result['knn20_accuracy']:.1f}%, "
                      f"MSE from random x_T {result['mse_random_xT']:.4f}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xlabel="code dimension 1", ylabel="code dimension 2")
+        handles, _ = scatter.legend_elements()
+        names = class_names or [str(c) for c in range(len(handles))]
+        ax.legend(handles, names[: len(handles)], title="class", fontsize=6, title_fontsize=7, markerscale=0.8,
+                  loc="best")
         image = make_grid((grid.float().cpu() + 1) / 2, nrow=8, padding=1, pad_value=1).clamp(0, 1)
         axes[1, col].imshow(image.permute(1, 2, 0).numpy())
         axes[1, col].set_title(f"{sampler} t: decoded from an 8x8 grid of codes (one x_T)", fontsize=9)
@@ -183,7 +186,10 @@ def time_sampler(args: argparse.Namespace) -> None:
     json_path = Path(args.results_dir) / f"claims_time_sampler_{args.data}.json"
     json_path.write_text(json.dumps(record, indent=2) + "\n")
     figure_path = Path(args.figure_dir) / f"claims_time_sampler_{args.data}.png"
-    figure(args.data, panels, figure_path)
+    from diffrep.datamodules import FashionMNISTDataModule
+
+    figure(args.data, panels, figure_path,
+           list(FashionMNISTDataModule.class_names) if args.data == "fashion_mnist" else None)
     print(f"wrote {json_path} and {figure_path}")
 
 
@@ -240,31 +246,37 @@ def downstream(args: argparse.Namespace) -> None:
     AE, VAE, SimCLR and SimCLR-Gauss, read from `make compare-semi`'s results.json (no training)."""
     from matplotlib.figure import Figure
 
-    entries = json.loads(Path(args.results).read_text())["entries"]
-    names = [n for n in DOWNSTREAM_ENTRIES if n in entries and entries[n].get("report")]
-    if not names:
-        raise SystemExit(f"{args.results} holds none of {', '.join(DOWNSTREAM_ENTRIES)}; run make compare-semi")
-    rows = {}
-    for name in names:
-        metrics = entries[name]["report"]["metrics"]
-        rows[name] = {label: [metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")]
-                      for key, label in DOWNSTREAM_METRICS.items()}
+    record_path = Path(args.results_dir) / "claims_downstream.json"
+    if args.replot:  # the stored record alone: runs/compare_semi is not committed
+        record = json.loads(record_path.read_text())
+        rows, settings, names = record["rows"], record["settings"], list(record["rows"])
+    else:
+        results = json.loads(Path(args.results).read_text())
+        entries, settings = results["entries"], results["settings"]
+        names = [n for n in DOWNSTREAM_ENTRIES if n in entries and entries[n].get("report")]
+        if not names:
+            raise SystemExit(f"{args.results} holds none of {', '.join(DOWNSTREAM_ENTRIES)}; run make compare-semi")
+        rows = {}
+        for name in names:
+            metrics = entries[name]["report"]["metrics"]
+            rows[name] = {label: [metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")]
+                          for key, label in DOWNSTREAM_METRICS.items()}
+        record = {"results": str(args.results), "settings": settings, "rows": rows}
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     axes = fig.subplots(1, len(DOWNSTREAM_METRICS), sharey=True)
     for ax, label in zip(axes, DOWNSTREAM_METRICS.values(), strict=True):
         values = [100 * (rows[n][label][0] or 0.0) for n in names]
         errors = [100 * (rows[n][label][1] or 0.0) for n in names]
         colours = ["tab:blue" if n.startswith(("DRL", "VDRL")) else "tab:gray" for n in names]
-        ax.barh(range(len(names)), values, xerr=errors, color=colours)
-        ax.set(title=label, xlabel="test accuracy (%)", xlim=(max(0, min(values) - 15), min(100, max(values) + 5)))
+        bars = ax.barh(range(len(names)), values, xerr=errors, color=colours)
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], padding=2, fontsize=7)
+        ax.set(title=label, xlabel="test accuracy (%), axis from 0", xlim=(0, 100))
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(names)), names)
     axes[0].invert_yaxis()
-    settings = json.loads(Path(args.results).read_text())["settings"]
     fig.suptitle(f"Fashion-MNIST, {settings.get('steps', '?')} training steps each (make compare-semi); mean and "
                  "std of 3 label draws", fontsize=9)
-    record = {"results": str(args.results), "settings": settings, "rows": rows}
-    (Path(args.results_dir) / "claims_downstream.json").write_text(json.dumps(record, indent=1))
+    record_path.write_text(json.dumps(record, indent=1))
     fig.savefig(Path(args.figure_dir) / "claims_downstream.png", dpi=120)
     print(f"wrote claims_downstream.json to {args.results_dir} and its figure to {args.figure_dir}")
 
@@ -553,6 +565,8 @@ def main(argv: list[str] | None = None) -> None:
     gap.add_argument("--num-images", type=int, default=500)
     down = sub.add_parser("downstream", help="DRL's Figures 4-5 from make compare-semi's results")
     down.add_argument("--results", default=str(REPO / "runs/compare_semi/results.json"))
+    down.add_argument("--replot", action="store_true",
+                      help="redraw the figure from benchmarks/results/claims_downstream.json alone (no compare run)")
     code = sub.add_parser("time-code", help="DRL's time-dependent code at each t and joined (claim 4)")
     code.add_argument("--ckpt", default=str(REPO / "runs/time_to_accuracy_claim4/runs/drl_time_wrn/checkpoints/"
                                                     "last.ckpt"))

@@ -84,6 +84,19 @@ QUOTED += [
      ("docs/fidelity.md",)),
 ]
 
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+QUOTED += [
+    ("claims_pdae_gap.json", ("rows", 5, "mse_dpm"), "{:.3f}", ("docs/claims.md",)),  # t = 700
+    ("claims_pdae_gap.json", ("rows", 5, "mse_pdae"), "{:.3f}", ("docs/claims.md",)),
+    *[(f"claims_time_sampler_{data}.json", ("results", sampler, "knn20_accuracy"), percent, ("docs/claims.md",))
+      for data in ("digits", "fashion_mnist") for sampler in ("uniform", "high_noise")],
+    *[("claims_downstream.json", ("rows", entry, "SVM, 1000 labels", 0), percent, ("docs/claims.md",))
+      for entry in ("DRL, uniform t", "VDRL", "autoencoder", "VAE", "SimCLR")],
+]
+
 QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
             ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
 
@@ -93,6 +106,6 @@ def test_quoted_numbers_are_the_stored_ones():
         value = json.loads((REPO / "benchmarks/results" / name).read_text())
         for key in keys:
             value = value[key]
-        text = form.format(value)
+        text = form(value) if callable(form) else form.format(value)
         for doc in docs:
             assert text in (REPO / doc).read_text(), f"{doc} should quote {text} ({name}: {' / '.join(keys)})"
