@@ -4,7 +4,7 @@ of every method and baseline against CPU minutes of training, counted from scrat
 Usage: python benchmarks/time_to_accuracy.py [--minutes 6] [--dpm-minutes 10] [--out runs/time_to_accuracy]
                                              [--precision bf16-mixed] [--only NAME ...] [--redo NAME ...]
                                              [--table-only] [--reconstruction [--fid-weights PATH]]
-                                             [--budget NAME=MINUTES ...]
+                                             [--budget NAME=MINUTES ...] [--seeds N]
 
 Each entry trains with `diffrep fit` on its shipped config plus the `TimeToAccuracy` callback
 (diffrep/callbacks/time_to_accuracy.py), which evaluates at 1, 2, 4, 8, 15, 30, 45, 60 training
@@ -29,7 +29,15 @@ docs/claims.md, PDAE against Diff-AE, uses it.
 Writes OUT/results.json, OUT/results.md (the table at each entry's last point and at fixed
 minutes) and OUT/time_to_accuracy.png, and keeps a copy of the points in
 benchmarks/results/time_to_accuracy_<OUT's name>.json, which is committed (runs/ is not) and read
-when OUT holds no results.json. Resumable by entry, like benchmarks/compare.py.
+when OUT holds no results.json. Resumable by entry, like benchmarks/compare.py, and an entry an
+interrupted call left with a last.ckpt resumes from it.
+
+--seeds N trains every entry that learns with the training seeds 0..N-1 (`seed_everything`: the
+initial weights and the noise and t streams; the data order and the validation split stay those of
+seed 0, so every seed is scored on the same images), each in its own run folder (`<run>_seed<k>` for
+k > 0; PDAE of seed k on the DPM of seed k). Seed 0 is the run a plain call makes, so adding seeds
+keeps the runs already done. The tables then show the mean and the standard deviation over the
+seeds of every entry that has them (pixels and PCA train nothing and have one).
 """
 
 from __future__ import annotations
@@ -122,6 +130,24 @@ def recipe_minutes() -> float:
                 if c["class_path"].endswith("TimeToAccuracy"))
 
 
+def seed_runs(d: dict) -> list[list[dict]]:
+    """The points of every training seed of one entry: seed 0's, then those under "seeds"."""
+    return [d["points"], *(run["points"] for _, run in sorted(d.get("seeds", {}).items(), key=lambda kv: int(kv[0])))]
+
+
+def spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    import statistics
+
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def shown(values: list[float]) -> str:
+    """A percentage, with ± the std over seeds when there are several."""
+    mean, std = spread([100 * v for v in values])
+    return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
+
+
 def read_points(run_dir: Path) -> list[dict]:
     path = run_dir / "time_to_accuracy.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
@@ -184,12 +210,14 @@ def image_table(done: dict) -> str:
 def write_results(out: Path, settings: dict, done: dict, keep: Path | None = None) -> str:
     """Write OUT/results.{json,md} and the figure; ``keep``: a second copy of the points, to commit."""
     done = {**{e.name: done[e.name] for e in ENTRIES if e.name in done}, **done}  # ENTRIES' order
-    lines = ["| codes | minutes (steps) | " + " | ".join(f"{v} (val / test)" for v in METRICS.values()) + " |",
-             "|---|---:|" + "---:|" * len(METRICS)]
+    lines = ["| codes | seeds | minutes (steps) | " + " | ".join(f"{v} (val / test)" for v in METRICS.values())
+             + " |", "|---|---:|---:|" + "---:|" * len(METRICS)]
     for name, d in done.items():
-        last = d["points"][-1]
-        cells = [f"{100 * last[f'val/{m}']:.1f} / {100 * last[f'test/{m}']:.1f}" for m in METRICS]
-        lines.append(f"| {name} | {last['minutes']:.1f} ({last['step']}) | " + " | ".join(cells) + " |")
+        lasts = [points[-1] for points in seed_runs(d)]
+        cells = [f"{shown([p[f'val/{m}'] for p in lasts])} / {shown([p[f'test/{m}'] for p in lasts])}"
+                 for m in METRICS]
+        lines.append(f"| {name} | {len(lasts)} | {lasts[0]['minutes']:.1f} ({lasts[0]['step']}) | "
+                     + " | ".join(cells) + " |")
     longest = max(d["points"][-1]["minutes"] for d in done.values())
     marks = [m for m in (2, 4, 8, 15, 30, 45, 60) if reached(m, longest)]  # up to the longest run
     grid = ["| codes | " + " | ".join(f"{m} min" for m in marks) + " |", "|---|" + "---:|" * len(marks)]
@@ -197,11 +225,13 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
         cells = []
         trained_until = d["points"][-1]["minutes"] if len(d["points"]) > 1 else float("inf")
         for m in marks:
-            p = at_minutes(d["points"], m)
-            shown = " / ".join(f"{100 * p[f'test/{metric}']:.1f}" for metric in METRICS) if p else "-"
-            cells.append(shown if reached(m, trained_until) else "-")
+            taken = [at_minutes(points, m) for points in seed_runs(d)]
+            taken = [p for p in taken if p is not None]
+            text = " / ".join(shown([p[f"test/{metric}"] for p in taken]) for metric in METRICS) if taken else "-"
+            cells.append(text if reached(m, trained_until) else "-")
         grid.append(f"| {name} | " + " | ".join(cells) + " |")
-    text = (f"settings: {json.dumps(settings)}\n\n## At the end of each run\n\n" + "\n".join(lines)
+    text = (f"settings: {json.dumps(settings)}\n\n## At the end of each run (mean ± std over the training seeds "
+            "where an entry has several; minutes and steps of seed 0)\n\n" + "\n".join(lines)
             + "\n\n## Test accuracy at a training time: linear / 10 per class sup. / 10 per class LS\n\n"
             "(the last point before it; - before the first point or after the run ended)\n\n"
             + "\n".join(grid) + "\n" + image_table(done))
@@ -212,6 +242,61 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
     (out / "results.md").write_text(text)
     plot(done, out / "time_to_accuracy.png")
     return text
+
+
+def seed_dir(run_dir: str, seed: int) -> str:
+    """Seed 0 trains in the entry's folder, seed k in ``<folder>_seed<k>``."""
+    return run_dir if seed == 0 else f"{run_dir}_seed{seed}"
+
+
+def seed_done(done: dict, name: str, seed: int) -> bool:
+    return name in done and (seed == 0 or str(seed) in done[name].get("seeds", {}))
+
+
+def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, done: dict, budgets: dict[str, float],
+              reconstruction: str, log: Path) -> dict:
+    """One entry at one training seed: its points and wall time. A run folder an interrupted call left
+    with a last.ckpt resumes from it (the clock and the points are in the checkpoint)."""
+    run_dir = out / seed_dir(entry.run_dir, seed)
+    last = run_dir / "checkpoints/last.ckpt"
+    resume = ["--ckpt_path", str(last)] if last.is_file() and entry.kind != "fixed" else []
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)
+    offset, budget, extra = 0.0, recipe_minutes() if entry.as_long_as_the_recipe else args.minutes, ""
+    budget = budgets.get(entry.name, entry.minutes or budget)
+    if entry.step_minutes:
+        extra = f", step_minutes: {entry.step_minutes}"
+    extra += reconstruction
+    seeded = ["--seed_everything", str(seed)]
+    if entry.kind == "dpm":  # a DPM's features: nothing to decode
+        budget, extra = args.dpm_minutes, ", dpm_features: {layer: middle_block, t: 50}"
+    elif entry.kind == "after_dpm":
+        if not seed_done(done, "DPM features", seed):
+            raise SystemExit(f"PDAE starts from the DPM: run the 'DPM features' entry (seed {seed}) first")
+        dpm = done["DPM features"] if seed == 0 else done["DPM features"]["seeds"][str(seed)]
+        offset = dpm["points"][-1]["minutes"]
+        budget = offset + budgets.get(entry.name, args.minutes)
+        # its own minutes 1, 2, 4, ... too, so its curve can be read on either clock
+        # unrounded, so offset + its budget is the budget itself (one last point, not two)
+        marks = sorted({*DEFAULT_MARKS, *(offset + m for m in DEFAULT_MARKS)})
+        extra += f", at_minutes: {marks}"
+        dpm_dir = next(e.run_dir for e in ENTRIES if e.name == "DPM features")
+        seeded += ["--model.init_args.dpm_checkpoint", f"{seed_dir(dpm_dir, seed)}/checkpoints/last.ckpt"]
+    overrides = out / f"overrides_{run_dir.name}.yaml"
+    overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))
+    common = ["--config", str(REPO / entry.config), "--trainer.default_root_dir", str(run_dir),
+              "--trainer.enable_progress_bar", "false"]
+    if entry.kind == "recipe":  # the recipe's own config holds its budget and callbacks
+        seconds = diffrep(["fit", *common, "--trainer.logger", "false", *seeded, *resume], out, log)
+    elif entry.kind == "fixed":
+        seconds = diffrep(["test", *common, "--config", str(overrides)], out, log)
+    else:
+        seconds = diffrep(["fit", *common, *entry.overrides, "--config", str(overrides),
+                           "--trainer.precision", args.precision, *seeded, *resume], out, log)
+    points = read_points(run_dir)
+    if not points:
+        raise SystemExit(f"{entry.name}, seed {seed}: no time-to-accuracy points in {run_dir}; see {log}")
+    return {"points": points, "wall_s": round(seconds), "seed": seed}
 
 
 def entry_budgets(given: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
@@ -242,6 +327,8 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json")
     parser.add_argument("--budget", nargs="*", default=[], metavar="NAME=MINUTES",
                         help="an entry's own training budget in place of --minutes (PDAE's counts its own minutes)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="training seeds 0..N-1 of every entry that learns (tables: mean ± std over them)")
     parser.add_argument("--reconstruction", action="store_true",
                         help="also reconstruction MSE / SSIM / rFID from the inverted x_T at each point")
     parser.add_argument("--fid-weights", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt",
@@ -268,52 +355,29 @@ def main() -> None:
                            "--reconstruction)\n")
         print(write_results(out, settings, done, keep))
         return
+    if args.seeds < 1:
+        parser.error(f"--seeds takes the number of training seeds (>= 1), got {args.seeds}")
     budgets = entry_budgets(args.budget, parser)
     log = out / "time_to_accuracy.log"
     for entry in ENTRIES:
         chosen = args.only or []
         if (args.only and entry.name not in chosen) or (entry.name in OPT_IN and entry.name not in chosen):
             continue
-        if entry.name in done and entry.name not in args.redo:
-            print(f"{entry.name}: done before (results.json), skipped", flush=True)
-            continue
-        run_dir = out / entry.run_dir
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        offset, budget, extra = 0.0, recipe_minutes() if entry.as_long_as_the_recipe else args.minutes, ""
-        budget = budgets.get(entry.name, entry.minutes or budget)
-        if entry.step_minutes:
-            extra = f", step_minutes: {entry.step_minutes}"
-        extra += reconstruction
-        if entry.kind == "dpm":  # a DPM's features: nothing to decode
-            budget, extra = args.dpm_minutes, ", dpm_features: {layer: middle_block, t: 50}"
-        elif entry.kind == "after_dpm":
-            if "DPM features" not in done:
-                raise SystemExit("PDAE starts from the DPM: run the 'DPM features' entry first")
-            offset = done["DPM features"]["points"][-1]["minutes"]
-            budget = offset + budgets.get(entry.name, args.minutes)
-            # its own minutes 1, 2, 4, ... too, so its curve can be read on either clock
-            # unrounded, so offset + its budget is the budget itself (one last point, not two)
-            marks = sorted({*DEFAULT_MARKS, *(offset + m for m in DEFAULT_MARKS)})
-            extra += f", at_minutes: {marks}"
-        overrides = out / f"overrides_{run_dir.name}.yaml"
-        overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))
-        common = ["--config", str(REPO / entry.config), "--trainer.default_root_dir", str(run_dir),
-                  "--trainer.enable_progress_bar", "false"]
-        if entry.kind == "recipe":  # the recipe's own config holds its budget and callbacks
-            seconds = diffrep(["fit", *common, "--trainer.logger", "false"], out, log)
-        elif entry.kind == "fixed":
-            seconds = diffrep(["test", *common, "--config", str(overrides)], out, log)
-        else:
-            seconds = diffrep(["fit", *common, *entry.overrides, "--config", str(overrides),
-                               "--trainer.precision", args.precision], out, log)
-        done[entry.name] = {"points": read_points(run_dir), "wall_s": round(seconds)}
-        if entry.name in budgets:
-            done[entry.name]["budget_minutes"] = budgets[entry.name]
-        if not done[entry.name]["points"]:
-            raise SystemExit(f"{entry.name}: no time-to-accuracy points in {run_dir}; see {log}")
-        write_results(out, settings, done, keep)
-        print(f"{entry.name}: {seconds / 60:.1f} min", flush=True)
+        if entry.name in args.redo:
+            done.pop(entry.name, None)
+            for seed in range(args.seeds):
+                shutil.rmtree(out / seed_dir(entry.run_dir, seed), ignore_errors=True)
+        for seed in range(1 if entry.kind == "fixed" else args.seeds):  # nothing trains: one seed is all
+            if seed_done(done, entry.name, seed):
+                print(f"{entry.name}, seed {seed}: done before (results.json), skipped", flush=True)
+                continue
+            run = run_entry(entry, seed, args, out, done, budgets, reconstruction, log)
+            if seed == 0:
+                done[entry.name] = {**run, **({"budget_minutes": budgets[entry.name]} if entry.name in budgets else {})}
+            else:
+                done[entry.name].setdefault("seeds", {})[str(seed)] = run
+            write_results(out, settings, done, keep)
+            print(f"{entry.name}, seed {seed}: {run['wall_s'] / 60:.1f} min", flush=True)
     print(write_results(out, settings, done, keep))
 
 

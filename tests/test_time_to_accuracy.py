@@ -4,6 +4,7 @@ budget stop, resume, the DPM-features codes of a DPM in training; and the two be
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -224,7 +225,7 @@ def test_time_to_accuracy_tables_read_the_last_point_before_each_mark(tmp_path):
     assert bench.at_minutes(done["DRL"]["points"], 4)["step"] == 1000  # taken just after the 4-minute mark
     assert bench.at_minutes(done["DRL"]["points"], 3.5)["step"] == 250
     assert bench.at_minutes(done["DRL"]["points"], 0.5) is None
-    assert "| DRL | 9.0 (2300) | 80.0 / 80.0 |" in text
+    assert "| DRL | 1 | 9.0 (2300) | 80.0 / 80.0 |" in text
     assert "| codes | 2 min | 4 min | 8 min |\n" in text  # marks up to the longest run (9 minutes)
     assert "| DRL | 60.0 / 60.0 / 60.0 | 65.0 / 65.0 / 65.0 | 65.0 / 65.0 / 65.0 |\n" in text
     assert "| pixels | " + " | ".join(["70.0 / 70.0 / 70.0"] * 3) + " |" in text
@@ -234,6 +235,49 @@ def test_time_to_accuracy_tables_read_the_last_point_before_each_mark(tmp_path):
     assert "| DRL | 60.0 / 60.0 / 60.0 | 65.0 / 65.0 / 65.0 | 65.0 / 65.0 / 65.0 | 80.0 / 80.0 / 80.0 |\n" in text
     assert "| AE | 50.0 / 50.0 / 50.0 | - | - | - |\n" in text  # nothing after its run ended
     assert (tmp_path / "time_to_accuracy.png").stat().st_size > 10000
+
+
+def test_several_training_seeds_show_their_mean_and_spread(tmp_path):
+    bench = load_benchmark("time_to_accuracy")
+    done = {"DRL": {"points": [point(1.0, 250, 0.60), point(2.0, 500, 0.70)],
+                    "seeds": {"2": {"points": [point(1.0, 250, 0.64), point(2.0, 500, 0.74)]},
+                              "1": {"points": [point(1.0, 250, 0.62), point(2.0, 500, 0.72)]}}}}
+    assert [points[-1]["test/linear"] for points in bench.seed_runs(done["DRL"])] == [0.70, 0.72, 0.74]
+    text = bench.write_results(tmp_path, {"minutes": 2}, done)
+    assert "| DRL | 3 | 2.0 (500) | 72.0 ± 2.0 / 72.0 ± 2.0 |" in text  # std over 0.70, 0.72, 0.74
+    assert "| DRL | 72.0 ± 2.0 / 72.0 ± 2.0 / 72.0 ± 2.0 |" in text  # the 2-minute mark
+
+
+def test_each_seed_trains_in_its_own_folder_on_its_own_dpm_and_resumes(tmp_path, monkeypatch):
+    import argparse
+
+    bench = load_benchmark("time_to_accuracy")
+    calls = []
+
+    def fake_diffrep(args, cwd, log):
+        calls.append(args)
+        run_dir = Path(args[args.index("--trainer.default_root_dir") + 1])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "time_to_accuracy.jsonl").write_text(json.dumps(point(3.0, 30, 0.5)) + "\n")
+        return 60.0
+
+    monkeypatch.setattr(bench, "diffrep", fake_diffrep)
+    args = argparse.Namespace(minutes=6.0, dpm_minutes=10.0, precision="bf16-mixed")
+    pdae = next(e for e in bench.ENTRIES if e.name == "PDAE")
+    done = {"DPM features": {"points": [point(10.0, 100, 0.5)], "seeds": {"1": {"points": [point(9.5, 95, 0.5)]}}}}
+    run = bench.run_entry(pdae, 1, args, tmp_path, done, {}, "", tmp_path / "log")
+    command = calls[-1]
+    assert command[command.index("--seed_everything") + 1] == "1"
+    assert command[command.index("--model.init_args.dpm_checkpoint") + 1] == "runs/dpm_seed1/checkpoints/last.ckpt"
+    assert command[command.index("--trainer.default_root_dir") + 1] == str(tmp_path / "runs/pdae_seed1")
+    assert "budget_minutes: 15.5, offset_minutes: 9.5" in (tmp_path / "overrides_pdae_seed1.yaml").read_text()
+    assert run == {"points": [point(3.0, 30, 0.5)], "wall_s": 60, "seed": 1} and "--ckpt_path" not in command
+    (tmp_path / "runs/pdae_seed1/checkpoints").mkdir()
+    (tmp_path / "runs/pdae_seed1/checkpoints/last.ckpt").write_bytes(b"interrupted")
+    bench.run_entry(pdae, 1, args, tmp_path, done, {}, "", tmp_path / "log")  # an interrupted run resumes
+    assert calls[-1][calls[-1].index("--ckpt_path") + 1] == str(tmp_path / "runs/pdae_seed1/checkpoints/last.ckpt")
+    with pytest.raises(SystemExit, match="seed 2"):
+        bench.run_entry(pdae, 2, args, tmp_path, done, {}, "", tmp_path / "log")
 
 
 def test_precision_verdict_compares_the_bf16_gap_with_the_seed_gap():
@@ -282,4 +326,4 @@ def test_table_only_with_other_settings_than_the_run_names_the_run_settings(tmp_
     assert "holds no results for the settings" in message and "run used: {'minutes': 60.0" in message
     monkeypatch.setattr(sys, "argv", ["time_to_accuracy.py", "--out", str(tmp_path), "--table-only", "--minutes", "60"])
     bench.main()  # the run's own settings: the table
-    assert "| DRL | 1.0 (250) |" in capsys.readouterr().out
+    assert "| DRL | 1 | 1.0 (250) |" in capsys.readouterr().out
