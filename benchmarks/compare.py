@@ -112,7 +112,8 @@ for _k in (1, 10, 100):
     SEMI_COLUMNS[f"semi/self_training_{_k}_mean"] = f"ST {_k}/cl"
     SEMI_COLUMNS[f"semi/laplace_{_k}_mean"] = f"Laplace {_k}/cl"
     SEMI_COLUMNS[f"semi/poisson_{_k}_mean"] = f"Poisson {_k}/cl"
-SEMI_COLUMNS.update({"downstream/svm_100_mean": "SVM 100", "downstream/svm_1000_mean": "SVM 1000"})
+SEMI_COLUMNS.update({"downstream/svm_100_mean": "SVM 100", "downstream/svm_1000_mean": "SVM 1000",
+                     "downstream/mlp_mean": "MLP"})
 COLUMNS = {
     "probe/linear_accuracy": "linear", "probe/knn_accuracy": "20-NN",
     "probe/few_label_1_mean": "1/class", "probe/few_label_10_mean": "10/class", "probe/few_label_100_mean": "100/class",
