@@ -71,12 +71,9 @@ def force_wandb_offline_without_credentials(logger: Any) -> None:
 
 def cpu_has_fast_bf16() -> bool:
     """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated."""
-    import torch
+    from diffrep.internals import mkldnn_bf16_supported
 
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return mkldnn_bf16_supported()
 
 
 def runs_on_cpu(accelerator: Any) -> bool:
@@ -221,7 +218,7 @@ class DiffrepCLI(LightningCLI):
             "is emulated and slower than fp32; by default such a run trains in 32-true",
         )
 
-    def _parse_ckpt_path(self) -> None:
+    def _parse_ckpt_path(self) -> None:  # a private LightningCLI method (diffrep/internals.py lists it)
         """LightningCLI reads ``--ckpt_path`` before anything else; a missing or broken file
         gets diffrep's message (with the other checkpoints beside it) instead of a traceback."""
         from diffrep.reliability import AtomicCheckpointIO
@@ -235,7 +232,7 @@ class DiffrepCLI(LightningCLI):
             say_which_model_the_checkpoint_holds(path, checkpoint, self.config[subcommand].get("model"))
         super()._parse_ckpt_path()
 
-    def _run_subcommand(self, subcommand: str) -> None:
+    def _run_subcommand(self, subcommand: str) -> None:  # private too (diffrep/internals.py)
         """``test``, ``validate`` and ``predict`` evaluate a checkpoint with the evaluation config's
         callbacks: Lightning's warning that the checkpoint's training callbacks are missing is about
         resuming a fit, so it is silenced there (and only there)."""

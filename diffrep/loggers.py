@@ -7,6 +7,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
+from diffrep.internals import wandb_init_kwargs
+
 
 class WandbLogger(LightningWandbLogger):
     """``lightning.pytorch.loggers.WandbLogger`` (same arguments) that does not pass wandb the
@@ -16,7 +18,8 @@ class WandbLogger(LightningWandbLogger):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self._wandb_init.get("anonymous") is None:
-            self._wandb_init.pop("anonymous", None)
+        init = wandb_init_kwargs(self)
+        if init.get("anonymous") is None:
+            init.pop("anonymous", None)
         if self._save_dir:
             Path(self._save_dir).mkdir(parents=True, exist_ok=True)

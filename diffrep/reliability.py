@@ -32,6 +32,7 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError, load_checkpoint_file
 from diffrep.errors import ConfigError
+from diffrep.internals import skips_on_found_inf
 from diffrep.lightning_modules.api import NonFiniteLossError, uses_gradient_scaler
 
 
@@ -308,7 +309,9 @@ class FinalLastCheckpoint(L.Callback):
 def slurm_requeue(trainer: L.Trainer) -> bool:
     """A SLURM requeue: Lightning resumes from its hpc_ckpt_N.ckpt (docs/reliability.md), whatever
     the folder's ``last.ckpt`` and ``--ckpt_path`` say."""
-    return SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None
+    from diffrep.internals import hpc_resume_path
+
+    return SLURMEnvironment.detect() and hpc_resume_path(trainer) is not None
 
 
 def refuse_a_folder_with_an_earlier_last_checkpoint(trainer: L.Trainer) -> None:
@@ -468,7 +471,7 @@ class NonFiniteGuard(L.Callback):
         if not grads:
             return
         bad = ~torch.stack([g.isfinite().all() for g in grads]).all()
-        if not getattr(optimizer, "_step_supports_amp_scaling", False):
+        if not skips_on_found_inf(optimizer):
             if bad:  # a host sync: this optimiser cannot skip a step on the device
                 self._record(bad, trainer.global_step)
                 optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without grads untouched

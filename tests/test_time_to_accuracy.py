@@ -156,7 +156,7 @@ def test_bad_settings_are_clear_errors():
     model = DPM(unet=tiny_unet_config())
     with pytest.raises(ValueError, match="choose from"):
         TimeToAccuracy(dpm_features={"layer": "middle", "t": 5}).encoder(model)
-    with pytest.raises(ValueError, match="has none"):
+    with pytest.raises(ValueError, match="is not a DPM"):
         TimeToAccuracy(dpm_features={"layer": "middle_block", "t": 5}).encoder(PixelBaseline(image_shape=(1, 16, 16)))
 
 

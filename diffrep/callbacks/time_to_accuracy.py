@@ -42,8 +42,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from diffrep.callbacks.base import rng_devices
 from diffrep.errors import ConfigError, MissingFileError
-from diffrep.evaluation.dpm_features import DPMFeatureEncoder
 from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.fid import CLASSIFIER, frechet_distance
 from diffrep.evaluation.probes import linear_probe
@@ -191,7 +191,7 @@ class TimeToAccuracy(L.Callback):
         minutes = self.clock_minutes()
         self._pause()
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=rng_devices(pl_module.device)):
                 torch.manual_seed(self.seed)
                 point = {"minutes": minutes, "step": trainer.global_step, **self.scores(trainer, pl_module)}
         finally:
@@ -205,10 +205,9 @@ class TimeToAccuracy(L.Callback):
         """What codes the images: the model, or the DPM features of the DPM being trained."""
         if self.dpm_features is None:
             return pl_module
-        if not hasattr(pl_module, "unet") or not hasattr(pl_module, "inference"):
-            raise ConfigError(f"dpm_features reads a DPM's U-Net; {type(pl_module).__name__} has none")
-        return DPMFeatureEncoder(pl_module.unet, pl_module.schedule, self.dpm_features.get("layer", "middle_block"),
-                                 self.dpm_features.get("t", 50), pl_module.inference)
+        if not hasattr(pl_module, "feature_encoder"):
+            raise ConfigError(f"dpm_features reads a DPM's U-Net; {type(pl_module).__name__} is not a DPM")
+        return pl_module.feature_encoder(self.dpm_features.get("layer", "middle_block"), self.dpm_features.get("t", 50))
 
     def scores(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         datamodule = trainer.datamodule

@@ -10,7 +10,6 @@ networks, calls ``setup_backbone`` and writes ``loss`` with the helpers here. Th
 from __future__ import annotations
 
 import random
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,6 +24,7 @@ from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
 from diffrep.ema import EMA
 from diffrep.errors import ConfigError
+from diffrep.internals import quiet_the_eval_mode_warning_of
 from diffrep.lightning_modules.api import (
     NonFiniteLossError,
     UnsupportedOperation,
@@ -328,20 +328,6 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         random.setstate(states["python"])
         if states["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def quiet_the_eval_mode_warning_of(fit_loop: Any) -> None:
-    """Wrap this trainer's one check that warns about modules in eval mode (it runs once, just
-    before ``on_train_start``) in a ``warnings.catch_warnings`` scope that ignores that message: no
-    process-wide filter is added, and nothing is left behind if the run stops before it."""
-    check = type(fit_loop)._warn_if_modules_in_eval_mode
-
-    def quiet() -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-            check(fit_loop)
-
-    fit_loop._warn_if_modules_in_eval_mode = quiet
 
 
 def _numpy_state_to_plain(state: tuple) -> tuple:

@@ -77,3 +77,11 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
     def encode(self, x0: Tensor) -> Tensor:
         """The flattened DDIM-inverted x_T."""
         return self.invert(x0).flatten(1)
+
+    def feature_encoder(self, layer: str = "middle_block", t: int = 50):
+        """The DPM's own activations as a code (DDAE's reading): ``layer`` pooled at noise level ``t``,
+        read under this module's inference context (eval mode, EMA weights), so it can be probed while
+        the DPM trains."""
+        from diffrep.evaluation.dpm_features import DPMFeatureEncoder
+
+        return DPMFeatureEncoder(self.unet, self.schedule, layer, t, self.inference)
