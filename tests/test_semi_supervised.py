@@ -114,13 +114,14 @@ def test_every_method_sees_the_same_labelled_draw(monkeypatch):
             return predict(*args, **kwargs)
         return wrapped
 
+    monkeypatch.setattr(semi, "supervised_predict", spy("supervised", semi.supervised_predict))
     monkeypatch.setattr(semi, "label_spreading_predict", spy("label_spreading", semi.label_spreading_predict))
     monkeypatch.setattr(semi, "self_training_predict", spy("self_training", semi.self_training_predict))
     graph = semi.graph_learning_predict
     monkeypatch.setattr(semi, "graph_learning_predict", lambda m, *a, **k: spy(m, graph)(m, *a, **k))
     x, y = blobs(400, seed=0)
     semi_supervised_accuracy(x, y, x, y, labels_per_class=(2, 5), seeds=(0, 1))
-    assert set(seen) == {"label_spreading", "self_training", "poisson", "laplace"}
+    assert set(seen) == {"supervised", "label_spreading", "self_training", "poisson", "laplace"}
     assert all(draws == seen["poisson"] and len(draws) == 4 for draws in seen.values())
 
 
