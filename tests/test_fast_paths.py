@@ -59,6 +59,14 @@ def test_channels_last_gives_the_same_outputs(trained, name, device):
     expected = predictions(plain, device)
     assert expected.std() > 0.3
     torch.testing.assert_close(predictions(fast, device), expected, rtol=1e-4, atol=1e-5)
+    # the option is applied, not only harmless: NHWC weights and inputs
+    conv = next(p for p in fast.unet.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+    plain_conv = next(p for p in plain.unet.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert plain_conv.is_contiguous()
+    x = torch.zeros(2, 1, 16, 16, device=device)
+    assert fast.to_memory_format(x).is_contiguous(memory_format=torch.channels_last)
+    assert plain.to_memory_format(x) is x
 
 
 @pytest.mark.slow
@@ -75,6 +83,8 @@ def test_compiled_unet_gives_the_same_outputs_and_state_dict_keys(device):
 
     plain, fast = dpm(), dpm(compile=True)
     assert fast.state_dict().keys() == plain.state_dict().keys()  # checkpoints stay interchangeable
+    # the U-Net is compiled in place (nn.Module.compile), the plain one is not
+    assert fast.unet._compiled_call_impl is not None and plain.unet._compiled_call_impl is None
     with torch.no_grad():
         for p in plain.parameters():  # the zero-initialised output head would make every variant output 0
             p.add_(0.05 * torch.randn_like(p))
