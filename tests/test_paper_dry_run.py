@@ -34,6 +34,26 @@ def test_flops_and_saved_activations_match_their_closed_forms():
     assert numbers["params"] == numbers["trainable"] == 480
 
 
+class TwoLinearLoss(torch.nn.Module):
+    """Two layers: the second's weight is saved for backward (its input needs a gradient), and a
+    weight is a parameter, not an activation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(48, 10, bias=False), torch.nn.Linear(10, 5, bias=False)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x.flatten(1))).square().mean()
+
+
+def test_saved_weights_are_not_counted_as_activations():
+    numbers = dry.measure(TwoLinearLoss(), (torch.randn(4, 3, 4, 4), torch.zeros(4)))
+    # saved per image: the input (48 floats), the hidden layer (10) and the output (5); not the 10x5 weight
+    assert numbers["activation_mb_per_image"] * 2**20 == pytest.approx(4 * (48 + 10 + 5))
+    # forward 2*480 + 2*50; backward: both weights' gradients and the hidden layer's (2*480 + 2*50 + 2*50)
+    assert numbers["gflop_per_image"] * 1e9 == pytest.approx(4 * 480 + 6 * 50)
+
+
 def test_a_paper_config_runs_through_diffrep_fit_and_is_costed(tmp_path):
     row = dry.dry_run("drl_mnist", tmp_path, None)
     assert (tmp_path / "drl_mnist" / "checkpoints" / "last.ckpt").is_file()
