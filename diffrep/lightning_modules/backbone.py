@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from diffrep import plugins
 from diffrep.diffusion.process import q_sample
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
@@ -57,13 +58,17 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         ema_decay: float | None = 0.9999,
         image_shape: tuple[int, int, int] = (1, 32, 32),
         timestep_grid: str = "linspace",
-        optimizer: str = "adam",
+        optimizer: str | dict[str, Any] | None = "adam",
         ema_ramp: bool = False,
         warmup_from_zero: bool = False,
     ) -> None:
         check_names(weighting, time_sampler)
-        if optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'adamw'")
+        optimizer = optimizer or "adam"
+        if isinstance(optimizer, dict):
+            plugins.import_class(plugins.class_path_of(optimizer, "optimizer"), torch.optim.Optimizer, "optimizer")
+        elif optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"unknown optimizer {optimizer!r}; choose 'adam', 'adamw' or your own: "
+                              "{class_path: torch.optim.SGD, init_args: {momentum: 0.9}}")
         self.optimizer_name = optimizer
         self.set_timestep_grid(timestep_grid)
         self.schedule_config = schedule
@@ -238,8 +243,12 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         # which skips a non-finite step on the device without a host sync. Not under fp16's gradient
         # scaler, which must unscale the gradients before Lightning clips them.
         fused = bool(params) and params[0].device.type in ("cuda", "cpu") and not self.scales_gradients()
-        cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
-        optimizer = cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
+        if isinstance(self.optimizer_name, dict):  # the user's: offered the method's lr, betas and weight decay
+            optimizer = plugins.build(self.optimizer_name, torch.optim.Optimizer, "optimizer",
+                                      {"lr": self.lr, "betas": self.betas, "weight_decay": self.weight_decay}, params)
+        else:
+            cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
+            optimizer = cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
         if not self.warmup_steps:
             return optimizer
         warmup = self.warmup_steps

@@ -81,7 +81,7 @@ class SimCLR(TrainedBaseline):
         self,
         image_shape: tuple[int, int, int] = (1, 32, 32),
         latent_dim: int = 32,
-        encoder: str = "conv",
+        encoder: str | dict[str, Any] = "conv",
         encoder_kwargs: dict[str, Any] | None = None,
         projection_dim: int = 128,
         projection_hidden: int = 512,

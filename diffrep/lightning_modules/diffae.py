@@ -45,7 +45,7 @@ class DiffAE(DRL):
         *args: Any,
         denoiser: str = "unet",
         z_mode: str = "scale",
-        encoder: str = "halfunet",
+        encoder: str | dict[str, Any] = "halfunet",
         latent_dim: int = 512,
         weighting: str = "uniform",
         lr: float = 1e-4,

@@ -34,6 +34,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         channels_last: bool = False,
         compile: bool | str = False,
         timestep_grid: str = "linspace",
+        optimizer: str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
@@ -47,6 +48,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
             schedule or ScheduleConfig(), weighting, None, time_sampler, lr,
             warmup_steps=warmup_steps, ema_decay=ema_decay,
             image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
+            optimizer=optimizer,
         )
         self.setup_fast_paths(self.unet, channels_last, compile)
         self.setup_ema()

@@ -78,7 +78,7 @@ from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, Unsupport
 from diffrep.lightning_modules.latent_prior import LatentPrior
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.data_space import channel_standardisation
-from diffrep.nets.encoders import build_encoder
+from diffrep.nets.encoders import build_encoder, takes_noise_level
 from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
 from diffrep.nets.ncsnpp_official import split_official_state_dict
 from diffrep.nets.unet import UNet, UNetConfig
@@ -94,7 +94,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self,
         unet: UNetConfig | dict | None = None,
         schedule: ScheduleConfig | dict | None = None,
-        encoder: str = "conv",
+        encoder: str | dict[str, Any] = "conv",
         encoder_kwargs: dict[str, Any] | None = None,
         latent_dim: int = 32,
         z_mode: str | None = None,
@@ -123,6 +123,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         channel_mean: Sequence[float] | None = None,
         channel_std: Sequence[float] | None = None,
         official_checkpoint: str | None = None,
+        optimizer: str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if score_net not in SCORE_NETS:
@@ -145,6 +146,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             schedule, weighting, None, time_sampler, lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
             ema_ramp=ema_ramp, warmup_from_zero=warmup_from_zero,
             image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
+            optimizer=optimizer,
         )
         if sampler != "ddim" and not isinstance(self.schedule, VESchedule):
             raise ConfigError(f"sampler {sampler!r} is the VE SDE's (DRL's schedule: kind ve); use ddim here")
@@ -155,7 +157,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.code_l1, self.loss_reduction = code_l1, loss_reduction
         self.time_dependent, self.encode_times = time_dependent, list(encode_times)
         code_out = 2 * latent_dim if variational else latent_dim
-        sees_noise = encoder.startswith("wrn")  # the official time-conditioned WRN
+        sees_noise = takes_noise_level(encoder)  # e.g. the official time-conditioned WRN
         feature_dim = 4 * latent_dim if time_dependent and not sees_noise else code_out
         self.encoder = build_encoder(encoder, unet.in_channels, unet.image_size, feature_dim, **(encoder_kwargs or {}))
         self.time_head = TimeCodeHead(feature_dim, code_out) if time_dependent and not sees_noise else None

@@ -97,9 +97,9 @@ def classifier_from(
     return FeatureClassifier(StaticCode(source_encoder, code_dim), code_dim, num_classes, mean, std), record
 
 
-def _fresh_encoder(encoder: str, encoder_kwargs: dict[str, Any] | None, latent_dim: int, in_channels: int,
-                   image_size: int, init_t: float) -> tuple[nn.Module, int]:
-    if encoder.startswith("wrn"):
+def _fresh_encoder(encoder: str | dict[str, Any], encoder_kwargs: dict[str, Any] | None, latent_dim: int,
+                   in_channels: int, image_size: int, init_t: float) -> tuple[nn.Module, int]:
+    if encoder in ("wrn", "wrn28_2"):  # the time-conditioned WRN LaplaceNet fine-tunes, at logit(init_t)
         wrn = build_encoder(encoder, in_channels, image_size, None, **(encoder_kwargs or {}))
         with torch.no_grad():
             wrn.param_t.fill_(logit(init_t))

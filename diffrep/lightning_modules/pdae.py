@@ -30,7 +30,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         self,
         dpm_checkpoint: str = "runs/dpm/checkpoints/last.ckpt",
         dpm_config: str | None = None,
-        encoder: str = "conv",
+        encoder: str | dict[str, Any] = "conv",
         encoder_kwargs: dict[str, Any] | None = None,
         latent_dim: int = 32,
         gamma: float = 0.1,
@@ -40,6 +40,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         channels_last: bool = False,
         compile: bool | str = False,
         timestep_grid: str = "linspace",
+        optimizer: str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -52,6 +53,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         self.setup_backbone(
             schedule, "pdae", gamma, "uniform", lr, ema_decay=ema_decay,
             image_shape=(cfg.in_channels, cfg.image_size, cfg.image_size), timestep_grid=timestep_grid,
+            optimizer=optimizer,
         )
         self.encoder = build_encoder(encoder, cfg.in_channels, cfg.image_size, latent_dim, **(encoder_kwargs or {}))
         self.decoder = ShiftUNet(unet, latent_dim)

@@ -129,9 +129,30 @@ class FlattenEncoder(nn.Module):
         return x0.flatten(1)
 
 
-def build_encoder(kind: str, in_channels: int, image_size: int, latent_dim: int, **kwargs) -> nn.Module:
+def takes_noise_level(kind: str | dict) -> bool:
+    """Whether the encoder ``kind`` names reads the noise level, E(x0, log sigma): its class says so with
+    ``takes_noise_level = True`` (DRL's time-conditioned WRN; a user's class may too)."""
+    from diffrep import plugins
+
+    if plugins.is_plugin(kind):
+        cls = plugins.import_class(plugins.class_path_of(kind, "encoder"), nn.Module, "encoder")
+        return bool(getattr(cls, "takes_noise_level", False))
+    return kind in ("wrn", "wrn28_2")
+
+
+def build_encoder(kind: str | dict, in_channels: int, image_size: int, latent_dim: int, **kwargs) -> nn.Module:
     """'conv' (official PDAE encoder), 'halfunet' (Diff-AE), 'wrn28_2' (DRL's time-conditioned
-    WRN-28-2) or 'wrn' (any depth/widen_factor), 'flatten', or 'timm:<model name>'."""
+    WRN-28-2) or 'wrn' (any depth/widen_factor), 'flatten', 'timm:<model name>', or the user's own
+    ``nn.Module``: ``{class_path: package.module.Class, init_args: {...}}`` (or the class path alone,
+    with ``kwargs`` as its arguments). Its ``__init__`` is offered ``in_channels``, ``image_size`` and
+    ``latent_dim`` (those it declares); its ``forward(x)`` maps images (B, C, H, W) in [-1, 1] to codes
+    (B, latent_dim)."""
+    from diffrep import plugins
+
+    if plugins.is_plugin(kind):
+        spec = kind if isinstance(kind, dict) else {"class_path": kind, "init_args": kwargs}
+        return plugins.build(spec, nn.Module, "encoder",
+                             {"in_channels": in_channels, "image_size": image_size, "latent_dim": latent_dim})
     if kind in ("wrn", "wrn28_2"):
         from diffrep.nets.wrn import TimeWideResNet
 
@@ -147,6 +168,6 @@ def build_encoder(kind: str, in_channels: int, image_size: int, latent_dim: int,
     if kind.startswith("timm:"):
         return TimmEncoder(kind.split(":", 1)[1], in_channels, latent_dim, **kwargs)
     raise ConfigError(
-        f"unknown encoder {kind!r}; use 'conv', 'halfunet', 'wrn28_2', 'wrn', 'flatten' or 'timm:<model name>' "
-        "(e.g. 'timm:resnet18')"
+        f"unknown encoder {kind!r}; use 'conv', 'halfunet', 'wrn28_2', 'wrn', 'flatten', 'timm:<model name>' "
+        "(e.g. 'timm:resnet18') or your own: {class_path: package.module.Class, init_args: {...}}"
     )
