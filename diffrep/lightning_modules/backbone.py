@@ -20,9 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from diffrep import plugins
-from diffrep.diffusion.process import q_sample
+from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
-from diffrep.diffusion.weighting import check_names, loss_weight, sample_time
 from diffrep.ema import EMA
 from diffrep.errors import ConfigError
 from diffrep.internals import quiet_the_eval_mode_warning_of
@@ -61,8 +60,11 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         optimizer: str | dict[str, Any] | None = "adam",
         ema_ramp: bool = False,
         warmup_from_zero: bool = False,
+        objective: DenoisingObjective | None = None,
     ) -> None:
-        check_names(weighting, time_sampler)
+        """``objective`` is the whole loss; without one it is built from ``weighting``, ``gamma`` and
+        ``time_sampler`` (the names configs give)."""
+        self.objective = objective or DenoisingObjective(weighting, time_sampler, gamma)
         optimizer = optimizer or "adam"
         if isinstance(optimizer, dict):
             plugins.import_class(plugins.class_path_of(optimizer, "optimizer"), torch.optim.Optimizer, "optimizer")
@@ -73,7 +75,6 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         self.set_timestep_grid(timestep_grid)
         self.schedule_config = schedule
         self.schedule = schedule.build()
-        self.weighting, self.gamma, self.time_sampler = weighting, gamma, time_sampler
         self.lr, self.betas, self.weight_decay, self.warmup_steps = lr, tuple(betas), weight_decay, warmup_steps
         self.ema_decay, self.ema_ramp, self.warmup_from_zero = ema_decay, ema_ramp, warmup_from_zero
         self.ema = None
@@ -179,25 +180,14 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
 
     # -------------------------------------------------------------------- loss
     def sample_time(self, n: int, device: torch.device) -> Tensor:
-        return sample_time(self.time_sampler, self.schedule, n, device)
+        return self.objective.sample_time(self.schedule, n, device)
 
-    def denoising_loss(
-        self, x0: Tensor, predict_eps: Any, t: Tensor | None = None, norm: str = "l2"
-    ) -> tuple[Tensor, Tensor]:
-        """E_t lambda(t) ||eps - eps_hat(x_t, t)||^2, mean over pixels then over the batch.
-
-        ``predict_eps(x_t, t)`` is the method's prediction; ``norm='l1'`` uses |.| instead
-        (Diff-AE's latent DPM). Works for images and for flat codes. Returns (loss, per-sample error).
-        """
+    def denoising_loss(self, x0: Tensor, predict_eps: Any, t: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The method's objective (``diffrep.diffusion.objective``) on ``predict_eps(x_t, t)``: (loss,
+        per-sample error). Times are drawn here, through ``sample_time``, which a method may override."""
         if t is None:
             t = self.sample_time(x0.shape[0], x0.device)
-        eps = torch.randn_like(x0)
-        x_t = q_sample(self.schedule, x0, t, eps)
-        eps_hat = predict_eps(x_t, t)
-        error = eps - eps_hat.float()
-        per_sample = (error.abs() if norm == "l1" else error.pow(2)).flatten(1).mean(1)
-        weight = loss_weight(self.weighting, self.schedule, t, self.gamma)
-        return (weight * per_sample).mean(), per_sample
+        return self.objective(self.schedule, x0, predict_eps, t)
 
     @abstractmethod
     def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:

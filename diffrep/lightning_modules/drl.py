@@ -68,6 +68,7 @@ import torch
 from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
+from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.process import network_input
 from diffrep.diffusion.sampling import ClipX0
 from diffrep.diffusion.schedule import ScheduleConfig, VESchedule
@@ -142,8 +143,12 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or self.default_schedule()
         self.save_hyperparameters()
         self.hparams["unet"], self.hparams["schedule"] = unet.as_dict(), vars(schedule).copy()
+        if loss_reduction not in ("mean", "sum"):
+            raise ConfigError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
+        reduction = "half_sum" if loss_reduction == "sum" else "mean"  # score_sde's 0.5 * sum over pixels
         self.setup_backbone(
-            schedule, weighting, None, time_sampler, lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
+            schedule, lr=lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
+            objective=DenoisingObjective(weighting, time_sampler, reduction=reduction),
             ema_ramp=ema_ramp, warmup_from_zero=warmup_from_zero,
             image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
             optimizer=optimizer,
@@ -152,9 +157,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             raise ConfigError(f"sampler {sampler!r} is the VE SDE's (DRL's schedule: kind ve); use ddim here")
         self.standardisation = channel_standardisation(channel_mean, channel_std, unet.in_channels)
         self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
-        if loss_reduction not in ("mean", "sum"):
-            raise ConfigError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
-        self.code_l1, self.loss_reduction = code_l1, loss_reduction
+        self.code_l1 = code_l1
         self.time_dependent, self.encode_times = time_dependent, list(encode_times)
         code_out = 2 * latent_dim if variational else latent_dim
         sees_noise = takes_noise_level(encoder)  # e.g. the official time-conditioned WRN
@@ -277,10 +280,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         mean, logvar = self.code_params(x0, t if self.time_dependent else None)
         z = reparameterise(mean, logvar) if logvar is not None else mean
         loss = self.denoising_loss(self.to_data_space(x0), lambda x_t, tt: self.eps(x_t, tt, z), t=t)[0]
-        # regularisers are stated against 0.5 * sum over pixels; on the mean they weigh 2 / pixels as much
-        scale = 1.0 if self.loss_reduction == "sum" else 2.0 / x0[0].numel()
-        if self.loss_reduction == "sum":
-            loss = 0.5 * x0[0].numel() * loss
+        scale = self.objective.regulariser_scale(x0)  # lambda_z and the KL are stated against the half sum
         if logvar is not None:
             kl = gaussian_kl(mean, logvar).mean()
             loss = loss + scale * self.kl_weight * kl

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
+from diffrep.diffusion.objective import PRESETS
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS, ScheduleConfig
 from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
@@ -105,7 +106,7 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
             ScheduleConfig(kind="discrete", num_timesteps=num_timesteps, beta_schedule="constant", beta_end=beta),
             "uniform", None, "uniform", lr, weight_decay=weight_decay, ema_decay=ema_decay,
             image_shape=self.base.image_shape, timestep_grid=timestep_grid or self.base.timestep_grid,
-            optimizer="adamw",
+            optimizer="adamw", objective=PRESETS["latent_l1"],
         )
         self.freeze(self.base, f"trained {type(self.base).__name__}")
         latent_dim = self.base.encode(torch.zeros(1, *self.base.image_shape)).shape[1]
@@ -164,7 +165,7 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         """L1 eps-prediction loss on standardised codes of the (frozen) base model's encoder."""
         with torch.no_grad():
             z = self.normalise(self.base.encode(x0).float())
-        return self.denoising_loss(z, self.eps, t, norm="l1")[0]
+        return self.denoising_loss(z, self.eps, t)[0]
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {**super().checkpoint_metadata(), "latent_dim": self.net.latent_dim,
