@@ -9,17 +9,15 @@ networks, calls ``setup_backbone`` and writes ``loss`` with the helpers here. Th
 
 from __future__ import annotations
 
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diffrep import plugins
+from diffrep import plugins, rng
 from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.ema import EMA
@@ -271,12 +269,8 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def reseed_ranks(self) -> None:
-        """Under DDP, give each rank its own t and noise stream (the seed, or the resumed RNG
-        state, is the same on every rank; identical draws would waste the larger batch)."""
         trainer = self.trainer  # type: ignore[attr-defined]
-        if trainer.world_size > 1:
-            shared = int(torch.randint(2**62, (1,)))
-            torch.manual_seed(shared + trainer.global_rank)
+        rng.reseed_for_rank(trainer.global_rank, trainer.world_size)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """Step, then update the EMA at once: callbacks' ``on_train_batch_end`` (checkpoints
@@ -308,33 +302,11 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
             # checkpoint keeps the training weights, or a resumed run would train on from the EMA.
             checkpoint["state_dict"].update({name: w.clone() for name, w in self.ema.swapped_out.items()})
         checkpoint["diffrep"] = {"method": type(self).__name__, **self.checkpoint_metadata()}
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": _numpy_state_to_plain(np.random.get_state()),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        checkpoint["rng_states"] = rng.capture()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of other model settings with a clear message, then restore the RNG
         streams so a resumed run draws the same t and noise as an unbroken one."""
         check_state_shapes(self, checkpoint)
-        states = checkpoint.get("rng_states")
-        if not states:
-            return
-        torch.set_rng_state(states["torch"])
-        np.random.set_state(_numpy_state_from_plain(states["numpy"]))
-        random.setstate(states["python"])
-        if states["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _numpy_state_to_plain(state: tuple) -> tuple:
-    """numpy's RNG state without numpy objects, so checkpoints stay weights_only-loadable."""
-    kind, keys, pos, has_gauss, cached = state
-    return kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)
-
-
-def _numpy_state_from_plain(state: tuple) -> tuple:
-    kind, keys, pos, has_gauss, cached = state
-    return kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached
+        if checkpoint.get("rng_states"):
+            rng.restore(checkpoint["rng_states"])
