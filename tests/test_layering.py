@@ -7,6 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "diffrep"
 LAYERS = [
     {"errors"},
+    {"plugins", "internals", "rng"},
     {"diffusion", "nets"},
     {"ema", "distributed", "quiet"},
     {"checkpoints"},
