@@ -119,7 +119,21 @@ ENTRIES = [
                      "num_res_blocks: 1, attention_resolutions: [], dropout: 0.0}"),
           step_minutes=RECIPE_STEP_MINUTES),
 ]
-OPT_IN = {"DRL, time-dependent WRN", "DRL, NCSN++ score net"}
+# Claim 2 (docs/claims.md) on equal encoders: PDAE's own encoder is the conv encoder of configs/pdae.yaml,
+# Diff-AE's own the half-U-Net of configs/diffae.yaml; each is also run with the other's, so the pair
+# (PDAE, "Diff-AE, PDAE's conv encoder") and the pair ("PDAE, Diff-AE's half-U-Net encoder", Diff-AE)
+# each compare the two methods on one encoder.
+PDAE_ENCODER = ("--model.init_args.encoder", "conv", "--model.init_args.encoder_kwargs",
+                "{channels: [32, 64, 128], num_groups: 8, num_heads: 1}")
+DIFFAE_ENCODER = ("--model.init_args.encoder", "halfunet", "--model.init_args.encoder_kwargs",
+                  "{base_channels: 16, channel_mult: [1, 2, 4], num_res_blocks: 1, num_groups: 8}")
+ENTRIES += [
+    Entry("Diff-AE, PDAE's conv encoder", "configs/diffae.yaml", "runs/diffae_conv_encoder", overrides=PDAE_ENCODER),
+    Entry("PDAE, Diff-AE's half-U-Net encoder", "configs/pdae.yaml", "runs/pdae_halfunet_encoder", kind="after_dpm",
+          overrides=DIFFAE_ENCODER),
+]
+OPT_IN = {"DRL, time-dependent WRN", "DRL, NCSN++ score net", "Diff-AE, PDAE's conv encoder",
+          "PDAE, Diff-AE's half-U-Net encoder"}
 
 
 def recipe_minutes() -> float:

@@ -279,6 +279,12 @@ def test_each_seed_trains_in_its_own_folder_on_its_own_dpm_and_resumes(tmp_path,
     assert calls[-1][calls[-1].index("--ckpt_path") + 1] == str(tmp_path / "runs/pdae_seed1/checkpoints/last.ckpt")
     with pytest.raises(SystemExit, match="seed 2"):
         bench.run_entry(pdae, 2, args, tmp_path, done, {}, "", tmp_path / "log")
+    # claim 2's equal-encoder control: PDAE on Diff-AE's encoder, after the same DPM
+    swapped = next(e for e in bench.ENTRIES if e.name == "PDAE, Diff-AE's half-U-Net encoder")
+    bench.run_entry(swapped, 0, args, tmp_path, {"DPM features": done["DPM features"]}, {}, "", tmp_path / "log")
+    command = calls[-1]
+    assert command[command.index("--model.init_args.encoder") + 1] == "halfunet"
+    assert command[command.index("--config") + 1].endswith("configs/pdae.yaml")
 
 
 def test_precision_verdict_compares_the_bf16_gap_with_the_seed_gap():
