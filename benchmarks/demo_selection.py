@@ -16,6 +16,9 @@ training set, `data.val_size`):
    highest accuracy wins, and among budgets within 0.3 points of it the fewest steps (the demo must
    stay near a quarter hour).
 
+``chosen_pdae`` is what validation picks with no limit on time; the demo trains the largest budget
+that keeps `make demo` near a quarter hour (docs/results.md, "The demo", says which and why).
+
 Every fit resumes from its last.ckpt and every scored checkpoint is kept in the JSON, so an
 interrupted run continues where it stopped. Writes benchmarks/results/demo_selection.json.
 """

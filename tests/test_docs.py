@@ -97,6 +97,14 @@ QUOTED += [
       for entry in ("DRL, uniform t", "VDRL", "autoencoder", "VAE", "SimCLR")],
 ]
 
+QUOTED += [
+    ("demo_selection.json", ("dpm_val_inversion_mse", steps), "{:.5f}", ("docs/results.md",))
+    for steps in ("1000", "1500")
+] + [
+    ("demo_selection.json", ("pdae_val_linear_accuracy", lr, steps), percent, ("docs/results.md",))
+    for lr in ("0.0003", "0.0006") for steps in ("600", "800", "1000")
+]
+
 QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
             ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
 

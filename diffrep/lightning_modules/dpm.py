@@ -12,10 +12,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from diffrep.diffusion.process import network_input
 from diffrep.diffusion.sampling import EpsFn
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
+from diffrep.lightning_modules.denoisers import eps_of
 from diffrep.nets.unet import UNet, UNetConfig
 
 
@@ -54,7 +54,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         self.setup_ema()
 
     def eps(self, x_t: Tensor, t: Tensor) -> Tensor:
-        return self.unet(self.to_memory_format(network_input(self.schedule, x_t, t)), self.schedule.model_time(t))
+        return eps_of(self.unet)(self.unet, self.schedule, x_t, t, None, self.to_memory_format)
 
     def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
         """L_simple (Ho et al. eq. 14), reweighted by ``weighting``."""

@@ -69,13 +69,13 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.objective import DenoisingObjective
-from diffrep.diffusion.process import network_input
 from diffrep.diffusion.sampling import ClipX0
 from diffrep.diffusion.schedule import ScheduleConfig, VESchedule
 from diffrep.diffusion.sde_sampling import ode_sample, pc_sample
 from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
+from diffrep.lightning_modules.denoisers import eps_of
 from diffrep.lightning_modules.latent_prior import LatentPrior
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.data_space import channel_standardisation
@@ -165,6 +165,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.encoder = build_encoder(encoder, unet.in_channels, unet.image_size, feature_dim, **(encoder_kwargs or {}))
         self.time_head = TimeCodeHead(feature_dim, code_out) if time_dependent and not sees_noise else None
         self.unet = self.build_denoiser(unet, latent_dim, z_mode)
+        self.eps_fn = eps_of(self.unet)
         # A Gaussian fitted to the training codes (running mean/covariance): DRL's prior for `sample`.
         self.register_buffer("code_mean", torch.zeros(latent_dim))
         self.register_buffer("code_cov", torch.eye(latent_dim))
@@ -269,10 +270,8 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         return self.code_from_vector(self.code_params(x0)[0])
 
     def eps(self, x_t: Tensor, t: Tensor, z: Tensor) -> Tensor:
-        if self.score_net == "ncsnpp":  # x_t as it is, sigma(t); h = sigma * score = -eps
-            return -self.unet(self.to_memory_format(x_t), self.schedule.sigma(t).float(), z)
-        x_in = self.to_memory_format(network_input(self.schedule, x_t, t))
-        return self.unet(x_in, self.schedule.model_time(t), z)
+        """The score network's eps prediction, whatever its convention (``denoisers.eps_of``)."""
+        return self.eps_fn(self.unet, self.schedule, x_t, t, z, self.to_memory_format)
 
     def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
         if t is None:

@@ -269,6 +269,8 @@ class NCSNppDecoder(_UpPath):
 class NCSNpp(_UpPath):
     """h(x_t, sigma, z) of DRL (module docstring); ``z_dim`` 0 gives the unconditional NCSN++."""
 
+    output = "scaled_score"  # sigma * score = -eps, from x_t as it is (lightning_modules/denoisers.py)
+
     def __init__(self, config: NCSNppConfig | None = None, z_dim: int = 0) -> None:
         super().__init__()
         self.config = c = config or NCSNppConfig()
