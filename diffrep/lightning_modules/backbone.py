@@ -17,11 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from diffrep import plugins, rng
+from diffrep import rng
 from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from diffrep.ema import EMA
-from diffrep.errors import ConfigError
 from diffrep.internals import quiet_the_eval_mode_warning_of
 from diffrep.lightning_modules.api import (
     NonFiniteLossError,
@@ -32,6 +31,7 @@ from diffrep.lightning_modules.api import (
     uses_gradient_scaler,
 )
 from diffrep.lightning_modules.decoding import CodeDecodingMixin, slerp
+from diffrep.lightning_modules.optimisation import OptimiserSettings, clip_gradients
 
 __all__ = ["DiffusionBackboneMixin", "NonFiniteLossError", "UnsupportedOperation", "slerp"]
 
@@ -63,18 +63,12 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         """``objective`` is the whole loss; without one it is built from ``weighting``, ``gamma`` and
         ``time_sampler`` (the names configs give)."""
         self.objective = objective or DenoisingObjective(weighting, time_sampler, gamma)
-        optimizer = optimizer or "adam"
-        if isinstance(optimizer, dict):
-            plugins.import_class(plugins.class_path_of(optimizer, "optimizer"), torch.optim.Optimizer, "optimizer")
-        elif optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"unknown optimizer {optimizer!r}; choose 'adam', 'adamw' or your own: "
-                              "{class_path: torch.optim.SGD, init_args: {momentum: 0.9}}")
-        self.optimizer_name = optimizer
+        self.optimisation = OptimiserSettings(optimizer or "adam", lr, tuple(betas), weight_decay, warmup_steps,
+                                              warmup_from_zero)
         self.set_timestep_grid(timestep_grid)
         self.schedule_config = schedule
         self.schedule = schedule.build()
-        self.lr, self.betas, self.weight_decay, self.warmup_steps = lr, tuple(betas), weight_decay, warmup_steps
-        self.ema_decay, self.ema_ramp, self.warmup_from_zero = ema_decay, ema_ramp, warmup_from_zero
+        self.ema_decay, self.ema_ramp = ema_decay, ema_ramp
         self.ema = None
         self.image_shape = tuple(image_shape)
         self._frozen: list[nn.Module] = []
@@ -227,25 +221,9 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     # --------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
         params = self.trainable_parameters()
-        # Fused Adam (one kernel per step on the GPU and the CPU) also takes NonFiniteGuard's found_inf,
-        # which skips a non-finite step on the device without a host sync. Not under fp16's gradient
-        # scaler, which must unscale the gradients before Lightning clips them.
+        # Not fused under fp16's gradient scaler, which must unscale the gradients before Lightning clips them.
         fused = bool(params) and params[0].device.type in ("cuda", "cpu") and not self.scales_gradients()
-        if isinstance(self.optimizer_name, dict):  # the user's: offered the method's lr, betas and weight decay
-            optimizer = plugins.build(self.optimizer_name, torch.optim.Optimizer, "optimizer",
-                                      {"lr": self.lr, "betas": self.betas, "weight_decay": self.weight_decay}, params)
-        else:
-            cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
-            optimizer = cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
-        if not self.warmup_steps:
-            return optimizer
-        warmup = self.warmup_steps
-        if getattr(self, "warmup_from_zero", False):  # score_sde / Diff-AE: lr x min(step / warmup, 1), from lr 0
-            factor = lambda step: min(1.0, step / warmup)  # noqa: E731
-        else:  # the first step already learns: (step + 1) / warmup
-            factor = lambda step: min(1.0, (step + 1) / warmup)  # noqa: E731
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return self.optimisation.build(params, fused)
 
     def scales_gradients(self) -> bool:
         """Whether the trainer runs fp16 mixed precision, whose gradient scaler scales the gradients."""
@@ -259,14 +237,8 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         here, and fp16 keeps Lightning's way (its optimizer is not fused)."""
         if self.scales_gradients():
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
-            return
-        if gradient_clip_val is None or gradient_clip_val <= 0:
-            return
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if gradient_clip_algorithm == "value":
-            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
         else:
-            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def reseed_ranks(self) -> None:
         trainer = self.trainer  # type: ignore[attr-defined]
