@@ -1,7 +1,7 @@
 """Every method and baseline on Fashion-MNIST 32x32 with one budget and one evaluation.
 
 Usage: python benchmarks/compare.py [--quick] [--steps N] [--out runs/compare] [--only NAME ...] [--redo NAME ...]
-                                   [--diagnostics] [--semi]
+                                   [--diagnostics] [--semi] [--seeds N]
        python benchmarks/compare.py --table-only   # rewrite results.md from results.json
 
 Budget: the DPM (PDAE's stage 1) trains for STAGE1_STEPS = 1500 steps (the budget the published
@@ -21,6 +21,12 @@ configs' relative paths (runs/dpm/..., which PDAE reads) point at this compariso
 supervised / label spreading / self-training at 1, 10, 100 labels per class, SVMs on 100 and 1000
 labels, the probe against t of a time-dependent code), in runs/compare_semi; the DPM is trained for
 DPM features (the DDAE entry) but not evaluated itself, since it has no code. No FID extractor needed.
+
+--seeds N trains every entry that learns with the training seeds 0..N-1 (`seed_everything`: initial
+weights, noise and t; the data order and the validation split stay seed 0's): seed k in its own folders
+(`runs/X_seed<k>`; PDAE and the DPM features of seed k read the DPM of seed k). Seed 0 is the run a
+plain call makes. The table is then the mean over the seeds and a second table gives the standard
+deviation over them, of every entry with several; an entry with nothing to train has one.
 
 Resumable by entry: OUT/results.json keeps every finished entry, and a rerun with the same
 settings skips them (--redo NAME ... retrains those). Writes OUT/results.md (the tables),
@@ -206,10 +212,34 @@ def plot_probe_curves(curves: dict[str, list[list[float]]], path: Path) -> None:
     plt.close(fig)
 
 
+def seed_reports(d: dict) -> list[dict]:
+    """The test reports of every training seed of one entry: seed 0's, then those under "seeds"."""
+    return [d["report"], *(run["report"] for _, run in sorted(d.get("seeds", {}).items(), key=lambda kv: int(kv[0])))]
+
+
+def over_seeds(reports: list[dict], statistic: str) -> dict:
+    """A report whose metrics are the mean (or the sample std) over the seeds' reports."""
+    import statistics
+
+    keys = [k for k, v in reports[0]["metrics"].items() if isinstance(v, (int, float))
+            and all(isinstance(r["metrics"].get(k), (int, float)) for r in reports)]
+    if statistic == "mean":
+        metrics = {k: statistics.fmean(r["metrics"][k] for r in reports) for k in keys}
+    else:
+        metrics = {k: statistics.stdev([r["metrics"][k] for r in reports]) for k in keys}
+    return {**reports[0], "metrics": metrics}
+
+
 def write_results(out: Path, settings: dict, done: dict) -> str:
     names = [e.name for e in ALL_ENTRIES if e.name in done and done[e.name].get("report")]
-    table = comparison([done[n]["report"] for n in names], SEMI_COLUMNS if settings.get("semi") else COLUMNS,
-                       names, FORMATS)
+    columns = SEMI_COLUMNS if settings.get("semi") else COLUMNS
+    table = comparison([over_seeds(seed_reports(done[n]), "mean") for n in names], columns, names, FORMATS)
+    several = [n for n in names if len(seed_reports(done[n])) > 1]
+    if several:
+        spread = comparison([over_seeds(seed_reports(done[n]), "std") for n in several], columns, several, FORMATS)
+        seeds = {n: len(seed_reports(done[n])) for n in several}
+        table += (f"\n## Standard deviation over training seeds ({json.dumps(seeds)}; the table above is their "
+                  f"mean)\n\n{spread}")
     times = ["| method | steps | fit (min) | test (min) |", "|---|---:|---:|---:|"]
     for name in (e.name for e in ALL_ENTRIES if e.name in done):
         d = done[name]
@@ -239,6 +269,59 @@ def latest_test_report(run_dir: Path, from_checkpoint: bool) -> Path:
     return max(reports, key=lambda p: p.stat().st_mtime)
 
 
+DPM_READERS = ("configs/pdae.yaml", "configs/dpm_features.yaml")  # read runs/dpm/checkpoints/last.ckpt
+
+
+def reads_the_dpm(entry: Entry) -> bool:
+    return entry.config in DPM_READERS
+
+
+def seeded_run_dir(run_dir: str, seed: int) -> str:
+    return run_dir if seed == 0 else f"{run_dir}_seed{seed}"
+
+
+def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, steps: int, log: Path) -> dict:
+    """Fit (if the entry trains) and test one entry at one training seed; its record for results.json."""
+    config = str(REPO / entry.config)
+    run_dir = out / seeded_run_dir(entry.run_dir, seed)
+    fit_args = [seeded_run_dir(a[: a.index("/checkpoints")], seed) + a[a.index("/checkpoints"):]
+                if a.startswith("runs/") and "/checkpoints" in a else a for a in entry.fit_args]
+    if seed and reads_the_dpm(entry) and "--model.init_args.dpm_checkpoint" not in fit_args:
+        fit_args += ["--model.init_args.dpm_checkpoint", f"{seeded_run_dir('runs/dpm', seed)}/checkpoints/last.ckpt"]
+    common = ["--trainer.default_root_dir", str(run_dir), "--trainer.enable_progress_bar", "false",
+              "--seed_everything", str(seed)]
+    fit_seconds = test_seconds = 0.0
+    ckpt_args: list[str] = []
+    entry_steps = None
+    if entry.trains:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an interrupted or redone entry starts clean
+        overrides = out / f"fit_overrides_{entry.slug}{f'_seed{seed}' if seed else ''}.yaml"
+        probe = CURVE_PROBE.format(every=PROBE_EVERY) if entry.has_code else ""
+        overrides.write_text(FIT_OVERRIDES.format(run_dir=run_dir, probe=probe))
+        entry_steps = fit_steps(entry, args.quick, steps)
+        budget = ["--trainer.max_steps", str(entry_steps)]
+        resume = (["--ckpt_path", str(out / seeded_run_dir(entry.continues, seed) / "checkpoints/last.ckpt")]
+                  if entry.continues else [])
+        fit_seconds = diffrep(["fit", "--config", config, "--config", str(overrides), *budget, *fit_args,
+                               *common, *resume], out, log)
+        ckpt_args = ["--ckpt_path", str(run_dir / "checkpoints/last.ckpt")]
+    kind = "semi" if args.semi else ("quick" if args.quick else "compare")
+    kind += "" if entry.has_code else "_generative"
+    report = None
+    if entry.has_code or not args.semi:  # --semi: a model with no code is only trained (DPM features use it)
+        eval_config = str(REPO / f"configs/eval/fashion_mnist_{kind}.yaml")
+        test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *fit_args, *common,
+                                *ckpt_args], out, log)
+        report = json.loads(latest_test_report(run_dir, bool(ckpt_args)).read_text())
+    return {
+        "report": report, "seed": seed,
+        "steps": entry_steps if entry.trains else 0,
+        "fit_s": round(fit_seconds), "test_s": round(test_seconds), "probe_curve": probe_curve(run_dir),
+        "figures": collect_figures(run_dir, out / "figures", entry.slug + (f"_seed{seed}" if seed else "")),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="60 training steps each and the quick evaluation")
@@ -253,6 +336,8 @@ def main() -> None:
                         help="the label-scarce evaluation (configs/eval/fashion_mnist_semi.yaml) in place of the "
                         "standard one; default --out runs/compare_semi")
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json, run nothing")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="training seeds 0..N-1 of every entry that trains (tables: their mean, and their std)")
     parser.add_argument("--extractor", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt")
     args = parser.parse_args()
     args.out = args.out or REPO / ("runs/compare_semi" if args.semi else "runs/compare")
@@ -278,46 +363,25 @@ def main() -> None:
     def selected(entry: Entry, names: list[str] | None) -> bool:
         return bool(names) and (entry.name in names or entry.name.split(",")[0] in names)
 
+    if args.seeds < 1:
+        parser.error(f"--seeds takes the number of training seeds (>= 1), got {args.seeds}")
     for entry in ALL_ENTRIES if args.diagnostics else ENTRIES:
         if args.only and not selected(entry, args.only):
             continue
-        if entry.name in done and not selected(entry, args.redo):
-            print(f"{entry.name}: done before (results.json), skipped", flush=True)
-            continue
-        config = str(REPO / entry.config)
-        run_dir = out / entry.run_dir
-        common = ["--trainer.default_root_dir", str(run_dir), "--trainer.enable_progress_bar", "false"]
-        fit_seconds = test_seconds = 0.0
-        ckpt_args: list[str] = []
-        entry_steps = None
-        if entry.trains:
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an interrupted or redone entry starts clean
-            overrides = out / f"fit_overrides_{entry.slug}.yaml"
-            probe = CURVE_PROBE.format(every=PROBE_EVERY) if entry.has_code else ""
-            overrides.write_text(FIT_OVERRIDES.format(run_dir=run_dir, probe=probe))
-            entry_steps = fit_steps(entry, args.quick, steps)
-            budget = ["--trainer.max_steps", str(entry_steps)]
-            resume = ["--ckpt_path", str(out / entry.continues / "checkpoints/last.ckpt")] if entry.continues else []
-            fit_seconds = diffrep(["fit", "--config", config, "--config", str(overrides), *budget, *entry.fit_args,
-                                   *common, *resume], out, log)
-            ckpt_args = ["--ckpt_path", str(run_dir / "checkpoints/last.ckpt")]
-        kind = "semi" if args.semi else ("quick" if args.quick else "compare")
-        kind += "" if entry.has_code else "_generative"
-        report = None
-        if entry.has_code or not args.semi:  # --semi: a model with no code is only trained (DPM features use it)
-            eval_config = str(REPO / f"configs/eval/fashion_mnist_{kind}.yaml")
-            test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *entry.fit_args, *common,
-                                    *ckpt_args], out, log)
-            report = json.loads(latest_test_report(run_dir, bool(ckpt_args)).read_text())
-        done[entry.name] = {
-            "report": report,
-            "steps": entry_steps if entry.trains else 0,
-            "fit_s": round(fit_seconds), "test_s": round(test_seconds), "probe_curve": probe_curve(run_dir),
-            "figures": collect_figures(run_dir, out / "figures", entry.slug),
-        }
-        write_results(out, settings, done)  # after every entry, so an interrupted comparison keeps its work
-        print(f"{entry.name}: fit {fit_seconds / 60:.1f} min, test {test_seconds / 60:.1f} min", flush=True)
+        if selected(entry, args.redo):
+            done.pop(entry.name, None)
+        for seed in range(args.seeds if entry.trains or reads_the_dpm(entry) else 1):
+            if entry.name in done and (seed == 0 or str(seed) in done[entry.name].get("seeds", {})):
+                print(f"{entry.name}, seed {seed}: done before (results.json), skipped", flush=True)
+                continue
+            run = run_entry(entry, seed, args, out, steps, log)
+            if seed == 0:
+                done[entry.name] = run
+            else:
+                done[entry.name].setdefault("seeds", {})[str(seed)] = run
+            write_results(out, settings, done)  # after every run, so an interrupted comparison keeps its work
+            print(f"{entry.name}, seed {seed}: fit {run['fit_s'] / 60:.1f} min, test {run['test_s'] / 60:.1f} min",
+                  flush=True)
     print(write_results(out, settings, done))
 
 

@@ -60,3 +60,46 @@ def test_diagnostics_use_only_runs_made_before_them_and_pdae_ones_change_one_set
                 assert value.split("/checkpoints/")[0] in run_dirs_so_far
         run_dirs_so_far.add(entry.run_dir)
     assert [len(e.fit_args) for e in compare.DIAGNOSTICS if e.config == "configs/pdae.yaml"] == [2, 2]
+
+
+def test_seeds_are_averaged_and_their_spread_tabled(tmp_path):
+    (tmp_path / "figures").mkdir()
+    run = {"steps": 1000, "fit_s": 60, "test_s": 30, "probe_curve": []}
+    done = {"VAE": {**run, "report": report(**{"probe/linear_accuracy": 0.80}),
+                    "seeds": {"1": {**run, "report": report(**{"probe/linear_accuracy": 0.82})},
+                              "2": {**run, "report": report(**{"probe/linear_accuracy": 0.84})}}},
+            "pixels": {**run, "report": report(**{"probe/linear_accuracy": 0.836})}}
+    text = compare.write_results(tmp_path, {"quick": False, "steps": 1000}, done)
+    assert text.count("| VAE | 82.0% |") == 1  # the mean of 80, 82, 84
+    assert 'Standard deviation over training seeds ({"VAE": 3}' in text and "| VAE | 2.0% |" in text
+    assert "| pixels | 83.6% |" in text
+
+
+def test_seed_k_trains_in_its_own_folders_and_reads_its_own_dpm(tmp_path, monkeypatch):
+    import argparse
+
+    calls = []
+
+    def fake_diffrep(args, cwd, log):
+        calls.append(args)
+        run_dir = Path(args[args.index("--trainer.default_root_dir") + 1])
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints/last.report.json").write_text(json.dumps(report(**{"probe/linear_accuracy": 0.5})))
+        return 1.0
+
+    monkeypatch.setattr(compare, "diffrep", fake_diffrep)
+    args = argparse.Namespace(quick=True, semi=False)
+    by_name = {e.name: e for e in compare.ALL_ENTRIES}
+    record = compare.run_entry(by_name["PDAE"], 1, args, tmp_path, 60, tmp_path / "log")
+    fit = calls[0]
+    assert fit[fit.index("--model.init_args.dpm_checkpoint") + 1] == "runs/dpm_seed1/checkpoints/last.ckpt"
+    assert fit[fit.index("--trainer.default_root_dir") + 1] == str(tmp_path / "runs/pdae_seed1")
+    assert fit[fit.index("--seed_everything") + 1] == "1" and record["seed"] == 1
+    calls.clear()
+    compare.run_entry(by_name["PDAE on the 2x DPM"], 2, args, tmp_path, 60, tmp_path / "log")
+    fit = calls[0]
+    assert fit[fit.index("--model.init_args.dpm_checkpoint") + 1] == "runs/dpm_2x_seed2/checkpoints/last.ckpt"
+    assert fit.count("--model.init_args.dpm_checkpoint") == 1
+    calls.clear()
+    compare.run_entry(by_name["PDAE"], 0, args, tmp_path, 60, tmp_path / "log")  # seed 0: the config's own DPM
+    assert "--model.init_args.dpm_checkpoint" not in calls[0]
