@@ -4,6 +4,7 @@ and class names in plots and tables."""
 import csv
 
 import lightning as L
+import pytest
 import torch
 import wandb
 from conftest import digits, make_drl, quiet_trainer
@@ -40,9 +41,14 @@ def test_semi_supervised_downstream_and_time_probes_log_in_a_fit(tmp_path, monke
     trainer = quiet_trainer(tmp_path, max_steps=3, logger=loggers, callbacks=callbacks, log_every_n_steps=1)
     trainer.fit(model, datamodule=digits(subset=512))
     wandb.finish()  # else the next test's WandbLogger reuses this run and writes into this folder
-    keys, _ = logged_keys(tmp_path)
+    keys, rows = logged_keys(tmp_path)
     for method in ("supervised", "label_spreading", "self_training"):
         assert {f"semi/{method}_1_mean", f"semi/{method}_5_std"} <= keys, method
+    prefixes = ("semi/", "downstream/", "probe_t/")
+    logged = {k: float(v) for r in rows for k, v in r.items() if v and k.startswith(prefixes)}
+    for callback in callbacks:  # what reached the logger is what each callback computed, and a fraction
+        assert callback.last and all(logged[k] == pytest.approx(v) for k, v in callback.last.items())
+    assert all(0 <= v <= 1 for v in logged.values())
     assert {"downstream/svm_50_mean", "downstream/mlp_mean", "downstream/mlp_std"} <= keys
     assert {"probe_t/linear_t0.00", "probe_t/linear_t0.50", "probe_t/linear_t1.00", "probe_t/svm_50_joined",
             "probe_t/linear_joined"} <= keys

@@ -130,4 +130,7 @@ def test_a_time_dependent_wrn_code_with_ncsnpp_runs_the_time_probe(tmp_path):
     probe = TimeCodeProbe(grid=2, svm_labels=20, seeds=(0,), max_train=100, max_test=60)
     trainer = quiet_trainer(tmp_path, max_steps=3, callbacks=[probe])
     trainer.fit(model, datamodule=digits(batch_size=16, subset=64))
-    assert probe.last
+    expected = {f"probe_t/{p}_t{t:.2f}" for p in ("linear", "svm_20") for t in (0, 0.5, 1)}
+    expected |= {"probe_t/linear_joined", "probe_t/svm_20_joined"}
+    assert set(probe.last) == expected, sorted(probe.last)  # every t of the grid and the joined code
+    assert all(0 <= v <= 1 for v in probe.last.values())
