@@ -167,7 +167,39 @@ def figure(data: str, panels: dict, path: Path, class_names: list[str] | None = 
     fig.savefig(path, bbox_inches="tight")
 
 
+def save_panels(path: Path, panels: dict) -> None:
+    """What the figure shows, kept beside the record (codes, labels, decoded grid per sampler), so
+    ``--replot`` redraws it without training."""
+    import numpy as np
+
+    arrays = {}
+    for sampler, (codes, labels, grid, _) in panels.items():
+        arrays[f"{sampler}_codes"], arrays[f"{sampler}_labels"] = np.asarray(codes, np.float32), np.asarray(labels)
+        arrays[f"{sampler}_grid"] = grid.float().cpu().numpy().astype(np.float16)
+    np.savez_compressed(path, **arrays)
+
+
+def load_panels(path: Path, results: dict) -> dict:
+    import numpy as np
+
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run `python benchmarks/claims.py time-sampler` once without --replot")
+    saved = np.load(path)
+    return {s: (saved[f"{s}_codes"], saved[f"{s}_labels"], torch.from_numpy(saved[f"{s}_grid"].astype(np.float32)),
+                results[s]) for s in SAMPLERS}
+
+
 def time_sampler(args: argparse.Namespace) -> None:
+    json_path = Path(args.results_dir) / f"claims_time_sampler_{args.data}.json"
+    figure_path = Path(args.figure_dir) / f"claims_time_sampler_{args.data}.png"
+    panels_path = Path(args.results_dir) / f"claims_time_sampler_{args.data}_panels.npz"
+    from diffrep.datamodules import FashionMNISTDataModule
+
+    names = list(FashionMNISTDataModule.class_names) if args.data == "fashion_mnist" else None
+    if args.replot:
+        figure(args.data, load_panels(panels_path, json.loads(json_path.read_text())["results"]), figure_path, names)
+        print(f"redrew {figure_path} from {panels_path}")
+        return
     out = Path(args.out or f"runs/claims/time_sampler_{args.data}")
     results, panels = {}, {}
     for sampler in SAMPLERS:
@@ -183,13 +215,9 @@ def time_sampler(args: argparse.Namespace) -> None:
               "steps": args.steps, "decode_steps": args.decode_steps, "latent_dim": 2, "config": "configs/drl.yaml",
               "split": "test",
               "date": time.strftime("%Y-%m-%d"), "results": results}
-    json_path = Path(args.results_dir) / f"claims_time_sampler_{args.data}.json"
     json_path.write_text(json.dumps(record, indent=2) + "\n")
-    figure_path = Path(args.figure_dir) / f"claims_time_sampler_{args.data}.png"
-    from diffrep.datamodules import FashionMNISTDataModule
-
-    figure(args.data, panels, figure_path,
-           list(FashionMNISTDataModule.class_names) if args.data == "fashion_mnist" else None)
+    save_panels(panels_path, panels)
+    figure(args.data, panels, figure_path, names)
     print(f"wrote {json_path} and {figure_path}")
 
 
@@ -563,6 +591,8 @@ def main(argv: list[str] | None = None) -> None:
     ts.add_argument("--steps", type=int, default=3000)
     ts.add_argument("--out", default=None)
     ts.add_argument("--decode-steps", type=int, default=50, help="DDIM steps of every decode and inversion")
+    ts.add_argument("--replot", action="store_true",
+                    help="redraw the figure from the stored record and its _panels.npz, no training")
     gap = sub.add_parser("pdae-gap", help="PDAE: x0 from x_t with and without the code, against t")
     gap.add_argument("--pdae", default="runs/pdae/checkpoints/last.ckpt")
     gap.add_argument("--num-images", type=int, default=500)

@@ -25,7 +25,12 @@ def test_the_time_sampler_experiment_runs_both_samplers_and_records_them(tmp_pat
     for sampler, result in record["results"].items():
         assert (tmp_path / "runs" / sampler / "checkpoints/last.ckpt").is_file()
         assert result["mse_random_xT"] > 10 * result["mse_inverted_xT"], result  # inversion is near-exact
-    assert (tmp_path / "claims_time_sampler_digits.png").stat().st_size > 10_000
+    figure = tmp_path / "claims_time_sampler_digits.png"
+    assert figure.stat().st_size > 10_000
+    figure.unlink()  # redrawn from the record and its panels alone, nothing trained
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "time-sampler", "--data", "digits",
+                 "--replot", "--out", str(tmp_path / "nowhere")])
+    assert figure.stat().st_size > 10_000 and not (tmp_path / "nowhere").exists()
 
 
 def test_the_2d_code_knn_reads_the_class_structure_and_not_shuffled_labels():
