@@ -33,6 +33,13 @@ def restore(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def forked(device: torch.device):
+    """A ``fork_rng`` scope for work that must not move the training streams (evaluation, seeded
+    validation): the CPU's, and the CUDA device's when ``device`` is one (``fork_rng(devices=[])`` would
+    fork the CPU's alone and let a GPU evaluation advance that GPU's training noise)."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def reseed_for_rank(rank: int, world_size: int) -> None:
     """Under DDP, give each rank its own t and noise stream: the seed, or the resumed state, is the same
     on every rank, and identical draws would waste the larger batch. One draw from the shared stream,

@@ -165,9 +165,3 @@ def test_a_fit_time_probe_without_a_validation_split_names_the_setting(tmp_path)
     with pytest.raises(ConfigError, match="val_size"):
         trainer.fit(make(latent_dim=2), datamodule=data)
 
-
-def test_evaluation_forks_the_rng_of_its_own_gpu_and_only_the_cpu_otherwise():
-    from diffrep.callbacks.base import rng_devices
-
-    assert rng_devices(torch.device("cuda", 1)) == [torch.device("cuda", 1)]  # the training stream of that GPU
-    assert rng_devices(torch.device("cpu")) == []

@@ -41,3 +41,11 @@ def test_each_rank_draws_its_own_stream_from_the_shared_one():
     torch.manual_seed(3)
     rng.reseed_for_rank(0, world_size=1)  # one process: the stream is left alone
     torch.testing.assert_close(torch.rand(4), alone)
+
+
+def test_evaluation_forks_the_rng_of_its_own_gpu_and_only_the_cpu_otherwise(monkeypatch):
+    forked = []
+    monkeypatch.setattr(torch.random, "fork_rng", lambda devices: forked.append(devices))
+    rng.forked(torch.device("cuda", 1))
+    rng.forked(torch.device("cpu"))
+    assert forked == [[torch.device("cuda", 1)], []]  # the training stream of that GPU; the CPU's alone

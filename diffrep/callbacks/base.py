@@ -9,16 +9,11 @@ from contextlib import nullcontext
 import lightning as L
 import torch
 
+from diffrep import rng
 from diffrep.callbacks.logging import log_metric_table
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import UnsupportedOperation
-
-
-def rng_devices(device: torch.device) -> list[torch.device]:
-    """The devices whose RNG an evaluation forks: its CUDA device too, so evaluating on a GPU leaves the
-    training noise stream of that GPU where it was (``fork_rng(devices=[])`` forks the CPU's alone)."""
-    return [device] if device.type == "cuda" else []
 
 
 def last_epoch(trainer: L.Trainer) -> bool:
@@ -85,7 +80,7 @@ class EvaluationCallback(L.Callback, ABC):
             return
         device = pl_module.device
         grid_scope = getattr(pl_module, "timestep_grid_scope", None)
-        with torch.random.fork_rng(devices=rng_devices(device)), (
+        with rng.forked(device), (
             grid_scope(self.timestep_grid) if grid_scope else nullcontext()
         ):
             torch.manual_seed(self.seed)

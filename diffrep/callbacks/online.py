@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from diffrep import rng
 from diffrep.errors import ConfigError
 
 
@@ -56,8 +57,7 @@ class OnlineLinearProbe(L.Callback):
         images, labels = batch[0], batch[1]
         if (labels < 0).all():
             return
-        device = pl_module.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the method's noise stream
+        with rng.forked(pl_module.device):  # the method's noise stream
             codes = pl_module.encode(images).detach().float()
             labels = labels.to(codes.device).long()
             if self.head is None:  # its initialisation draws random numbers too

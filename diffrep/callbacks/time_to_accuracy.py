@@ -42,7 +42,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from diffrep.callbacks.base import rng_devices
+from diffrep import rng
 from diffrep.errors import ConfigError, MissingFileError
 from diffrep.evaluation.features import encode_split
 from diffrep.evaluation.fid import CLASSIFIER, frechet_distance
@@ -191,7 +191,7 @@ class TimeToAccuracy(L.Callback):
         minutes = self.clock_minutes()
         self._pause()
         try:
-            with torch.random.fork_rng(devices=rng_devices(pl_module.device)):
+            with rng.forked(pl_module.device):
                 torch.manual_seed(self.seed)
                 point = {"minutes": minutes, "step": trainer.global_step, **self.scores(trainer, pl_module)}
         finally:

@@ -113,9 +113,7 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     @contextmanager
     def fixed_noise(self, seed: int) -> Iterator[None]:
         """Seeded t and noise for validation, without touching the training RNG stream."""
-        device = self.model_device()
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with rng.forked(self.model_device()):
             torch.manual_seed(seed)
             yield
 
