@@ -277,6 +277,7 @@ def reads_the_dpm(entry: Entry) -> bool:
 
 
 def seeded_run_dir(run_dir: str, seed: int) -> str:
+    """Seed 0 trains in the entry's folder, seed k in ``<folder>_seed<k>`` (time_to_accuracy.py too)."""
     return run_dir if seed == 0 else f"{run_dir}_seed{seed}"
 
 

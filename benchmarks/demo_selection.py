@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from claims import load_step
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results/demo_selection.json"
@@ -49,7 +50,7 @@ def fit(config: str, run: Path, steps: int, every: int, extra: list[str]) -> Non
     from diffrep.cli import main as diffrep
 
     last = run / "checkpoints/last.ckpt"
-    if last.is_file() and torch.load(last, map_location="cpu", weights_only=False)["global_step"] >= steps:
+    if last.is_file() and load_step(last) >= steps:
         return
     run.mkdir(parents=True, exist_ok=True)
     overrides = run / "checkpoints.yaml"

@@ -48,7 +48,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from compare import REPO, diffrep
+from compare import REPO, diffrep, seeded_run_dir
 
 from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS, IMAGE_METRICS
 
@@ -258,11 +258,6 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
     return text
 
 
-def seed_dir(run_dir: str, seed: int) -> str:
-    """Seed 0 trains in the entry's folder, seed k in ``<folder>_seed<k>``."""
-    return run_dir if seed == 0 else f"{run_dir}_seed{seed}"
-
-
 def seed_done(done: dict, name: str, seed: int) -> bool:
     return name in done and (seed == 0 or str(seed) in done[name].get("seeds", {}))
 
@@ -271,7 +266,7 @@ def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, done
               reconstruction: str, log: Path) -> dict:
     """One entry at one training seed: its points and wall time. A run folder an interrupted call left
     with a last.ckpt resumes from it (the clock and the points are in the checkpoint)."""
-    run_dir = out / seed_dir(entry.run_dir, seed)
+    run_dir = out / seeded_run_dir(entry.run_dir, seed)
     last = run_dir / "checkpoints/last.ckpt"
     resume = ["--ckpt_path", str(last)] if last.is_file() and entry.kind != "fixed" else []
     if run_dir.exists() and not resume:
@@ -295,7 +290,7 @@ def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, done
         marks = sorted({*DEFAULT_MARKS, *(offset + m for m in DEFAULT_MARKS)})
         extra += f", at_minutes: {marks}"
         dpm_dir = next(e.run_dir for e in ENTRIES if e.name == "DPM features")
-        seeded += ["--model.init_args.dpm_checkpoint", f"{seed_dir(dpm_dir, seed)}/checkpoints/last.ckpt"]
+        seeded += ["--model.init_args.dpm_checkpoint", f"{seeded_run_dir(dpm_dir, seed)}/checkpoints/last.ckpt"]
     overrides = out / f"overrides_{run_dir.name}.yaml"
     overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))
     common = ["--config", str(REPO / entry.config), "--trainer.default_root_dir", str(run_dir),
@@ -384,7 +379,7 @@ def main() -> None:
         if entry.name in args.redo:
             done.pop(entry.name, None)
             for seed in range(args.seeds):
-                shutil.rmtree(out / seed_dir(entry.run_dir, seed), ignore_errors=True)
+                shutil.rmtree(out / seeded_run_dir(entry.run_dir, seed), ignore_errors=True)
         for seed in range(1 if entry.kind == "fixed" else args.seeds):  # nothing trains: one seed is all
             if seed_done(done, entry.name, seed):
                 print(f"{entry.name}, seed {seed}: done before (results.json), skipped", flush=True)

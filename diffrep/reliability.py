@@ -32,7 +32,7 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError, load_checkpoint_file
 from diffrep.errors import ConfigError
-from diffrep.internals import skips_on_found_inf
+from diffrep.internals import hpc_resume_path, skips_on_found_inf
 from diffrep.lightning_modules.api import NonFiniteLossError, uses_gradient_scaler
 
 
@@ -309,8 +309,6 @@ class FinalLastCheckpoint(L.Callback):
 def slurm_requeue(trainer: L.Trainer) -> bool:
     """A SLURM requeue: Lightning resumes from its hpc_ckpt_N.ckpt (docs/reliability.md), whatever
     the folder's ``last.ckpt`` and ``--ckpt_path`` say."""
-    from diffrep.internals import hpc_resume_path
-
     return SLURMEnvironment.detect() and hpc_resume_path(trainer) is not None
 
 

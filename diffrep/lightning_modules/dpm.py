@@ -44,6 +44,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         self.hparams["unet"] = unet.as_dict()
         self.hparams["schedule"] = vars(schedule or ScheduleConfig()).copy()
         self.unet = UNet(unet)
+        self.eps_fn = eps_of(self.unet)  # its output convention, read once (lightning_modules/denoisers.py)
         self.setup_backbone(
             schedule or ScheduleConfig(), weighting, None, time_sampler, lr,
             warmup_steps=warmup_steps, ema_decay=ema_decay,
@@ -54,7 +55,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         self.setup_ema()
 
     def eps(self, x_t: Tensor, t: Tensor) -> Tensor:
-        return eps_of(self.unet)(self.unet, self.schedule, x_t, t, None, self.to_memory_format)
+        return self.eps_fn(self.unet, self.schedule, x_t, t, None, self.to_memory_format)
 
     def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
         """L_simple (Ho et al. eq. 14), reweighted by ``weighting``."""

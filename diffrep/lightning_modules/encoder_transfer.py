@@ -31,7 +31,7 @@ from diffrep.checkpoints import CheckpointError, read_checkpoint
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.loading import encoder_classes, rebuild
 from diffrep.nets.classifier import FeatureClassifier, StaticCode, load_matching, logit, wrn_architecture
-from diffrep.nets.encoders import build_encoder
+from diffrep.nets.encoders import WRN_KINDS, build_encoder
 from diffrep.nets.ncsnpp_official import wrn_state_dict
 from diffrep.nets.wrn import TimeWideResNet
 
@@ -99,7 +99,7 @@ def classifier_from(
 
 def _fresh_encoder(encoder: str | dict[str, Any], encoder_kwargs: dict[str, Any] | None, latent_dim: int,
                    in_channels: int, image_size: int, init_t: float) -> tuple[nn.Module, int]:
-    if encoder in ("wrn", "wrn28_2"):  # the time-conditioned WRN LaplaceNet fine-tunes, at logit(init_t)
+    if encoder in WRN_KINDS:  # the time-conditioned WRN LaplaceNet fine-tunes, at logit(init_t)
         wrn = build_encoder(encoder, in_channels, image_size, None, **(encoder_kwargs or {}))
         with torch.no_grad():
             wrn.param_t.fill_(logit(init_t))

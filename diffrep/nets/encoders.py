@@ -129,6 +129,10 @@ class FlattenEncoder(nn.Module):
         return x0.flatten(1)
 
 
+#: the names of DRL's time-conditioned WRN (which reads the noise level) among the built-in encoders
+WRN_KINDS = ("wrn", "wrn28_2")
+
+
 def takes_noise_level(kind: str | dict) -> bool:
     """Whether the encoder ``kind`` names reads the noise level, E(x0, log sigma): its class says so with
     ``takes_noise_level = True`` (DRL's time-conditioned WRN; a user's class may too)."""
@@ -137,7 +141,7 @@ def takes_noise_level(kind: str | dict) -> bool:
     if plugins.is_plugin(kind):
         cls = plugins.import_class(plugins.class_path_of(kind, "encoder"), nn.Module, "encoder")
         return bool(getattr(cls, "takes_noise_level", False))
-    return kind in ("wrn", "wrn28_2")
+    return kind in WRN_KINDS
 
 
 def build_encoder(kind: str | dict, in_channels: int, image_size: int, latent_dim: int, **kwargs) -> nn.Module:
@@ -153,7 +157,7 @@ def build_encoder(kind: str | dict, in_channels: int, image_size: int, latent_di
         spec = kind if isinstance(kind, dict) else {"class_path": kind, "init_args": kwargs}
         return plugins.build(spec, nn.Module, "encoder",
                              {"in_channels": in_channels, "image_size": image_size, "latent_dim": latent_dim})
-    if kind in ("wrn", "wrn28_2"):
+    if kind in WRN_KINDS:
         from diffrep.nets.wrn import TimeWideResNet
 
         if kind == "wrn28_2":
