@@ -75,8 +75,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("uniform", "high_noise")
 DATA = {
-    "digits": ["--data", str(REPO / "configs/data/digits.yaml"), "--model.init_args.unet.image_size", "16",
-               "--model.init_args.unet.channel_mult", "[1, 2]"],
+    "digits": ["--data", str(REPO / "configs/data/digits.yaml"), "--model.init_args.network.image_size", "16",
+               "--model.init_args.network.channel_mult", "[1, 2]"],
     "fashion_mnist": ["--data", str(REPO / "configs/data/fashion_mnist.yaml")],
 }
 
@@ -89,7 +89,7 @@ def train(data: str, sampler: str, steps: int, root: Path) -> Path:
     if last.is_file():  # resumable by entry
         return last
     main(["fit", "--config", str(REPO / "configs/drl.yaml"), *DATA[data],
-          "--model.init_args.latent_dim", "2", "--model.init_args.time_sampler", sampler,
+          "--model.init_args.code.latent_dim", "2", "--model.init_args.objective.time_sampler", sampler,
           "--trainer.max_steps", str(steps), "--trainer.logger", "false", "--evaluate", "false",
           "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
           "--trainer.default_root_dir", str(root)])

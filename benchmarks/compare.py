@@ -82,7 +82,7 @@ ENTRIES = [  # run (and table) order: the cheap baselines first, then the DPM be
     Entry("PDAE", "configs/pdae.yaml", "runs/pdae"),
     Entry("DRL, uniform t", "configs/drl.yaml", "runs/drl"),
     Entry("DRL, high-noise t", "configs/drl.yaml", "runs/drl_high_noise",
-          ["--model.init_args.time_sampler", "high_noise"]),
+          ["--model.init_args.objective.time_sampler", "high_noise"]),
     Entry("VDRL", "configs/vdrl.yaml", "runs/vdrl"),
     Entry("Diff-AE", "configs/diffae.yaml", "runs/diffae"),
 ]
@@ -100,14 +100,13 @@ DIAGNOSTICS = [
     # Diff-AE differs from DRL in its encoder (half U-Net, pooled), its conditioning (z scales the
     # U-Net's features) and its schedule (DDPM, not VE); this one takes DRL's conv encoder.
     Entry("Diff-AE, conv encoder", "configs/diffae.yaml", "runs/diffae_conv",
-          ["--model.init_args.encoder", "conv",
-           "--model.init_args.encoder_kwargs", "{channels: [32, 64, 128], num_groups: 8, num_heads: 1}"]),
+          ["--model.init_args.encoder", "{kind: conv, channels: [32, 64, 128], num_groups: 8, num_heads: 1}"]),
     # DRL's time-dependent code as the paper builds it, CPU-sized: the time-conditioned WRN at depth
     # 10, width 1 (64-d code E(x0, t); the paper: WRN-28-2, 128-d) and NCSN++'s code injection
     Entry("DRL, time-dependent WRN", "configs/drl.yaml", "runs/drl_time_wrn",
-          ["--model.init_args.encoder", "wrn", "--model.init_args.encoder_kwargs", "{depth: 10, widen_factor: 1}",
-           "--model.init_args.latent_dim", "64", "--model.init_args.time_dependent", "true",
-           "--model.init_args.z_mode", "ncsnpp"]),
+          ["--model.init_args.encoder", "{kind: wrn, depth: 10, widen_factor: 1}",
+           "--model.init_args.code.latent_dim", "64", "--model.init_args.code.time_dependent", "true",
+           "--model.init_args.network.z_mode", "ncsnpp"]),
 ]
 ALL_ENTRIES = ENTRIES + DIAGNOSTICS
 

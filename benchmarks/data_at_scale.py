@@ -78,7 +78,7 @@ def train(mode: str, data_root: Path, out: Path, steps: int, ranks: int) -> None
         data = StreamingImageDataModule(root=str(data_root), batch_size=16)
     unet = UNetConfig(in_channels=3, image_size=64, base_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1,
                       attention_resolutions=[], num_groups=8)
-    model = DPM(unet=unet, lr=1e-4)
+    model = DPM(unet=unet, optimisation={"lr": 1e-4})
     before_data_mb = peak_rss_mb()
     trainer = L.Trainer(accelerator="cpu", devices=ranks, strategy="ddp" if ranks > 1 else "auto", max_steps=steps,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -145,7 +145,7 @@ def main() -> None:
     for lr in args.pdae_lrs:
         run = out / f"pdae_dpm{dpm_step}_lr{lr:g}"
         fit("configs/pdae.yaml", run, max(args.pdae_steps), _common_step(args.pdae_steps),
-            ["--model.init_args.dpm_checkpoint", str(dpm), "--model.init_args.lr", str(lr)])
+            ["--model.init_args.dpm_checkpoint", str(dpm), "--model.init_args.optimisation.lr", str(lr)])
         scores = record["pdae_val_linear_accuracy"].setdefault(f"{lr:g}", {})
         for step in args.pdae_steps:
             if str(step) not in scores:

@@ -48,8 +48,8 @@ def main() -> None:
         dpm = DPM(unet=UNET)
         torch.save({"state_dict": dpm.state_dict(), "diffrep": dpm.checkpoint_metadata()}, ckpt)
         models = {
-            "pdae": PDAE(str(ckpt), latent_dim=512, compile=compile),
-            "drl": DRL(unet=UNET, latent_dim=128, compile=compile),
+            "pdae": PDAE(str(ckpt), latent_dim=512, fast={"compile": compile}),
+            "drl": DRL(code={"latent_dim": 128}, fast={"compile": compile}, network=UNET),
         }
         for name, model in models.items():
             timer = StepTimer()

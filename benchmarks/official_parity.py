@@ -20,7 +20,7 @@ official representation-learning step (benchmarks/official_parity_pdae.py).
 
 DRL: the training objective (losses.py, on the VE SDE) and its gradients for DRL, VDRL and reg-DRL
 on one shared score network, diffrep's; then the official NCSN++ (models/ncsnpp.py with its WRN-28-2,
-the small CIFAR-10 setting) against DRL(score_net="ncsnpp"): codes, score at three t, the
+the small CIFAR-10 setting) against DRL(network={"kind": "ncsnpp"}): codes, score at three t, the
 reconstruction output, the unconditional net with dropout; the official loss on it and every
 gradient; the PC sampler (reverse diffusion / probability-flow predictor + Langevin) and the
 probability-flow ODE of sampling.py; and K = 5 optimiser steps of diffrep's DRL through a Lightning

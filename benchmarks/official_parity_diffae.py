@@ -1,5 +1,5 @@
 """Diff-AE's half of benchmarks/official_parity.py (see its docstring): diffrep's Diff-AE
-(``DiffAE(denoiser="official")``, ``HalfUNetEncoder``, the ``diffae`` DDIM grid) against
+(``DiffAE(network={"kind": "beatgans"})``, ``HalfUNetEncoder``, the ``diffae`` DDIM grid) against
 phizaz/diffae on shared random weights."""
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ def official_config(path: Path):
 
 def ours_like(conf) -> DiffAE:
     return DiffAE(
-        unet=dict(in_channels=3, image_size=SIZE, base_channels=BASE, channel_mult=list(MULT), num_res_blocks=1,
-                  attention_resolutions=[16], num_heads=HEADS, dropout=conf.dropout, embed_channels=LATENT),
-        denoiser="official", latent_dim=LATENT, lr=conf.lr, ema_decay=0.9, timestep_grid="diffae",
-        encoder_kwargs=dict(base_channels=BASE, channel_mult=list(ENC_MULT), num_res_blocks=1,
-                            attention_resolutions=[16], num_heads=HEADS),
+        network=dict(kind="beatgans", in_channels=3, image_size=SIZE, base_channels=BASE, channel_mult=list(MULT),
+                     num_res_blocks=1, attention_resolutions=[16], num_heads=HEADS, dropout=conf.dropout,
+                     embed_channels=LATENT),
+        code={"latent_dim": LATENT}, optimisation={"lr": conf.lr}, ema={"decay": 0.9},
+        sampling={"timestep_grid": "diffae"},
+        encoder=dict(kind="halfunet", base_channels=BASE, channel_mult=list(ENC_MULT), num_res_blocks=1,
+                     attention_resolutions=[16], num_heads=HEADS),
     )
 
 

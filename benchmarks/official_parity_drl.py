@@ -9,7 +9,7 @@ different points of the stream).
 
 ``ncsnpp_rows``: the official NCSNpp (models/ncsnpp.py, its WRN-28-2 encoder inside) at the small
 CIFAR-10 setting the DRL code trains (configs/ve/cifar10_ncsnpp_small_continuous.py), random weights
-loaded into diffrep's DRL(score_net="ncsnpp", encoder wrn28_2, time_dependent) through
+loaded into diffrep's DRL(network kind ncsnpp, encoder wrn28_2, time-dependent code) through
 diffrep.nets.ncsnpp_official: the code, the score at three t, the reconstruction output, the
 unconditional NCSN++, VDRL's code; then the official loss with that network against DRL.loss and
 every gradient; then K = 5 steps of diffrep's DRL in a Lightning Trainer against the official
@@ -55,10 +55,11 @@ class OfficialInterface(torch.nn.Module):
 
 def tiny(variational: bool = False, code_l1: float = 0.0, kl_weight: float = 0.0) -> DRL:
     torch.manual_seed(0)
-    model = DRL(unet=dict(in_channels=3, image_size=16, base_channels=16, channel_mult=[1, 2], num_res_blocks=1,
-                          num_groups=8), latent_dim=8, encoder_kwargs={"channels": (16, 32), "num_groups": 8,
-                                                                        "num_heads": 1},
-                variational=variational, kl_weight=kl_weight, code_l1=code_l1, loss_reduction="sum", ema_decay=None)
+    model = DRL(network=dict(in_channels=3, image_size=16, base_channels=16, channel_mult=[1, 2], num_res_blocks=1,
+                             num_groups=8),
+                encoder={"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1},
+                code={"latent_dim": 8, "variational": variational, "kl_weight": kl_weight, "l1": code_l1},
+                objective={"reduction": "half_sum"}, ema={"decay": None})
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn_like(p) * 0.05)
@@ -127,13 +128,16 @@ def small_config(include_encoder: bool = True, probabilistic: bool = False, drop
 
 def ours_like(config: SimpleNamespace, cls: type[DRL] = DRL, **kwargs) -> DRL:
     m = config.model
-    return cls(unet=dict(in_channels=3, image_size=32, base_channels=m.nf, channel_mult=list(m.ch_mult),
-                         num_res_blocks=m.num_res_blocks, attention_resolutions=list(m.attn_resolutions),
-                         dropout=m.dropout, reconstruction_decoder=config.training.include_encoder),
-               score_net="ncsnpp", encoder="wrn28_2", latent_dim=128, time_dependent=True,
-               variational=config.training.probabilistic_encoder, loss_reduction="sum", lr=config.optim.lr,
-               warmup_steps=config.optim.warmup, warmup_from_zero=True, ema_decay=m.ema_rate, ema_ramp=True,
-               schedule=dict(kind="ve", sigma_min=0.01, sigma_max=50.0), **kwargs)
+    return cls(network=dict(kind="ncsnpp", in_channels=3, image_size=32, base_channels=m.nf,
+                            channel_mult=list(m.ch_mult), num_res_blocks=m.num_res_blocks,
+                            attention_resolutions=list(m.attn_resolutions), dropout=m.dropout,
+                            reconstruction_decoder=config.training.include_encoder),
+               encoder="wrn28_2",
+               code={"latent_dim": 128, "time_dependent": True, "variational": config.training.probabilistic_encoder},
+               objective={"weighting": "sigma2", "reduction": "half_sum"},
+               optimisation={"lr": config.optim.lr, "warmup_steps": config.optim.warmup, "warmup_from_zero": True},
+               ema={"decay": m.ema_rate, "ramp": True}, schedule=dict(kind="ve", sigma_min=0.01, sigma_max=50.0),
+               **kwargs)
 
 
 def official_network(config: SimpleNamespace) -> torch.nn.Module:
@@ -275,7 +279,7 @@ class CodedScoreModel(torch.nn.Module):
 def sampler_rows() -> list[tuple[str, torch.Tensor, float]]:
     """score_sde's sampling.py (get_pc_sampler: reverse diffusion + Langevin, snr 0.16, one corrector
     step, eps 1e-5; get_ode_sampler: RK45 at 1e-5 with the denoising step) against
-    diffrep.diffusion.sde_sampling through DRL(sampler=...).generate, same seeds, 50 levels."""
+    diffrep.diffusion.sde_sampling through DRL(sampling={"sampler": ...}).generate, same seeds, 50 levels."""
     import sampling as official_sampling
     from sde_lib import VESDE
 
@@ -324,7 +328,7 @@ def sampler_rows() -> list[tuple[str, torch.Tensor, float]]:
         generated = DRL.generate(ours, z, torch.randn(*shape) * 50.0, levels)
     torch.manual_seed(7)
     direct = pc_sample(eps_fn, ours.schedule, torch.randn(*shape) * 50.0, levels)
-    rows.append(("DRL(sampler='pc').generate against pc_sample", generated - direct, 0.0))
+    rows.append(("DRL(sampler 'pc').generate against pc_sample", generated - direct, 0.0))
     return rows
 
 

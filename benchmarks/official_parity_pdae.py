@@ -108,8 +108,9 @@ def official_parts():
 
 def ours_like(folder: Path, cls: type[PDAE] = PDAE, **kwargs) -> PDAE:
     """diffrep's PDAE on that DPM with the ``conv`` encoder at CELEBA64Encoder's settings."""
-    return cls(str(folder / "checkpoint.pt"), encoder="conv", latent_dim=LATENT, lr=1e-4, gamma=0.1,
-               encoder_kwargs={"channels": (64, 128, 128, 128), "attention_resolution": 16, "num_heads": 4}, **kwargs)
+    return cls(str(folder / "checkpoint.pt"), latent_dim=LATENT, optimisation={"lr": 1e-4}, objective={"gamma": 0.1},
+               encoder={"kind": "conv", "channels": (64, 128, 128, 128), "attention_resolution": 16, "num_heads": 4},
+               **kwargs)
 
 
 def pdae_training_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
@@ -119,7 +120,7 @@ def pdae_training_rows(path: Path) -> list[tuple[str, torch.Tensor, float]]:
     fused_weights, fused_emas = official_training(diffusion, encoder, decoder, batches, fused=True)
     plain_weights, _ = official_training(diffusion, encoder, decoder, batches, fused=False)
 
-    ours = ours_like(folder, PinnedDraws, ema_decay=0.9)
+    ours = ours_like(folder, PinnedDraws, ema={"decay": 0.9})
     ours_encoder = list(ours.encoder.state_dict())
     official_encoder = list(encoder.state_dict())
     mapping = {f"encoder.{a}": f"encoder.{b}" for a, b in zip(ours_encoder, official_encoder, strict=True)}

@@ -111,8 +111,8 @@ def dry_config(name: str, work: Path, upstream: Path | None) -> tuple[dict[str, 
     config = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
     channels, size, batch = data_settings(config)
     init = config["model"].setdefault("init_args", {})
-    if "compile" in init:
-        init["compile"] = False  # compilation is a GPU speed-up; the dry run proves the model, not the compiler
+    if (init.get("fast") or {}).get("compile"):
+        init["fast"]["compile"] = False  # compilation is a GPU speed-up; the dry run proves the model, not the compiler
     if upstream is not None:
         key = next((k for k in ("model_checkpoint", "encoder_checkpoint") if k in init), "dpm_checkpoint")
         init[key] = str(upstream)

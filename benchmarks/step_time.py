@@ -23,11 +23,12 @@ def variants() -> dict[str, dict]:
     base = yaml.safe_load((REPO / "configs/drl.yaml").read_text())["model"]["init_args"]
     return {
         "U-Net (configs/drl.yaml)": base,
-        "NCSN++ score net": dict(base, score_net="ncsnpp", unet=dict(
-            in_channels=1, image_size=32, base_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1,
+        "NCSN++ score net": dict(base, network=dict(
+            kind="ncsnpp", in_channels=1, image_size=32, base_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1,
             attention_resolutions=[], dropout=0.0)),
-        "time-dependent WRN code": dict(base, encoder="wrn", encoder_kwargs={"depth": 10, "widen_factor": 1},
-                                        latent_dim=64, time_dependent=True, z_mode="ncsnpp"),
+        "time-dependent WRN code": dict(base, encoder={"kind": "wrn", "depth": 10, "widen_factor": 1},
+                                        code={"latent_dim": 64, "time_dependent": True},
+                                        network={**base["network"], "z_mode": "ncsnpp"}),
     }
 
 

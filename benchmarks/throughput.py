@@ -135,11 +135,11 @@ def matmul_peak(device: torch.device, precision: str, repeats: int = 3) -> float
 
 def build_models(arch: str, device: torch.device, channels_last: bool, compile: bool) -> dict:
     unet, latent = ARCHS[arch]
-    dpm = DPM(unet=unet, channels_last=channels_last, compile=compile)
+    dpm = DPM(unet=unet, fast={"channels_last": channels_last, "compile": compile})
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "dpm.ckpt"
         torch.save({"state_dict": DPM(unet=unet).state_dict(), "diffrep": dpm.checkpoint_metadata()}, ckpt)
-        pdae = PDAE(str(ckpt), latent_dim=latent, channels_last=channels_last, compile=compile)
+        pdae = PDAE(str(ckpt), latent_dim=latent, fast={"channels_last": channels_last, "compile": compile})
     return {"dpm": dpm.to(device), "pdae": pdae.to(device)}
 
 

@@ -107,15 +107,15 @@ ENTRIES = [
     # Claim 4 (docs/claims.md): DRL's time-dependent code E(x0, t) as compare.py's diagnostics entry
     # builds it (time-conditioned WRN, depth 10, width 1, 64-d, NCSN++'s code injection), for the hour.
     Entry("DRL, time-dependent WRN", "configs/drl.yaml", "runs/drl_time_wrn", as_long_as_the_recipe=True,
-          overrides=("--model.init_args.encoder", "wrn", "--model.init_args.encoder_kwargs",
-                     "{depth: 10, widen_factor: 1}", "--model.init_args.latent_dim", "64",
-                     "--model.init_args.time_dependent", "true", "--model.init_args.z_mode", "ncsnpp"),
+          overrides=("--model.init_args.encoder", "{kind: wrn, depth: 10, widen_factor: 1}",
+                     "--model.init_args.code.latent_dim", "64", "--model.init_args.code.time_dependent", "true",
+                     "--model.init_args.network.z_mode", "ncsnpp"),
           step_minutes=RECIPE_STEP_MINUTES),
     # Issue 28: configs/drl.yaml with the paper's score net family, NCSN++, CPU-sized (nf 16, three
     # resolutions, one block each, no attention, no dropout: 1.11 M parameters against the U-Net's 0.79 M)
     Entry("DRL, NCSN++ score net", "configs/drl.yaml", "runs/drl_ncsnpp", minutes=15.0,
-          overrides=("--model.init_args.score_net", "ncsnpp", "--model.init_args.unet",
-                     "{in_channels: 1, image_size: 32, base_channels: 16, channel_mult: [1, 2, 2], "
+          overrides=("--model.init_args.network",
+                     "{kind: ncsnpp, in_channels: 1, image_size: 32, base_channels: 16, channel_mult: [1, 2, 2], "
                      "num_res_blocks: 1, attention_resolutions: [], dropout: 0.0}"),
           step_minutes=RECIPE_STEP_MINUTES),
 ]
@@ -123,10 +123,9 @@ ENTRIES = [
 # Diff-AE's own the half-U-Net of configs/diffae.yaml; each is also run with the other's, so the pair
 # (PDAE, "Diff-AE, PDAE's conv encoder") and the pair ("PDAE, Diff-AE's half-U-Net encoder", Diff-AE)
 # each compare the two methods on one encoder.
-PDAE_ENCODER = ("--model.init_args.encoder", "conv", "--model.init_args.encoder_kwargs",
-                "{channels: [32, 64, 128], num_groups: 8, num_heads: 1}")
-DIFFAE_ENCODER = ("--model.init_args.encoder", "halfunet", "--model.init_args.encoder_kwargs",
-                  "{base_channels: 16, channel_mult: [1, 2, 4], num_res_blocks: 1, num_groups: 8}")
+PDAE_ENCODER = ("--model.init_args.encoder", "{kind: conv, channels: [32, 64, 128], num_groups: 8, num_heads: 1}")
+DIFFAE_ENCODER = ("--model.init_args.encoder",
+                  "{kind: halfunet, base_channels: 16, channel_mult: [1, 2, 4], num_res_blocks: 1, num_groups: 8}")
 ENTRIES += [
     Entry("Diff-AE, PDAE's conv encoder", "configs/diffae.yaml", "runs/diffae_conv_encoder", overrides=PDAE_ENCODER),
     Entry("PDAE, Diff-AE's half-U-Net encoder", "configs/pdae.yaml", "runs/pdae_halfunet_encoder", kind="after_dpm",

@@ -177,9 +177,56 @@ def integers_as_typed(argv: list[str]) -> dict[str, int]:
     return typed
 
 
+def config_files(argv: list[str]) -> list[str]:
+    """The ``--config``/``-c`` files of a command line, in order."""
+    files = []
+    for i, token in enumerate(argv):
+        if token in ("--config", "-c") and i + 1 < len(argv):
+            files.append(argv[i + 1])
+        elif token.startswith("--config="):
+            files.append(token.split("=", 1)[1])
+    return files
+
+
+def refuse_old_settings(argv: list[str]) -> None:
+    """A config (file or ``--model.init_args.KEY``) that still sets a method's settings the old flat way
+    (``lr``, ``ema_decay``, ``score_net``, ...) ends here with one line naming the new key
+    (``lightning_modules/migration.py``): the user edits it, diffrep does not guess."""
+    import yaml
+
+    from diffrep.lightning_modules.migration import method_of, old_setting
+
+    method = None
+    for i, token in enumerate(argv):
+        if token in ("--config", "-c") and i + 1 < len(argv) and Path(argv[i + 1]).is_file():
+            source = argv[i + 1]
+            try:
+                model = (yaml.safe_load(Path(source).read_text()) or {}).get("model") or {}
+            except (yaml.YAMLError, AttributeError):
+                continue  # the parser says what is wrong with the file
+            if not isinstance(model, dict):
+                continue
+            method = method_of(model.get("class_path")) or method
+            keys = list((model.get("init_args") or {}).keys())
+            prefix = "model.init_args."
+        elif token == "--model" and i + 1 < len(argv):
+            method = method_of(argv[i + 1]) or method
+            continue
+        elif token.startswith("--model.") and method:
+            key = token.split("=", 1)[0].removeprefix("--model.").removeprefix("init_args.").split(".")[0]
+            source, keys, prefix = "the command line", [key], "--model.init_args."
+        else:
+            continue
+        found = old_setting(method, keys) if method else None
+        if found:
+            raise ConfigError(f"{source} sets {prefix}{found[0]}, which is now {prefix}{found[1]} (a {method}'s "
+                              "settings are grouped: `diffrep fit --model " f"{method} --print_config` shows them)")
+
+
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        refuse_old_settings(self._argv)
         super().__init__(
             lightning.LightningModule,
             lightning.LightningDataModule,
@@ -230,7 +277,25 @@ class DiffrepCLI(LightningCLI):
         if path and path not in ("last", "best", "hpc") and "://" not in str(path):
             checkpoint = AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
             say_which_model_the_checkpoint_holds(path, checkpoint, self.config[subcommand].get("model"))
+            if self.settings_of_an_older_checkpoint(subcommand, checkpoint):
+                return
         super()._parse_ckpt_path()
+
+    def settings_of_an_older_checkpoint(self, subcommand: str, checkpoint: dict[str, Any]) -> bool:
+        """A checkpoint saved before a method's settings were grouped: its hyper-parameters translated
+        (``migration.migrate_hparams``) and applied as Lightning applies a checkpoint's own. False (nothing
+        done) for a checkpoint in today's form."""
+        from diffrep.lightning_modules.migration import is_old, method_of, migrate_hparams
+
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        class_path = hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        method = method_of(class_path)
+        if not method or not is_old(method, hparams):
+            return False
+        model = {"class_path": class_path, "init_args": migrate_hparams(method, hparams)}
+        self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+        return True
 
     def _run_subcommand(self, subcommand: str) -> None:  # private too (diffrep/internals.py)
         """``test``, ``validate`` and ``predict`` evaluate a checkpoint with the evaluation config's

@@ -160,11 +160,11 @@ def diffae_weights(checkpoint: dict[str, Any]) -> OfficialWeights:
 
 
 #: Diff-AE's TrainConfig keys (a last.ckpt's hyper_parameters) -> the diffrep settings they set
-DIFFAE_SETTINGS = {"img_size": "unet.image_size", "net_ch": "unet.base_channels", "net_ch_mult": "unet.channel_mult",
-                   "net_num_res_blocks": "unet.num_res_blocks", "net_attn": "unet.attention_resolutions",
-                   "net_beatgans_embed_channels": "unet.embed_channels", "net_enc_channel_mult":
-                   "encoder_kwargs.channel_mult", "net_enc_num_res_blocks": "encoder_kwargs.num_res_blocks",
-                   "style_ch": "latent_dim", "net_latent_num_hid_channels": "hidden (LatentDPM)",
+DIFFAE_SETTINGS = {"img_size": "network.image_size", "net_ch": "network.base_channels",
+                   "net_ch_mult": "network.channel_mult", "net_num_res_blocks": "network.num_res_blocks",
+                   "net_attn": "network.attention_resolutions", "net_beatgans_embed_channels": "network.embed_channels",
+                   "net_enc_channel_mult": "encoder.channel_mult", "net_enc_num_res_blocks": "encoder.num_res_blocks",
+                   "style_ch": "code.latent_dim", "net_latent_num_hid_channels": "hidden (LatentDPM)",
                    "net_latent_layers": "num_layers (LatentDPM)"}
 
 

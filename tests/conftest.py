@@ -113,21 +113,33 @@ def run_cli(
     return code, out.out, out.err
 
 
-PDAE_ENCODER = {"channels": (16, 32), "num_groups": 8, "num_heads": 1}
+PDAE_ENCODER = {"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1}
+
+
+def with_defaults(defaults: dict, given: dict) -> dict:
+    """``given`` over ``defaults``, one level deep for settings groups (dicts), so a test names only what it
+    changes: ``make_drl(code={"time_dependent": True})`` keeps the helper's 8-d code (an encoder given
+    replaces the helper's whole)."""
+    out = dict(defaults)
+    for key, value in given.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict) and key != "encoder"
+        out[key] = {**out[key], **value} if both else value
+    return out
 
 
 def make_pdae(ckpt, **kwargs):
     from diffrep.lightning_modules import PDAE
 
     torch.manual_seed(0)
-    return PDAE(str(ckpt), **{"latent_dim": 8, "encoder_kwargs": PDAE_ENCODER, "lr": 1e-3, "ema_decay": 0.9, **kwargs})
+    defaults = {"latent_dim": 8, "encoder": PDAE_ENCODER, "optimisation": {"lr": 1e-3}, "ema": {"decay": 0.9}}
+    return PDAE(str(ckpt), **with_defaults(defaults, kwargs))
 
 
 @pytest.fixture(scope="session")
 def tiny_pdae_checkpoint(tiny_dpm_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PDAE (8-d code) trained for 100 steps of batch 32 on the tiny DPM, saved as a checkpoint."""
     root = tmp_path_factory.mktemp("tiny_pdae")
-    model = make_pdae(tiny_dpm_checkpoint, lr=2e-3)
+    model = make_pdae(tiny_dpm_checkpoint, optimisation={"lr": 2e-3})
     trainer = quiet_trainer(root, max_steps=100)
     trainer.fit(model, datamodule=digits(batch_size=32))
     path = root / "pdae.ckpt"
@@ -135,7 +147,7 @@ def tiny_pdae_checkpoint(tiny_dpm_checkpoint: Path, tmp_path_factory: pytest.Tem
     return path
 
 
-DRL_ENCODER = {"channels": (16, 32), "num_groups": 8, "num_heads": 1}
+DRL_ENCODER = {"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1}
 
 
 def make_drl(cls=None, **kwargs):
@@ -143,21 +155,19 @@ def make_drl(cls=None, **kwargs):
 
     cls = cls or DRL
     torch.manual_seed(0)
-    defaults = dict(
-        unet=tiny_unet_config(), encoder="conv", encoder_kwargs=DRL_ENCODER, latent_dim=8, lr=2e-3, ema_decay=None
-    )
+    defaults = dict(network=tiny_unet_config().as_dict(), encoder=DRL_ENCODER, code={"latent_dim": 8},
+                    optimisation={"lr": 2e-3}, ema={"decay": None})
     if cls is DiffAE:
-        defaults.update(encoder="halfunet", encoder_kwargs={"base_channels": 16, "channel_mult": [1, 2],
-                                                           "num_res_blocks": 1, "num_groups": 8})
-    defaults.update(kwargs)
-    return cls(**defaults)
+        defaults.update(encoder={"kind": "halfunet", "base_channels": 16, "channel_mult": [1, 2],
+                                 "num_res_blocks": 1, "num_groups": 8})
+    return cls(**with_defaults(defaults, kwargs))
 
 
 @pytest.fixture(scope="session")
 def tiny_drl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DRL (8-d static code) trained for 60 steps on 16x16 digits, saved as a checkpoint."""
     root = tmp_path_factory.mktemp("tiny_drl")
-    model = make_drl(ema_decay=0.9)
+    model = make_drl(ema={"decay": 0.9})
     trainer = quiet_trainer(root, max_steps=60)
     trainer.fit(model, datamodule=digits())
     path = root / "drl.ckpt"
@@ -170,7 +180,8 @@ def tiny_dpm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DPM trained for 150 steps of batch 32 on 16x16 digits (~20 s), saved as a diffrep checkpoint."""
     root = tmp_path_factory.mktemp("tiny_dpm")
     L.seed_everything(0)
-    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=4e-3, ema_decay=0.98)
+    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), optimisation={"lr": 4e-3},
+                ema={"decay": 0.98})
     trainer = quiet_trainer(root, max_steps=150)
     trainer.fit(model, datamodule=digits(batch_size=32))
     path = root / "dpm.ckpt"
@@ -210,9 +221,15 @@ def fit_with_every_evaluation_callback(model, tmp_path: Path, latent_plot: bool 
     probe = LinearProbe(max_train=200, max_test=100)
     few = FewLabelProbe(labels_per_class=(1,), seeds=(0,), max_train=200, max_test=100)
     metrics = ReconstructionMetrics(num_images=8, num_steps=4)
-    callbacks = [probe, few, SampleGrid(num_steps=4, num_images=4), ReconstructionGrid(num_steps=4, num_images=4),
-                 InterpolationGrid(num_steps=4, num_rows=1, num_points=3), metrics,
-                 ManipulationGrid(num_steps=4, num_images=2, num_codes=200)]
+    callbacks = [
+        probe,
+        few,
+        SampleGrid(num_steps=4, num_images=4),
+        ReconstructionGrid(num_steps=4, num_images=4),
+        InterpolationGrid(num_steps=4, num_rows=1, num_points=3),
+        metrics,
+        ManipulationGrid(num_steps=4, num_images=2, num_codes=200),
+    ]
     if latent_plot:
         callbacks.append(LatentPlot(max_test=100))
     trainer = quiet_trainer(tmp_path, max_epochs=1, callbacks=callbacks)
@@ -221,5 +238,6 @@ def fit_with_every_evaluation_callback(model, tmp_path: Path, latent_plot: bool 
     assert metrics.last["recon/inverted_mse"] < metrics.last["recon/random_mse"]
     images = {p.name.split("_step")[0] for p in (tmp_path / "images").glob("*.png")}
     assert images == {"samples", "reconstructions", "interpolations", "manipulations"} | (
-        {"latent_plot"} if latent_plot else set())
+        {"latent_plot"} if latent_plot else set()
+    )
     return trainer

@@ -69,7 +69,7 @@ def test_the_time_code_probes_read_every_t_and_the_joined_code(tmp_path, tiny_dr
     validation and test, Poisson learning among them; a static code is refused."""
     from conftest import digits, make_drl, quiet_trainer
 
-    model = make_drl(time_dependent=True)
+    model = make_drl(code={"time_dependent": True})
     trainer = quiet_trainer(tmp_path, max_steps=3)
     trainer.fit(model, datamodule=digits(batch_size=16, subset=48))
     ckpt = tmp_path / "time.ckpt"

@@ -109,7 +109,7 @@ def test_typed_checkpoint_paths_that_do_not_exist_stop_the_run_with_exit_2(tmp_p
     cases = [
         ("configs/pdae.yaml", "--model.init_args.dpm_checkpoint"),
         ("configs/pdae_latent.yaml", "--model.init_args.model_checkpoint"),
-        ("configs/diffae.yaml", "--model.init_args.latent_dpm_checkpoint"),
+        ("configs/diffae.yaml", "--model.init_args.prior.latent_dpm_checkpoint"),
     ]
     for config, flag in cases:
         missing = tmp_path / "nowhere.ckpt"

@@ -37,9 +37,9 @@ def test_a_two_device_checkpoint_resumes_on_one_device_where_the_data_left_off(d
     model = PDAE(
         str(ddp_run / "dpm.ckpt"),
         latent_dim=8,
-        encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
-        lr=1e-3,
-        ema_decay=0.9,
+        optimisation={"lr": 1e-3},
+        ema={"decay": 0.9},
+        encoder={"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1},
     )
     first = FirstBatch()
     trainer = quiet_trainer(tmp_path, max_steps=10, callbacks=[first])

@@ -1,4 +1,4 @@
-"""Diff-AE's official denoiser (``DiffAE(denoiser="official")``, ``diffrep.nets.beatgans``) and the
+"""Diff-AE's official denoiser (``DiffAE(network={"kind": "beatgans"})``, ``diffrep.nets.beatgans``) and the
 official ddimN grid: the paper config's parameter counts against the official model's, the code
 path as the only way z enters, the grid's levels and its inversion's last step, a tiny fit with
 every evaluation callback, and checkpoints that load back. Equality with phizaz/diffae on shared
@@ -21,18 +21,42 @@ from diffrep.nets.beatgans import BeatGANsAutoencUNet, BeatGANsConfig
 
 def tiny_official(**kwargs) -> DiffAE:
     torch.manual_seed(0)
-    return DiffAE(unet=dict(in_channels=1, image_size=16, base_channels=16, channel_mult=[1, 2], num_res_blocks=1,
-                            attention_resolutions=[8], num_groups=8, embed_channels=32, dropout=0.0),
-                  denoiser="official", latent_dim=32, timestep_grid="diffae", lr=2e-3, ema_decay=0.9,
-                  encoder_kwargs=dict(base_channels=16, channel_mult=[1, 2], num_res_blocks=1, num_groups=8,
-                                      attention_resolutions=[8]), **kwargs)
+    return DiffAE(
+        **kwargs,
+        code={"latent_dim": 32},
+        sampling={"timestep_grid": "diffae"},
+        optimisation={"lr": 2e-3},
+        ema={"decay": 0.9},
+        network={
+            **dict(
+                in_channels=1,
+                image_size=16,
+                base_channels=16,
+                channel_mult=[1, 2],
+                num_res_blocks=1,
+                attention_resolutions=[8],
+                num_groups=8,
+                embed_channels=32,
+                dropout=0.0,
+            ),
+            "kind": "beatgans",
+        },
+        encoder=dict(
+            kind="halfunet",
+            base_channels=16,
+            channel_mult=[1, 2],
+            num_res_blocks=1,
+            num_groups=8,
+            attention_resolutions=[8],
+        ),
+    )
 
 
 def test_the_paper_config_has_the_official_models_parameter_counts():
     """Counted on phizaz/diffae's BeatGANsAutoencModel built by its config.py at the
     ffhq128_autoenc settings: 103,871,619 in the denoiser, 24,673,536 in the semantic encoder."""
     args = yaml.safe_load((REPO / "configs/diffae_ffhq128.yaml").read_text())["model"]["init_args"]
-    model = DiffAE(**{**args, "compile": False})
+    model = DiffAE(**{**args, "fast": None})
     assert isinstance(model.unet, BeatGANsAutoencUNet)
     assert sum(p.numel() for p in model.unet.parameters()) == 103_871_619
     assert sum(p.numel() for p in model.encoder.parameters()) == 24_673_536
@@ -40,8 +64,19 @@ def test_the_paper_config_has_the_official_models_parameter_counts():
 
 
 def test_the_code_enters_only_through_the_resblocks_code_layers():
-    net = BeatGANsAutoencUNet(BeatGANsConfig(in_channels=1, image_size=16, base_channels=16, channel_mult=[1, 2],
-                                             num_res_blocks=1, num_groups=8, embed_channels=32, dropout=0.0), z_dim=8)
+    net = BeatGANsAutoencUNet(
+        BeatGANsConfig(
+            in_channels=1,
+            image_size=16,
+            base_channels=16,
+            channel_mult=[1, 2],
+            num_res_blocks=1,
+            num_groups=8,
+            embed_channels=32,
+            dropout=0.0,
+        ),
+        z_dim=8,
+    )
     with torch.no_grad():
         for p in net.parameters():  # every weight non-zero, the zero-initialised output convs included
             p.copy_(torch.randn_like(p) * 0.1)
@@ -89,9 +124,17 @@ def test_a_tiny_official_diffae_learns_and_runs_every_evaluation_callback(tmp_pa
 @pytest.mark.parametrize("denoiser", ["unet", "official"])
 def test_a_diffae_checkpoint_loads_back_with_its_denoiser(denoiser, tmp_path):
     """Saved hyper-parameters hold DRL's z_mode too; DiffAE takes it (it used to refuse its own checkpoints)."""
-    model = tiny_official() if denoiser == "official" else DiffAE(
-        unet=dict(in_channels=1, image_size=16, base_channels=16, channel_mult=[1, 2], num_res_blocks=1, num_groups=8),
-        latent_dim=8, encoder_kwargs=dict(base_channels=16, channel_mult=[1, 2], num_res_blocks=1, num_groups=8))
+    model = (
+        tiny_official()
+        if denoiser == "official"
+        else DiffAE(
+            code={"latent_dim": 8},
+            network=dict(
+                in_channels=1, image_size=16, base_channels=16, channel_mult=[1, 2], num_res_blocks=1, num_groups=8
+            ),
+            encoder=dict(kind="halfunet", base_channels=16, channel_mult=[1, 2], num_res_blocks=1, num_groups=8),
+        )
+    )
     trainer = quiet_trainer(tmp_path, max_steps=1)
     trainer.fit(model, datamodule=digits(batch_size=16, subset=32))
     trainer.save_checkpoint(tmp_path / "diffae.ckpt")
@@ -101,4 +144,4 @@ def test_a_diffae_checkpoint_loads_back_with_its_denoiser(denoiser, tmp_path):
     model.eval(), loaded.eval()
     torch.testing.assert_close(loaded.encode(x), model.encode(x), rtol=0, atol=0)
     with pytest.raises(ConfigError, match="z_mode"):
-        DiffAE(z_mode="ncsnpp")
+        DiffAE(network={"z_mode": "ncsnpp"})

@@ -19,7 +19,13 @@ class LossRecorder(L.Callback):
 
 def make_dpm(**kwargs) -> DPM:
     L.seed_everything(0)
-    return DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9, **kwargs)
+    return DPM(
+        unet=tiny_unet_config(),
+        schedule=ScheduleConfig(num_timesteps=1000),
+        **kwargs,
+        optimisation={"lr": 2e-3},
+        ema={"decay": 0.9},
+    )
 
 
 def test_tiny_dpm_loss_falls_on_digits(tmp_path):

@@ -34,9 +34,11 @@ def test_a_perfect_information_code_beats_unconditional_denoising(tmp_path):
     data = digits(image_size=8, batch_size=16, subset=16)
     x0 = torch.cat([b[0] for b in data.train_dataloader()])
     small = tiny_unet_config(size=8)
-    conditional = make(unet=small, encoder="flatten", encoder_kwargs={}, latent_dim=64, schedule=ve)
+    conditional = make(schedule=ve, code={"latent_dim": 64}, network=small, encoder="flatten")
     torch.manual_seed(0)
-    unconditional = DPM(unet=small, schedule=ve, weighting="sigma2", lr=2e-3, ema_decay=None)
+    unconditional = DPM(
+        unet=small, schedule=ve, objective={"weighting": "sigma2"}, optimisation={"lr": 2e-3}, ema={"decay": None}
+    )
     for model in (conditional, unconditional):
         torch.manual_seed(0)
         fit_plain(model, data, 250)
@@ -50,7 +52,7 @@ def test_vdrl_kl_matches_the_closed_form_and_reaches_the_encoder():
         torch.distributions.Normal(mean, (0.5 * logvar).exp()), torch.distributions.Normal(0.0, 1.0)
     ).sum(1)
     torch.testing.assert_close(gaussian_kl(mean, logvar), expected)
-    model = make(VDRL, kl_weight=1.0)
+    model = make(VDRL, code={"kl_weight": 1.0})
     x0 = torch.rand(4, 1, 16, 16) * 2 - 1
     mean, logvar = model.code_params(x0)
     gaussian_kl(mean, logvar).mean().backward()
@@ -81,7 +83,7 @@ def test_encode_reconstruct_interpolate_sample_shapes_for_every_method():
 
 
 def test_time_dependent_code_gives_one_code_per_time():
-    model = make(time_dependent=True)
+    model = make(code={"time_dependent": True})
     x0 = torch.rand(3, 1, 16, 16) * 2 - 1
     codes = model.encode(x0, times=[0.0, 0.5, 1.0])
     assert codes.shape == (3, 24)
@@ -93,7 +95,7 @@ def test_time_dependent_code_gives_one_code_per_time():
 
 
 def test_drl_tracks_a_gaussian_prior_of_its_codes(tmp_path):
-    model = make(prior_momentum=0.95)
+    model = make(prior={"momentum": 0.95})
     cov = torch.tensor([[2.0, 0.5], [0.5, 1.0]])
     target = torch.distributions.MultivariateNormal(torch.tensor([1.0, -2.0]), cov)
     model.code_mean, model.code_cov = torch.zeros(2), torch.eye(2)
@@ -104,15 +106,16 @@ def test_drl_tracks_a_gaussian_prior_of_its_codes(tmp_path):
     torch.testing.assert_close(model.code_cov, cov, atol=0.15, rtol=0)
     drawn = model.sample_codes(4000)
     torch.testing.assert_close(drawn.mean(0), target.mean, atol=0.15, rtol=0)
-    # After a fit the prior is the Gaussian of prior_items training codes under the EMA weights.
-    model = make(VDRL, ema_decay=0.9, prior_items=300)
+    # After a fit the prior is the Gaussian of prior.items training codes under the EMA weights.
+    model = make(VDRL, ema={"decay": 0.9}, prior={"items": 300})
     data = digits()
     quiet_trainer(tmp_path, max_steps=10).fit(model, datamodule=data)
     codes = model.encode(torch.stack([data.splits["train"][i][0] for i in range(300)]))  # EMA weights, means
     torch.testing.assert_close(model.code_mean, codes.mean(0), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(model.code_cov, torch.cov(codes.T), rtol=1e-3, atol=1e-5)
-    assert model.code_prior == "fitted" and not torch.allclose(model.sample_codes(500).mean(0), torch.zeros(8),
-                                                                atol=0.1)
+    assert model.prior.kind == "fitted" and not torch.allclose(
+        model.sample_codes(500).mean(0), torch.zeros(8), atol=0.1
+    )
 
 
 def _losses(metrics_csv):
@@ -128,9 +131,9 @@ def test_tiny_fit_through_the_cli_lowers_the_loss(config, tmp_path, capsys, monk
         str(REPO / "configs" / config),
         "--data",
         str(REPO / "configs/data/digits.yaml"),
-        "--model.init_args.unet.image_size",
+        "--model.init_args.network.image_size",
         "16",
-        "--model.init_args.unet.channel_mult",
+        "--model.init_args.network.channel_mult",
         "[1, 2]",
         "--trainer.max_steps",
         "60",
@@ -146,7 +149,7 @@ def test_tiny_fit_through_the_cli_lowers_the_loss(config, tmp_path, capsys, monk
         "[]",
         "--trainer.enable_checkpointing",
         "false",
-        "--model.init_args.lr",
+        "--model.init_args.optimisation.lr",
         "2e-3",
         cwd=tmp_path,
         capsys=capsys,
@@ -174,6 +177,6 @@ def test_the_trained_code_carries_more_class_information_than_its_untrained_init
         train = encode_split(model, data.evaluation_split("train"), 1000)
         return linear_probe(*train, *encode_split(model, data.evaluation_split("val"), 100))["accuracy"]
 
-    untrained, trained = probe(make_drl(ema_decay=0.9)), probe(load_trained(tiny_drl_checkpoint))
+    untrained, trained = probe(make_drl(ema={"decay": 0.9})), probe(load_trained(tiny_drl_checkpoint))
     assert untrained > 0.3  # random features are no chance-level control on digits
     assert trained > untrained + 0.05, (trained, untrained)  # 60 steps: 74% against 60% (100 images)

@@ -36,15 +36,18 @@ def test_the_code_depends_on_t_and_the_learned_t_gets_gradients():
 
 
 def test_drl_with_the_wrn_trains_a_time_dependent_code_end_to_end():
-    model = make_drl(encoder="wrn", encoder_kwargs={"depth": 10, "widen_factor": 1}, latent_dim=64,
-                     time_dependent=True, z_mode="ncsnpp")
+    model = make_drl(
+        code={"latent_dim": 64, "time_dependent": True},
+        network={"z_mode": "ncsnpp"},
+        encoder={"kind": "wrn", "depth": 10, "widen_factor": 1},
+    )
     assert model.time_head is None  # the WRN sees t itself
     x0 = torch.randn(4, 1, 16, 16)
     torch.nn.init.normal_(model.unet.out[-1].weight, std=0.1)  # zero at init: no gradient would pass it
     model.loss(x0).backward()
     assert model.encoder.blocks[0].time_bias.weight.grad.abs().sum() > 0
     assert model.encode(x0, times=[0.0, 1.0]).shape == (4, 128)
-    static = make_drl(encoder="wrn", encoder_kwargs={"depth": 10, "widen_factor": 1}, latent_dim=64)
+    static = make_drl(code={"latent_dim": 64}, encoder={"kind": "wrn", "depth": 10, "widen_factor": 1})
     assert static.encode(x0).shape == (4, 64)
 
 
@@ -81,22 +84,25 @@ def test_ncsnpp_injection_acts_only_through_its_two_new_paths():
         UNet(tiny_unet_config(), z_dim=8, z_mode="concat")
 
 
-@pytest.mark.parametrize("cls, extra", [(DRL, {"code_l1": 1e-3}), (VDRL, {"kl_weight": 1e-3})])
+@pytest.mark.parametrize("cls, extra", [(DRL, {"l1": 1e-3}), (VDRL, {"kl_weight": 1e-3})])
 def test_the_summed_loss_is_half_the_pixels_times_the_mean_loss(cls, extra):
     x0 = torch.randn(4, 1, 16, 16)
     losses = {}
-    for reduction in ("mean", "sum"):
-        model = make_drl(cls, loss_reduction=reduction, **extra)
+    for reduction in ("mean", "half_sum"):
+        model = make_drl(cls, code=extra, objective={"reduction": reduction})
         torch.manual_seed(1)
         losses[reduction] = model.loss(x0)
-    assert losses["sum"].item() == pytest.approx(0.5 * 256 * losses["mean"].item(), rel=1e-5)
-    with pytest.raises(ValueError, match="loss_reduction"):
-        make_drl(loss_reduction="median")
+    assert losses["half_sum"].item() == pytest.approx(0.5 * 256 * losses["mean"].item(), rel=1e-5)
+    with pytest.raises(ValueError, match="loss reduction 'median'"):
+        make_drl(objective={"reduction": "median"})
 
 
 def test_code_l1_adds_the_l1_norm_of_the_code_against_the_summed_loss():
     x0 = torch.randn(4, 1, 16, 16)
-    plain, regularised = make_drl(loss_reduction="sum"), make_drl(loss_reduction="sum", code_l1=0.5)
+    plain, regularised = (
+        make_drl(objective={"reduction": "half_sum"}),
+        make_drl(objective={"reduction": "half_sum"}, code={"l1": 0.5}),
+    )
     torch.manual_seed(1)
     base = plain.loss(x0)
     torch.manual_seed(1)
@@ -119,7 +125,7 @@ def test_the_diffae_semantic_encoder_has_single_conv_blocks_and_attention_at_16(
     assert encoder(torch.randn(2, 1, 32, 32)).shape == (2, 32)
 
 
-STATS = {"channel_mean": [0.3], "channel_std": [0.4]}
+STATS = {"standardise": {"mean": [0.3], "std": [0.4]}}
 
 
 def standardised(images: torch.Tensor) -> torch.Tensor:
@@ -163,7 +169,7 @@ def test_standardised_decoding_clamps_per_channel_and_returns_images():
 
 
 def test_channel_statistics_must_come_together_and_match_the_channels():
-    with pytest.raises(ValueError, match="set both or neither"):
-        make_drl(channel_mean=[0.5])
+    with pytest.raises(ValueError, match="standardise needs std as well"):
+        make_drl(standardise={"mean": [0.5]})
     with pytest.raises(ValueError, match="1 values each"):
-        make_drl(channel_mean=[0.5, 0.5, 0.5], channel_std=[0.2, 0.2, 0.2])
+        make_drl(standardise={"mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]})

@@ -23,7 +23,7 @@ def build(path, device, **options):
     reference = load_trained(path)
     hparams = {k: v for k, v in reference.hparams.items() if not k.startswith("_")}
     cls = DPM if isinstance(reference, DPM) else DRL
-    model = cls(**{**hparams, "ema_decay": None, **options})
+    model = cls(**{**hparams, "ema": {"decay": None}, **options})
     model.load_state_dict(reference.state_dict(), strict=False)
     return model.eval().to(device)
 
@@ -55,7 +55,7 @@ def test_bf16_autocast_outputs_match_fp32(trained, name, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["dpm", "drl"])
 def test_channels_last_gives_the_same_outputs(trained, name, device):
-    plain, fast = build(trained[name], device), build(trained[name], device, channels_last=True)
+    plain, fast = build(trained[name], device), build(trained[name], device, fast={"channels_last": True})
     expected = predictions(plain, device)
     assert expected.std() > 0.3
     torch.testing.assert_close(predictions(fast, device), expected, rtol=1e-4, atol=1e-5)
@@ -79,9 +79,9 @@ def test_compiled_unet_gives_the_same_outputs_and_state_dict_keys(device):
 
     def dpm(**kwargs):
         torch.manual_seed(0)
-        return DPM(unet=config, ema_decay=None, **kwargs).eval().to(device)
+        return DPM(unet=config, **kwargs, ema={"decay": None}).eval().to(device)
 
-    plain, fast = dpm(), dpm(compile=True)
+    plain, fast = dpm(), dpm(fast={"compile": True})
     assert fast.state_dict().keys() == plain.state_dict().keys()  # checkpoints stay interchangeable
     # the U-Net is compiled in place (nn.Module.compile), the plain one is not
     assert fast.unet._compiled_call_impl is not None and plain.unet._compiled_call_impl is None

@@ -29,9 +29,8 @@ model:
   init_args:
     unet: {{in_channels: 1, image_size: 16, base_channels: 16, channel_mult: [1, 2], num_res_blocks: 1,
            attention_resolutions: [], num_groups: 8}}
-    lr: 2.0e-3
-    warmup_steps: 3
-    ema_decay: 0.9
+    optimisation: {{lr: 2.0e-3, warmup_steps: 3}}
+    ema: {{decay: 0.9}}
 data:
   class_path: diffrep.datamodules.DigitsDataModule
   init_args: {{image_size: 16, batch_size: 32, val_size: 64}}
@@ -209,8 +208,8 @@ model:
   init_args:
     dpm_checkpoint: {dpm}
     latent_dim: 8
-    encoder_kwargs: {{channels: [16, 32], num_groups: 8, num_heads: 1}}
-    lr: 1.0e-3
+    encoder: {{kind: conv, channels: [16, 32], num_groups: 8, num_heads: 1}}
+    optimisation: {{lr: 1.0e-3}}
 data:
   class_path: diffrep.datamodules.DigitsDataModule
   init_args: {{image_size: 16, batch_size: 32, val_size: 64}}

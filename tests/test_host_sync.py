@@ -40,7 +40,12 @@ class StepTrainer:
 
 def dpm() -> DPM:
     torch.manual_seed(0)
-    return DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9)
+    return DPM(
+        unet=tiny_unet_config(),
+        schedule=ScheduleConfig(num_timesteps=1000),
+        optimisation={"lr": 2e-3},
+        ema={"decay": 0.9},
+    )
 
 
 def one_step(model, optimizer, guard, x0) -> None:

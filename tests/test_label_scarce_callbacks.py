@@ -30,7 +30,7 @@ def logged_keys(tmp_path) -> tuple[set[str], list[dict]]:
 
 def test_semi_supervised_downstream_and_time_probes_log_in_a_fit(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    model = make_drl(latent_dim=4, time_dependent=True, encode_times=(0.5,))
+    model = make_drl(code={"latent_dim": 4, "time_dependent": True, "encode_times": (0.5,)})
     callbacks = [
         SemiSupervisedProbe(labels_per_class=(1, 5), seeds=(0, 1), max_train=400, max_test=200, every_n_epochs=100),
         DownstreamProbe(svm_labels=(50,), seeds=(0,), mlp_epochs=3, mlp_lr_grid=(1e-3,), max_train=400, max_test=200,
@@ -58,7 +58,7 @@ def test_semi_supervised_downstream_and_time_probes_log_in_a_fit(tmp_path, monke
 
 
 def test_the_time_probe_skips_a_static_code(tmp_path):
-    model = make_drl(latent_dim=4)
+    model = make_drl(code={"latent_dim": 4})
     probe = TimeCodeProbe(grid=2, max_train=100, max_test=50)
     trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[probe])
     trainer.fit(model, datamodule=digits(subset=128))
@@ -66,7 +66,7 @@ def test_the_time_probe_skips_a_static_code(tmp_path):
 
 
 def test_the_time_dependent_code_differs_across_t(tmp_path):
-    model = make_drl(latent_dim=4, time_dependent=True)
+    model = make_drl(code={"latent_dim": 4, "time_dependent": True})
     data = digits(subset=64)
     data.setup()
     images = torch.stack([data.splits["test"][i][0] for i in range(8)])
@@ -77,7 +77,7 @@ def test_the_time_dependent_code_differs_across_t(tmp_path):
 
 def train_weights(tmp_path, with_probe: bool) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    model = make_drl(latent_dim=4, ema_decay=0.9)
+    model = make_drl(code={"latent_dim": 4}, ema={"decay": 0.9})
     callbacks = [OnlineLinearProbe(every_n_steps=2)] if with_probe else []
     trainer = quiet_trainer(tmp_path, max_steps=6, callbacks=callbacks, logger=CSVLogger(str(tmp_path), name="csv"),
                             log_every_n_steps=1)
@@ -158,7 +158,7 @@ def test_the_online_probe_learns_and_its_state_resumes():
 def test_probe_codes_are_encoded_without_augmentation():
     data = digits(subset=64, flip=True)
     data.setup()
-    model = make_drl(latent_dim=4)
+    model = make_drl(code={"latent_dim": 4})
     assert data.splits["train"].flip and not data.evaluation_split("train").flip
     torch.manual_seed(1)
     first, _ = encode_split(model, data.evaluation_split("train"), 64)
@@ -173,7 +173,7 @@ def test_fashion_mnist_names_its_classes_in_the_latent_plot_and_the_per_class_ta
     monkeypatch.setenv("WANDB_MODE", "offline")
     data = digits(subset=256)
     data.class_names = tuple(f"digit-{d}" for d in range(10))
-    model = make_drl(latent_dim=2)
+    model = make_drl(code={"latent_dim": 2})
     callbacks = [LinearProbe(max_train=200, max_test=100), LatentPlot(max_test=100)]
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="t")
     trainer = quiet_trainer(tmp_path, max_steps=1, logger=logger, callbacks=callbacks, log_every_n_steps=1)

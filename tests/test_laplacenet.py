@@ -99,7 +99,7 @@ def vdrl_time_wrn_checkpoint(tmp_path_factory) -> str:
     from conftest import digits
 
     root = tmp_path_factory.mktemp("vdrl_wrn")
-    model = make_drl(VDRL, encoder="wrn", encoder_kwargs=WRN, time_dependent=True, ema_decay=0.5)
+    model = make_drl(VDRL, code={"time_dependent": True}, ema={"decay": 0.5}, encoder={"kind": "wrn", **WRN})
     trainer = quiet_trainer(root, max_steps=3)
     trainer.fit(model, datamodule=digits(batch_size=16))
     trainer.save_checkpoint(root / "vdrl.ckpt")

@@ -95,7 +95,7 @@ def test_a_time_dependent_code_and_a_baseline_are_skipped_by_the_edit_grid_with_
     from diffrep.lightning_modules import Autoencoder
     from diffrep.lightning_modules.api import UnsupportedOperation
 
-    time_dependent = make_drl(time_dependent=True)
+    time_dependent = make_drl(code={"time_dependent": True})
     with pytest.raises(UnsupportedOperation, match="time-dependent"):
         time_dependent.manipulate(torch.zeros(1, 1, 16, 16), None, [0.0])
     baseline = Autoencoder(image_shape=(1, 16, 16), latent_dim=8,

@@ -77,7 +77,7 @@ def test_two_nodes_shard_the_stream_and_one_node_resumes_where_they_stopped(two_
     L.seed_everything(0)
     seen = SeenImages()
     trainer = quiet_trainer(two_node_run / "resume", max_steps=14, callbacks=[seen])
-    trainer.fit(DPM(unet=tiny_unet_config(), lr=2e-3, ema_decay=0.9), datamodule=data,
+    trainer.fit(DPM(unet=tiny_unet_config(), optimisation={"lr": 2e-3}, ema={"decay": 0.9}), datamodule=data,
                 ckpt_path=str(two_node_run / "ckpts" / "step8.ckpt"))
     assert trainer.global_step == 14
     assert sorted(as_keys(torch.cat(seen.images[:2]))) == sorted(ninth)

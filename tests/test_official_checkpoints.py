@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import torch
 import yaml
-from conftest import make_drl
+from conftest import make_drl, with_defaults
 
 
 def test_encode_after_loading_an_encoder_by_hand_uses_the_loaded_weights():
     """The trap of issue 42: loading into .encoder left encode() on the EMA copy made at construction."""
-    model, donor = make_drl(ema_decay=0.9), make_drl(ema_decay=0.9)
+    model, donor = make_drl(ema={"decay": 0.9}), make_drl(ema={"decay": 0.9})
     with torch.no_grad():
         for p in donor.encoder.parameters():
             p.add_(torch.randn_like(p))
@@ -25,13 +25,13 @@ def test_encode_after_loading_an_encoder_by_hand_uses_the_loaded_weights():
     # a deeper, partial load: only the first layer's weights follow; the rest stay as they were
     first = next(n for n, m in model.encoder.named_children())
     before = {n: model.ema.shadow(n).clone() for n in model.ema.names}
-    getattr(model.encoder, first).load_state_dict(getattr(make_drl(ema_decay=0.9).encoder, first).state_dict())
+    getattr(model.encoder, first).load_state_dict(getattr(make_drl(ema={"decay": 0.9}).encoder, first).state_dict())
     changed = {n for n in model.ema.names if not torch.equal(before[n], model.ema.shadow(n))}
     assert changed and all(n.startswith(f"encoder.{first}.") for n in changed)
 
 
 def test_a_whole_state_dict_keeps_its_own_shadows_and_one_without_them_syncs():
-    model = make_drl(ema_decay=0.9)
+    model = make_drl(ema={"decay": 0.9})
     state = {k: v.clone() for k, v in model.state_dict().items()}
     shadow_key = next(k for k in state if k.startswith("ema.") and "encoder" in k)
     state[shadow_key] += 1.0  # a checkpoint whose EMA differs from its raw weights
@@ -61,11 +61,11 @@ NCSNPP = dict(in_channels=1, image_size=16, base_channels=8, channel_mult=[1, 2,
               attention_resolutions=[8], dropout=0.0)
 
 
-def paper_drl(ema_decay: float | None = 0.9, **kwargs) -> DRL:
+def paper_drl(**kwargs) -> DRL:
     torch.manual_seed(0)
-    defaults = dict(unet=NCSNPP, score_net="ncsnpp", encoder="wrn", encoder_kwargs={"depth": 10, "widen_factor": 1},
-                    latent_dim=16, time_dependent=True, ema_decay=ema_decay)
-    return DRL(**{**defaults, **kwargs})
+    defaults = dict(network=dict(NCSNPP, kind="ncsnpp"), encoder={"kind": "wrn", "depth": 10, "widen_factor": 1},
+                    code={"latent_dim": 16, "time_dependent": True}, ema={"decay": 0.9})
+    return DRL(**with_defaults(defaults, kwargs))
 
 
 def score_sde_file(path: Path, source: DRL, ema_shift: float = 0.25, drop_shadows: int = 0) -> Path:
@@ -109,7 +109,7 @@ def test_a_score_sde_checkpoint_loads_raw_weights_into_the_network_and_the_ema_l
             torch.testing.assert_close(model.ema.shadow(name), source + 0.25, rtol=0, atol=0)
     # encode() right after loading uses the EMA weights, as the official evaluation does
     x = torch.rand(3, 1, 16, 16) * 2 - 1
-    ema_as_weights = paper_drl(ema_decay=None, official_checkpoint=str(path))
+    ema_as_weights = paper_drl(official_checkpoint=str(path), ema={"decay": None})
     torch.testing.assert_close(model.encode(x), ema_as_weights.encode(x))
     enc = dict(ema_as_weights.encoder.named_parameters())
     torch.testing.assert_close(enc["head.weight"], drl_source.encoder.head.weight + 0.25, rtol=0, atol=0)
@@ -137,7 +137,7 @@ def test_bad_official_checkpoints_each_end_in_one_line_and_load_nothing(tmp_path
         with pytest.raises(CheckpointError, match=message):
             paper_drl(official_checkpoint=str(path))
     with pytest.raises(CheckpointError, match="set the config's widths"):  # a wider latent than the file's
-        paper_drl(official_checkpoint=str(good), latent_dim=32)
+        paper_drl(official_checkpoint=str(good), code={"latent_dim": 32})
     with pytest.raises(CheckpointError, match="Diff-AE Lightning checkpoint"):  # another method's layout
         tiny_diffae(official_checkpoint=str(good))
     torch.save({"diffrep": {"method": "DRL"}, "state_dict": {}}, tmp_path / "ours.ckpt")
@@ -156,12 +156,13 @@ def test_a_bad_official_checkpoint_on_the_command_line_is_one_line_and_exit_2(tm
 # ----------------------------------------------------------------- phizaz/diffae's Lightning files
 def tiny_diffae(**kwargs) -> DiffAE:
     torch.manual_seed(0)
-    defaults = dict(unet=dict(in_channels=1, image_size=16, base_channels=16, channel_mult=[1, 2], num_res_blocks=1,
-                              attention_resolutions=[8], num_groups=8, embed_channels=32, dropout=0.0),
-                    denoiser="official", latent_dim=32, ema_decay=0.9,
-                    encoder_kwargs=dict(base_channels=16, channel_mult=[1, 2], num_res_blocks=1, num_groups=8,
-                                        attention_resolutions=[8]))
-    return DiffAE(**{**defaults, **kwargs})
+    defaults = dict(network=dict(kind="beatgans", in_channels=1, image_size=16, base_channels=16, channel_mult=[1, 2],
+                                 num_res_blocks=1, attention_resolutions=[8], num_groups=8, embed_channels=32,
+                                 dropout=0.0),
+                    code={"latent_dim": 32}, ema={"decay": 0.9},
+                    encoder=dict(kind="halfunet", base_channels=16, channel_mult=[1, 2], num_res_blocks=1, num_groups=8,
+                                 attention_resolutions=[8]))
+    return DiffAE(**with_defaults(defaults, kwargs))
 
 
 def diffae_lightning_file(path: Path, source: DiffAE, latent_net: torch.nn.Module | None = None) -> Path:
@@ -206,15 +207,17 @@ def test_a_diffae_lightning_file_loads_without_its_pickled_classes_and_runs_none
     for name, p in model.named_parameters():
         torch.testing.assert_close(p, dict(source.named_parameters())[name], rtol=0, atol=0)
         torch.testing.assert_close(model.ema.shadow(name), dict(source.named_parameters())[name] + 0.5)
-    shifted = tiny_diffae(ema_decay=None)
+    shifted = tiny_diffae(ema={"decay": None})
     with torch.no_grad():
         for p_shift, p in zip(shifted.parameters(), source.parameters(), strict=True):
             p_shift.copy_(p + 0.5)
     torch.testing.assert_close(model.encode(x), shifted.encode(x))
     with pytest.raises(CheckpointError, match=r"semantic encoder has .* tensors.*own config: img_size=16 "
-                                              r"\(unet.image_size\), net_ch=16 \(unet.base_channels\)"):
-        tiny_diffae(official_checkpoint=str(path), encoder_kwargs=dict(base_channels=16, channel_mult=[1, 2, 2],
-                                                                      num_res_blocks=1, num_groups=8))
+                                              r"\(network.image_size\), net_ch=16 \(network.base_channels\)"):
+        tiny_diffae(
+            official_checkpoint=str(path),
+            encoder=dict(kind="halfunet", base_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1, num_groups=8),
+        )
 
 
 def test_a_diffae_latent_file_gives_the_latent_dpm_its_base_its_mlp_and_its_code_statistics(tmp_path):
@@ -237,8 +240,12 @@ def test_a_diffae_latent_file_gives_the_latent_dpm_its_base_its_mlp_and_its_code
     torch.testing.assert_close(model.encode(x), evaluated.encode(x))
     assert not any(p.requires_grad for p in model.base.parameters())
     with pytest.raises(CheckpointError, match="has no latent DPM"):
-        LatentDPM(official_checkpoint=str(diffae_lightning_file(tmp_path / "autoenc.ckpt", source)),
-                  base_config=str(config), hidden=16, num_layers=3)
+        LatentDPM(
+            official_checkpoint=str(diffae_lightning_file(tmp_path / "autoenc.ckpt", source)),
+            base_config=str(config),
+            hidden=16,
+            num_layers=3,
+        )
     with pytest.raises(Exception, match="needs base_config"):
         LatentDPM(official_checkpoint=str(path), hidden=16, num_layers=3)
 
@@ -249,15 +256,31 @@ def test_diffrep_test_evaluates_a_released_drl_checkpoint_with_one_flag(tmp_path
     naming the file."""
     path = score_sde_file(tmp_path / "checkpoint_26.pth", drl_source)
     args = {k: v for k, v in paper_drl().hparams.items() if not k.startswith("_")}
-    config = {"model": {"class_path": "diffrep.lightning_modules.DRL", "init_args": args},
-              "data": str(REPO / "configs/data/digits.yaml"),
-              "trainer": {"default_root_dir": str(tmp_path / "run"), "logger": False, "enable_progress_bar": False,
-                          "precision": "32-true", "limit_test_batches": 1, "callbacks": [
-                              {"class_path": "diffrep.callbacks.LinearProbe",
-                               "init_args": {"max_train": 200, "max_test": 60}}]}}
+    config = {
+        "model": {"class_path": "diffrep.lightning_modules.DRL", "init_args": args},
+        "data": str(REPO / "configs/data/digits.yaml"),
+        "trainer": {
+            "default_root_dir": str(tmp_path / "run"),
+            "logger": False,
+            "enable_progress_bar": False,
+            "precision": "32-true",
+            "limit_test_batches": 1,
+            "callbacks": [
+                {"class_path": "diffrep.callbacks.LinearProbe", "init_args": {"max_train": 200, "max_test": 60}}
+            ],
+        },
+    }
     (tmp_path / "drl_tiny.yaml").write_text(yaml.safe_dump(config))
-    code, out, err = run_cli("test", "--config", tmp_path / "drl_tiny.yaml", "--model.init_args.official_checkpoint",
-                             path, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    code, out, err = run_cli(
+        "test",
+        "--config",
+        tmp_path / "drl_tiny.yaml",
+        "--model.init_args.official_checkpoint",
+        path,
+        cwd=tmp_path,
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
     assert code == 0, err[-2000:]
     report = json.loads((tmp_path / "run/test_report.json").read_text())
     assert report["checkpoint"] == str(path) and 0.1 < report["metrics"]["probe/linear_accuracy"] <= 1.0

@@ -32,7 +32,11 @@ def test_the_ema_ramp_follows_min_decay_and_the_update_count():
 
 @pytest.mark.parametrize("from_zero, first", [(True, 0.0), (False, 0.25)])
 def test_the_warm_up_starts_where_its_option_says(from_zero, first):
-    model = DRL(unet=tiny_unet_config(), lr=1.0, warmup_steps=4, warmup_from_zero=from_zero, ema_decay=None)
+    model = DRL(
+        optimisation={"lr": 1.0, "warmup_steps": 4, "warmup_from_zero": from_zero},
+        ema={"decay": None},
+        network=tiny_unet_config(),
+    )
     config = model.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     rates = []

@@ -61,3 +61,9 @@ def test_a_paper_config_runs_through_diffrep_fit_and_is_costed(tmp_path):
     # the paper's networks: NCSN++ (1 channel) and the WRN-28-2; NCSN++'s 16 Fourier frequencies do not train
     assert row["params"] == 2_470_626 and row["trainable"] == row["params"] - 16
     assert row["gflop_per_image"] > 1 and row["activation_mb_per_image"] > 1
+
+
+def test_the_dry_run_turns_compilation_off(tmp_path):
+    """The paper configs compile for the GPU; on the CPU the dry run proves the model, not the compiler."""
+    config, _ = dry.dry_config("drl_mnist", tmp_path, None)
+    assert config["model"]["init_args"]["fast"]["compile"] is False

@@ -143,8 +143,12 @@ def test_an_official_dpm_is_imported_at_its_own_image_size(tmp_path, size, chann
     x, t = torch.randn(2, 3, size, size), torch.tensor([3, 800])
     with torch.no_grad():
         torch.testing.assert_close(imported(x, t), unet(x, t), rtol=0, atol=0)
-    model = PDAE(str(tmp_path / "checkpoint.pt"), latent_dim=8, encoder_kwargs={"channels": (16, 32), "num_heads": 1,
-                 "num_groups": 8}, ema_decay=None)
+    model = PDAE(
+        str(tmp_path / "checkpoint.pt"),
+        latent_dim=8,
+        ema={"decay": None},
+        encoder={"kind": "conv", "channels": (16, 32), "num_heads": 1, "num_groups": 8},
+    )
     assert model.encode(torch.randn(2, 3, size, size)).shape == (2, 8)
     names = {k.split(".")[0] for k, p in model.decoder.named_parameters() if p.requires_grad}
     assert names == {"label_emb", "shift_middle_block", "shift_output_blocks", "shift_out"}  # official ShiftUNet
@@ -156,7 +160,7 @@ def test_the_celeba64_recipe_builds_on_an_official_64px_dpm(tmp_path):
 
     write_official_dpm(tmp_path, 64, [1, 2, 2, 2], [4], 4)
     args = yaml.safe_load((REPO / "configs/pdae_celeba64.yaml").read_text())["model"]["init_args"]
-    args.update(dpm_checkpoint=str(tmp_path / "checkpoint.pt"), compile=False)
+    args.update(dpm_checkpoint=str(tmp_path / "checkpoint.pt"), fast={"compile": False})
     model = PDAE(**args)
     x0 = torch.rand(2, 3, 64, 64) * 2 - 1
     assert model.encode(x0).shape == (2, 512) and model.image_shape == (3, 64, 64)

@@ -16,13 +16,12 @@ seed_everything: 0
 model:
   class_path: diffrep.lightning_modules.DRL
   init_args:
-    unet: {in_channels: 1, image_size: 16, base_channels: 16, channel_mult: [1, 2], num_res_blocks: 1,
+    network: {in_channels: 1, image_size: 16, base_channels: 16, channel_mult: [1, 2], num_res_blocks: 1,
            attention_resolutions: [], num_groups: 8}
     encoder: {class_path: user_plugins.TinyEncoder, init_args: {width: 8}}
-    latent_dim: 4
-    lr: 0.01
-    ema_decay: null
-    optimizer: {class_path: torch.optim.SGD, init_args: {momentum: 0.9}}
+    code: {latent_dim: 4}
+    optimisation: {lr: 0.01, optimizer: {class_path: torch.optim.SGD, init_args: {momentum: 0.9}}}
+    ema: {decay: null}
 data:
   class_path: diffrep.datamodules.DigitsDataModule
   init_args: {image_size: 16, batch_size: 16, val_size: 100, subset: 64}
@@ -65,7 +64,7 @@ def test_a_users_encoder_and_optimiser_train_through_the_cli_and_rebuild_from_th
 
 
 def test_a_class_path_alone_takes_encoder_kwargs_as_its_arguments():
-    model = make_drl(encoder="user_plugins.TinyEncoder", encoder_kwargs={"width": 12}, latent_dim=4)
+    model = make_drl(code={"latent_dim": 4}, encoder={"kind": "user_plugins.TinyEncoder", **{"width": 12}})
     assert isinstance(model.encoder, TinyEncoder) and model.encoder.net[0].out_channels == 12
 
 
@@ -78,14 +77,14 @@ def test_a_class_path_alone_takes_encoder_kwargs_as_its_arguments():
 ])
 def test_a_bad_plugin_is_one_line_naming_what_to_fix(encoder, message):
     with pytest.raises(ConfigError, match=message.replace("{", r"\{")):
-        make_drl(encoder=encoder, latent_dim=4)
+        make_drl(encoder=encoder, code={"latent_dim": 4})
 
 
 def test_an_optimiser_that_is_not_one_is_refused_before_training():
     with pytest.raises(ConfigError, match="not a subclass of torch.optim"):
-        make_drl(optimizer={"class_path": "torch.nn.Linear"})
+        make_drl(optimisation={"optimizer": {"class_path": "torch.nn.Linear"}})
     with pytest.raises(ConfigError, match="'adam', 'adamw' or your own"):
-        make_drl(optimizer="lamb")
+        make_drl(optimisation={"optimizer": "lamb"})
 
 
 def test_the_readme_shows_the_plugin_it_tests():

@@ -25,7 +25,7 @@ from diffrep.evaluation.extractor import SmallClassifier, save_classifier
 
 def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    model = make(latent_dim=2, ema_decay=0.9)
+    model = make(code={"latent_dim": 2}, ema={"decay": 0.9})
     save_classifier(SmallClassifier(width=8, feature_dim=16), tmp_path / "extractor.pt")
     callbacks = [
         LinearProbe(max_train=400, max_test=200),
@@ -71,7 +71,7 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
 
 def test_a_step_schedule_probes_every_n_optimizer_steps_once(tmp_path):
     """every_n_steps=4 over 10 steps with 2 batches per step: steps 4 and 8, then fit end (10)."""
-    model = make(latent_dim=2)
+    model = make(code={"latent_dim": 2})
     probe = LinearProbe(every_n_epochs=100, every_n_steps=4, max_train=200, max_test=100)
     trainer = quiet_trainer(
         tmp_path,
@@ -94,7 +94,7 @@ class GridRecorder(EvaluationCallback):
 
 
 def test_an_evaluation_callback_decodes_on_its_own_timestep_grid_and_restores_the_models(tmp_path):
-    model = make(latent_dim=2)
+    model = make(code={"latent_dim": 2})
     model.schedule = ScheduleConfig(kind="discrete").build()  # the official grid's integer steps
     recorder = GridRecorder(timestep_grid="official")
     quiet_trainer(tmp_path, max_steps=1, callbacks=[recorder]).fit(model, datamodule=digits(subset=64))
@@ -117,10 +117,12 @@ def test_a_fit_that_ends_on_an_epoch_end_is_evaluated_once_at_its_last_step(tmp_
     data.setup("fit")
     per_epoch = len(data.train_dataloader())
     recorder = StepRecorder(every_n_epochs=1)
-    quiet_trainer(tmp_path, max_steps=2 * per_epoch, callbacks=[recorder]).fit(make(latent_dim=2), datamodule=data)
+    trainer = quiet_trainer(tmp_path, max_steps=2 * per_epoch, callbacks=[recorder])
+    trainer.fit(make(code={"latent_dim": 2}), datamodule=data)
     assert recorder.steps == [per_epoch, 2 * per_epoch]
     recorder = StepRecorder(every_n_epochs=2)  # the last epoch is not on the schedule: fit end evaluates it
-    quiet_trainer(tmp_path / "b", max_steps=per_epoch, callbacks=[recorder]).fit(make(latent_dim=2), datamodule=data)
+    trainer = quiet_trainer(tmp_path / "b", max_steps=per_epoch, callbacks=[recorder])
+    trainer.fit(make(code={"latent_dim": 2}), datamodule=data)
     assert recorder.steps == [per_epoch]
 
 
@@ -151,7 +153,7 @@ def test_fit_time_evaluation_scores_validation_and_only_diffrep_test_reads_the_t
                  SemiSupervisedProbe(labels_per_class=(1,), seeds=(0,), methods=("supervised",), max_train=100,
                                      max_test=50)]
     trainer = quiet_trainer(tmp_path, max_steps=2, callbacks=callbacks)
-    trainer.fit(make(latent_dim=2), datamodule=data)
+    trainer.fit(make(code={"latent_dim": 2}), datamodule=data)
     assert "val" in spy.read and "test" not in spy.read, spy.read
     assert callbacks[0].last["probe/linear_accuracy"] > 0
     spy.read.clear()
@@ -163,5 +165,5 @@ def test_a_fit_time_probe_without_a_validation_split_names_the_setting(tmp_path)
     data = DigitsDataModule(image_size=16, batch_size=32, val_size=0, subset=64)
     trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[LinearProbe(max_train=50, max_test=20)])
     with pytest.raises(ConfigError, match="val_size"):
-        trainer.fit(make(latent_dim=2), datamodule=data)
+        trainer.fit(make(code={"latent_dim": 2}), datamodule=data)
 

@@ -49,13 +49,13 @@ def test_the_samplers_refuse_other_schedules_and_drl_checks_its_sampler():
     with pytest.raises(ConfigError, match="VE"):
         pc_sample(exact_eps, ScheduleConfig().build(), torch.zeros(1, 1, 2, 2), 10)
     with pytest.raises(ConfigError, match="sampler"):
-        make_drl(sampler="euler")
+        make_drl(sampling={"sampler": "euler"})
     with pytest.raises(ConfigError, match="kind ve"):
-        make_drl(sampler="pc", schedule=dict(kind="discrete", num_timesteps=100))
+        make_drl(schedule=dict(kind="discrete", num_timesteps=100), sampling={"sampler": "pc"})
 
 
 def test_drl_generates_with_the_pc_sampler():
-    model = make_drl(sampler="pc").eval()
+    model = make_drl(sampling={"sampler": "pc"}).eval()
     with torch.no_grad():  # an untrained net predicts eps = 0 (zero output conv): the corrector divides by |score|
         for p in model.unet.parameters():
             p.add_(torch.randn_like(p) * 0.05)

@@ -101,7 +101,12 @@ def test_streaming_resume_mid_epoch_continues_the_unbroken_run_exactly(prepared,
     random flips, also when loader workers read the stream."""
     def model() -> DPM:
         L.seed_everything(0)
-        return DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9)
+        return DPM(
+            unet=tiny_unet_config(),
+            schedule=ScheduleConfig(num_timesteps=1000),
+            optimisation={"lr": 2e-3},
+            ema={"decay": 0.9},
+        )
 
     def data() -> StreamingImageDataModule:
         return StreamingImageDataModule(root=str(prepared), batch_size=16, flip=True, num_workers=num_workers)
@@ -111,7 +116,8 @@ def test_streaming_resume_mid_epoch_continues_the_unbroken_run_exactly(prepared,
     first = LossRecorder()
     ckpt = ModelCheckpoint(dirpath=tmp_path / "b", save_last=True, every_n_train_steps=6)
     quiet_trainer(tmp_path / "b", max_steps=12, callbacks=[first, ckpt], enable_checkpointing=True).fit(
-        model(), datamodule=data())
+        model(), datamodule=data()
+    )
     second = LossRecorder()
     trainer = quiet_trainer(tmp_path / "b", max_steps=24, callbacks=[second])
     torch.manual_seed(1234)

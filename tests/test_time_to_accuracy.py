@@ -57,7 +57,7 @@ def fake_time(monkeypatch):
 def test_evaluates_when_the_training_clock_passes_each_mark_and_stops_at_the_budget(tmp_path, fake_time):
     callback = TimeToAccuracy(at_minutes=(0.5, 1.0), budget_minutes=1.5, **SMALL)
     trainer = quiet_trainer(tmp_path, max_steps=100, callbacks=[Tick(fake_time), callback])
-    trainer.fit(make_drl(latent_dim=4), datamodule=digits(subset=256, batch_size=32))
+    trainer.fit(make_drl(code={"latent_dim": 4}), datamodule=digits(subset=256, batch_size=32))
     # batch k ends at 0.2 k training minutes: 0.5 is passed at step 3, 1.0 at step 5, 1.5 at step 8
     assert [p["step"] for p in callback.points] == [3, 5, 8]
     assert [round(p["minutes"], 6) for p in callback.points] == [0.6, 1.0, 1.6]
@@ -76,7 +76,7 @@ def test_a_step_clock_ignores_wall_time(tmp_path, fake_time):
     callback = TimeToAccuracy(at_minutes=(0.5, 1.0), budget_minutes=1.5, step_minutes=0.25,
                               reconstruction={"num_images": 8, "num_steps": 2}, **SMALL)
     trainer = quiet_trainer(tmp_path, max_steps=100, callbacks=[Tick(fake_time), callback])
-    trainer.fit(make_drl(latent_dim=4), datamodule=digits(subset=256, batch_size=32))
+    trainer.fit(make_drl(code={"latent_dim": 4}), datamodule=digits(subset=256, batch_size=32))
     assert [p["step"] for p in callback.points] == [2, 4, 6]
     assert [p["minutes"] for p in callback.points] == [0.5, 1.0, 1.5]
     # the reconstruction option on a real model: decodings from the inverted x_T, pixels in [0, 1]
@@ -96,7 +96,7 @@ def test_a_resumed_run_continues_the_clock_and_its_points(tmp_path, fake_time):
         saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0)
         trainer = quiet_trainer(tmp_path, max_steps=max_steps, enable_checkpointing=True,
                                 callbacks=[Tick(fake_time), callback, saver])
-        trainer.fit(make_drl(latent_dim=4), datamodule=data, ckpt_path=ckpt_path)
+        trainer.fit(make_drl(code={"latent_dim": 4}), datamodule=data, ckpt_path=ckpt_path)
         return callback, trainer
 
     first, _ = fit(4, None)
@@ -124,7 +124,8 @@ def test_a_run_resumed_after_its_budget_stops_at_once():
 
 def test_reads_the_dpm_features_of_a_dpm_in_training(tmp_path):
     L.seed_everything(0)
-    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9)
+    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), optimisation={"lr": 2e-3},
+                ema={"decay": 0.9})
     callback = TimeToAccuracy(at_minutes=(1e6,), splits=("val",), dpm_features={"layer": "middle_block", "t": 20},
                               reconstruction={"num_images": 8}, **SMALL)  # a DPM in training has no code to decode
     trainer = quiet_trainer(tmp_path, max_steps=2, callbacks=[callback])
@@ -283,7 +284,7 @@ def test_each_seed_trains_in_its_own_folder_on_its_own_dpm_and_resumes(tmp_path,
     swapped = next(e for e in bench.ENTRIES if e.name == "PDAE, Diff-AE's half-U-Net encoder")
     bench.run_entry(swapped, 0, args, tmp_path, {"DPM features": done["DPM features"]}, {}, "", tmp_path / "log")
     command = calls[-1]
-    assert command[command.index("--model.init_args.encoder") + 1] == "halfunet"
+    assert command[command.index("--model.init_args.encoder") + 1].startswith("{kind: halfunet, ")
     assert command[command.index("--config") + 1].endswith("configs/pdae.yaml")
 
 

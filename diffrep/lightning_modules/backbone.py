@@ -32,6 +32,7 @@ from diffrep.lightning_modules.api import (
 )
 from diffrep.lightning_modules.decoding import CodeDecodingMixin, slerp
 from diffrep.lightning_modules.optimisation import OptimiserSettings, clip_gradients
+from diffrep.lightning_modules.settings import EMASettings, FastPaths
 
 __all__ = ["DiffusionBackboneMixin", "NonFiniteLossError", "UnsupportedOperation", "slerp"]
 
@@ -45,30 +46,18 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     def setup_backbone(
         self,
         schedule: ScheduleConfig,
-        weighting: str = "uniform",
-        gamma: float | None = None,
-        time_sampler: str = "uniform",
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.9, 0.999),
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        ema_decay: float | None = 0.9999,
-        image_shape: tuple[int, int, int] = (1, 32, 32),
+        objective: DenoisingObjective,
+        optimisation: OptimiserSettings,
+        ema: EMASettings,
+        image_shape: tuple[int, int, int],
         timestep_grid: str = "linspace",
-        optimizer: str | dict[str, Any] | None = "adam",
-        ema_ramp: bool = False,
-        warmup_from_zero: bool = False,
-        objective: DenoisingObjective | None = None,
     ) -> None:
-        """``objective`` is the whole loss; without one it is built from ``weighting``, ``gamma`` and
-        ``time_sampler`` (the names configs give)."""
-        self.objective = objective or DenoisingObjective(weighting, time_sampler, gamma)
-        self.optimisation = OptimiserSettings(optimizer or "adam", lr, tuple(betas), weight_decay, warmup_steps,
-                                              warmup_from_zero)
+        """The pieces every method composes, each one settings object (``settings.py``): the whole loss
+        (``objective``), the optimiser and its warm-up, the EMA, the schedule and the DDIM grid."""
+        self.objective, self.optimisation, self.ema_settings = objective, optimisation, ema
         self.set_timestep_grid(timestep_grid)
         self.schedule_config = schedule
         self.schedule = schedule.build()
-        self.ema_decay, self.ema_ramp = ema_decay, ema_ramp
         self.ema = None
         self.image_shape = tuple(image_shape)
         self._frozen: list[nn.Module] = []
@@ -89,18 +78,18 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
             module.eval()
         return self
 
-    def setup_fast_paths(self, net: nn.Module, channels_last: bool = False, compile: bool | str = False) -> None:
+    def setup_fast_paths(self, net: nn.Module, fast: FastPaths) -> None:
         """GPU speed options: NHWC memory layout and in-place ``torch.compile`` (keys unchanged).
 
         ``compile`` is False, True (the default mode) or a torch.compile mode name; on a GPU at
         small batches "reduce-overhead" (CUDA graphs) removes the kernel-launch cost that
         dominates a 32x32 U-Net step.
         """
-        self.channels_last = channels_last
-        if channels_last:
+        self.channels_last = fast.channels_last
+        if fast.channels_last:
             net.to(memory_format=torch.channels_last)
-        if compile:
-            net.compile(mode=None if compile is True else compile)
+        if fast.compile:
+            net.compile(mode=None if fast.compile is True else fast.compile)
 
     def to_memory_format(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -124,8 +113,8 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         """Average every trainable parameter of this module (frozen ones are excluded)."""
         if getattr(self, "ema", None) is not None:
             self.ema.unwatch()
-        if self.ema_decay is not None:
-            self.ema = EMA(self, self.ema_decay, ramp=getattr(self, "ema_ramp", False))  # type: ignore[arg-type]
+        if self.ema_settings.decay is not None:
+            self.ema = EMA(self, self.ema_settings.decay, ramp=self.ema_settings.ramp)  # type: ignore[arg-type]
 
     @contextmanager
     def ema_scope(self, enabled: bool = True) -> Iterator[None]:

@@ -15,13 +15,18 @@ Plain torch (no Lightning), kept beside the methods that use it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor, nn
 
 from diffrep.diffusion.process import network_input
 from diffrep.diffusion.schedule import NoiseSchedule
 from diffrep.errors import ConfigError
+from diffrep.nets.beatgans import BeatGANsAutoencUNet, BeatGANsConfig
+from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
+from diffrep.nets.unet import UNet, UNetConfig
 
 Layout = Callable[[Tensor], Tensor]
 
@@ -50,3 +55,48 @@ def eps_of(net: nn.Module) -> Callable[..., Tensor]:
     if output not in CONVENTIONS:
         raise ConfigError(f"{type(net).__name__}.output is {output!r}; a denoiser returns one of {list(CONVENTIONS)}")
     return CONVENTIONS[output]
+
+
+# ------------------------------------------------------------------ the code-conditioned networks
+#: network kind -> its settings class; ``build_code_denoiser`` builds the network a method holds
+NETWORK_KINDS = ("unet", "ncsnpp", "beatgans")
+
+
+def network_settings(spec: str | dict | UNetConfig | None, default_kind: str = "unet") -> tuple[str, Any, str | None]:
+    """(kind, settings, z_mode) of a ``network`` setting: a kind name, a settings object, or ``{kind: NAME,
+    z_mode: ..., <the kind's settings>}`` ('unet': diffrep's guided-diffusion U-Net, ``UNetConfig``;
+    'ncsnpp': the official NCSN++, ``NCSNppConfig``; 'beatgans': Diff-AE's official denoiser,
+    ``BeatGANsConfig``). ``z_mode`` is how the U-Net takes the code ('scale', Diff-AE's, by default; or
+    'ncsnpp'); the other kinds take it their own way."""
+    if isinstance(spec, UNetConfig):  # a settings object names its kind by its class
+        kinds = {NCSNppConfig: "ncsnpp", BeatGANsConfig: "beatgans"}
+        spec = {"kind": kinds.get(type(spec), "unet"), **spec.as_dict()}
+    fields = {"kind": spec} if isinstance(spec, str) else dict(spec or {})
+    kind = fields.pop("kind", default_kind)
+    z_mode = fields.pop("z_mode", None)
+    classes = {"unet": UNetConfig, "ncsnpp": NCSNppConfig, "beatgans": BeatGANsConfig}
+    if kind not in classes:
+        raise ConfigError(f"unknown network kind {kind!r}; choose one of {', '.join(NETWORK_KINDS)}")
+    if kind != "unet" and z_mode not in (None, {"ncsnpp": "ncsnpp", "beatgans": "scale"}[kind]):
+        raise ConfigError(f"the {kind} network takes the code its own way; z_mode {z_mode!r} is for kind: unet "
+                          "(leave network.z_mode unset)")
+    known = {f.name for f in dataclasses.fields(classes[kind])}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ConfigError(f"network (kind {kind}) has no setting {', '.join(map(repr, unknown))}; "
+                          f"it has kind, z_mode, {', '.join(sorted(known))}")
+    return kind, classes[kind](**fields), z_mode or ("scale" if kind == "unet" else None)
+
+
+def build_code_denoiser(kind: str, settings: Any, latent_dim: int, z_mode: str | None) -> nn.Module:
+    """The code-conditioned denoiser of ``network_settings``' output."""
+    if kind == "ncsnpp":
+        return NCSNpp(settings, z_dim=latent_dim)
+    if kind == "beatgans":
+        return BeatGANsAutoencUNet(settings, z_dim=latent_dim)
+    return UNet(settings, z_dim=latent_dim, z_mode=z_mode or "scale")
+
+
+def saved_network(kind: str, settings: Any, z_mode: str | None) -> dict[str, Any]:
+    """A ``network`` setting as plain data (the checkpoint's hyper-parameters), read back by ``network_settings``."""
+    return {"kind": kind, **({"z_mode": z_mode} if kind == "unet" else {}), **settings.as_dict()}

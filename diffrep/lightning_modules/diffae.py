@@ -6,17 +6,17 @@ at 16x16, pooling; ``diffrep.nets.encoders.HalfUNetEncoder``), and
 the U-Net's ResBlocks modulated as h = (GN(h)(1 + t_s) + t_b)(1 + z_s) (``z_mode: scale``).
 Decoding is DDIM; DDIM inversion gives the stochastic code x_T. Everything else is DRL's.
 
-``denoiser``: ``unet`` (diffrep's guided-diffusion U-Net with ``z_mode: scale``, the CPU default)
-or ``official`` (``diffrep.nets.beatgans.BeatGANsAutoencUNet``: the official
+``network.kind``: ``unet`` (diffrep's guided-diffusion U-Net with ``z_mode: scale``, the CPU default)
+or ``beatgans`` (``diffrep.nets.beatgans.BeatGANsAutoencUNet``: the official
 ``BeatGANsAutoencModel``'s denoiser, proven equal to it on shared weights by
-``benchmarks/official_parity.py --diffae``; its ``unet`` settings are ``BeatGANsConfig``'s,
+``benchmarks/official_parity.py --diffae``; its settings are ``BeatGANsConfig``'s,
 attention resolutions in pixels). The two differ in the time embedding's width, where the code
 enters (as it is, not through an embedding), GroupNorm groups and dropout; the paper configs use
-``official``.
+``beatgans``.
 
 Released checkpoints (``official_checkpoint``): phizaz/diffae's ``last.ckpt`` files (Lightning 1.4,
 ``model.*`` raw and ``ema_model.*`` evaluated; read without running their pickled callbacks,
-``diffrep.official_checkpoints``) load into ``denoiser: official`` with the paper's widths
+``diffrep.official_checkpoints``) load into ``network.kind: beatgans`` with the paper's widths
 (configs/diffae_ffhq128.yaml): the denoiser by name, the semantic encoder layer by layer in order.
 A latent variant's ``latent_net`` is not read here.
 """
@@ -25,50 +25,40 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
+from diffrep.lightning_modules.denoisers import network_settings
 from diffrep.lightning_modules.drl import DRL
-from diffrep.nets.beatgans import BeatGANsAutoencUNet, BeatGANsConfig
-from diffrep.nets.unet import UNet, UNetConfig
+from diffrep.lightning_modules.optimisation import OptimiserSettings
+from diffrep.lightning_modules.settings import CodeSettings, EMASettings
+from diffrep.nets.beatgans import BeatGANsAutoencUNet
 from diffrep.official_checkpoints import paired_by_order
-
-DENOISERS = ("unet", "official")
 
 
 class DiffAE(DRL):
+    """DRL's arguments with Diff-AE's defaults: the half-U-Net encoder, 512-dim codes, L_simple, lr 1e-4,
+    EMA 0.9999, the U-Net with the code scaling every ResBlock (or ``network: {kind: beatgans}``)."""
+
     def __init__(
         self,
-        unet: UNetConfig | dict | None = None,
+        network: str | dict[str, Any] | None = None,
         *args: Any,
-        denoiser: str = "unet",
-        z_mode: str = "scale",
         encoder: str | dict[str, Any] = "halfunet",
-        latent_dim: int = 512,
-        weighting: str = "uniform",
-        lr: float = 1e-4,
-        ema_decay: float | None = 0.9999,
+        code: CodeSettings | dict = CodeSettings(latent_dim=512),
+        objective: DenoisingObjective | dict = DenoisingObjective(),
+        optimisation: OptimiserSettings | dict = OptimiserSettings(lr=1e-4),
+        ema: EMASettings | dict = EMASettings(decay=0.9999),
         **kwargs: Any,
     ) -> None:
-        if z_mode != "scale":  # in the signature so that saved hyper-parameters (DRL's) load back
-            raise ConfigError(f"Diff-AE scales every ResBlock by its code (z_mode 'scale'), not {z_mode!r}; "
+        kind, _, z_mode = network_settings(network)
+        if kind == "unet" and z_mode != "scale":
+            raise ConfigError(f"Diff-AE scales every ResBlock by its code (network.z_mode 'scale'), not {z_mode!r}; "
                               "use DRL for other code injections")
-        if denoiser not in DENOISERS:
-            raise ConfigError(f"unknown denoiser {denoiser!r}; choose one of {', '.join(DENOISERS)}")
-        if denoiser == "official":
-            fields = unet if isinstance(unet, dict) else vars(unet) if unet is not None else {}
-            unet = BeatGANsConfig(**fields)
-        super().__init__(
-            unet, *args, encoder=encoder, latent_dim=latent_dim, z_mode=z_mode, weighting=weighting, lr=lr,
-            ema_decay=ema_decay, **kwargs,
-        )
-
-    def build_denoiser(self, unet: UNetConfig, latent_dim: int, z_mode: str) -> torch.nn.Module:
-        if isinstance(unet, BeatGANsConfig):
-            return BeatGANsAutoencUNet(unet, z_dim=latent_dim)
-        return UNet(unet, z_dim=latent_dim, z_mode=z_mode)
+        super().__init__(network, *args, encoder=encoder, code=code, objective=objective, optimisation=optimisation,
+                         ema=ema, **kwargs)
 
     @staticmethod
     def default_schedule() -> ScheduleConfig:
@@ -82,7 +72,7 @@ class DiffAE(DRL):
         the official ones; the semantic encoder's are paired in order (same layers, shapes checked).
         A latent variant's ``latent_net.*`` (its latent DPM) is left out."""
         if not isinstance(self.unet, BeatGANsAutoencUNet):
-            raise ConfigError("official Diff-AE checkpoints hold the BeatGANs denoiser: set denoiser: official "
+            raise ConfigError("official Diff-AE checkpoints hold the BeatGANs denoiser: set network.kind: beatgans "
                               "(configs/diffae_ffhq128.yaml)")
         encoder = [(k, v) for k, v in state.items() if k.startswith("encoder.")]
         pairs = paired_by_order(self.encoder.state_dict(), encoder, "semantic encoder", path)

@@ -12,10 +12,20 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from diffrep.diffusion.objective import PRESETS, DenoisingObjective
 from diffrep.diffusion.sampling import EpsFn
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.lightning_modules.denoisers import eps_of
+from diffrep.lightning_modules.optimisation import OptimiserSettings
+from diffrep.lightning_modules.settings import (
+    EMASettings,
+    FastPaths,
+    SamplingSettings,
+    as_saved,
+    grouped_settings,
+    only_ddim,
+)
 from diffrep.nets.unet import UNet, UNetConfig
 
 
@@ -26,32 +36,26 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         self,
         unet: UNetConfig | dict | None = None,
         schedule: ScheduleConfig | dict | None = None,
-        weighting: str = "uniform",
-        time_sampler: str = "uniform",
-        lr: float = 1e-4,
-        warmup_steps: int = 0,
-        ema_decay: float | None = 0.9999,
-        channels_last: bool = False,
-        compile: bool | str = False,
-        timestep_grid: str = "linspace",
-        optimizer: str | dict[str, Any] | None = None,
+        objective: DenoisingObjective | dict = PRESETS["ddpm"],
+        optimisation: OptimiserSettings | dict = OptimiserSettings(),
+        ema: EMASettings | dict = EMASettings(),
+        sampling: SamplingSettings | dict = SamplingSettings(),
+        fast: FastPaths | dict = FastPaths(),
     ) -> None:
         super().__init__()
         unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
-        schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule
+        schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or ScheduleConfig()
+        settings = grouped_settings(type(self), objective=objective, optimisation=optimisation, ema=ema,
+                                    sampling=sampling, fast=fast)
         self.save_hyperparameters()
-        # Plain dicts, so checkpoints load with torch.load(weights_only=True).
-        self.hparams["unet"] = unet.as_dict()
-        self.hparams["schedule"] = vars(schedule or ScheduleConfig()).copy()
+        # Plain data, so checkpoints load with torch.load(weights_only=True).
+        self.hparams.update(unet=unet.as_dict(), schedule=vars(schedule).copy(), **as_saved(settings))
         self.unet = UNet(unet)
         self.eps_fn = eps_of(self.unet)  # its output convention, read once (lightning_modules/denoisers.py)
-        self.setup_backbone(
-            schedule or ScheduleConfig(), weighting, None, time_sampler, lr,
-            warmup_steps=warmup_steps, ema_decay=ema_decay,
-            image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
-            optimizer=optimizer,
-        )
-        self.setup_fast_paths(self.unet, channels_last, compile)
+        only_ddim(settings["sampling"], "DPM")
+        self.setup_backbone(schedule, settings["objective"], settings["optimisation"], settings["ema"],
+                            (unet.in_channels, unet.image_size, unet.image_size), settings["sampling"].timestep_grid)
+        self.setup_fast_paths(self.unet, settings["fast"])
         self.setup_ema()
 
     def eps(self, x_t: Tensor, t: Tensor) -> Tensor:

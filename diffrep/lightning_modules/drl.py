@@ -2,19 +2,19 @@
 
 Loss (score space, as in the paper): E_t lambda(t) || s(x_t, t, z) - grad log p_0t(x_t | x0) ||^2
 with z = E(x0) (or E(x0, t)). With lambda(t) = sigma(t)^2 this is exactly the unit-weighted eps
-error the mixin computes (``weighting: sigma2`` = ``uniform`` in eps space; see
+error the objective computes (``objective.weighting: sigma2`` = ``uniform`` in eps space; see
 ``diffrep.diffusion.weighting``). Unconditional denoising has an irreducible error; z lowers it
 only by carrying information about x0, which is what makes it a representation. The time
 sampler chooses which noise levels — and so which details — the code is paid to explain
-(``uniform`` vs ``high_noise``).
+(``objective.time_sampler``: ``uniform`` vs ``high_noise``).
 
-VDRL (``variational: true``): z = mu + sigma n and the loss adds
-kl_weight * KL(q(z|x0) || N(0, I)). ``kl_weight`` is the paper's lambda_z, stated against its
-summed per-sample denoising term 0.5 sum_pixels(...); since the mixin's term is a per-pixel
+VDRL (``code.variational: true``): z = mu + sigma n and the loss adds
+kl_weight * KL(q(z|x0) || N(0, I)). ``code.kl_weight`` is the paper's lambda_z, stated against its
+summed per-sample denoising term 0.5 sum_pixels(...); since the objective's term is a per-pixel
 mean, the KL enters here multiplied by 2 kl_weight / num_pixels (same optimum).
 
-Time-dependent code (``time_dependent: true``): E(x0, t) is trained at the same t as the noisy
-sample; ``encode`` returns the codes at ``encode_times`` (fractions of the time range), joined.
+Time-dependent code (``code.time_dependent: true``): E(x0, t) is trained at the same t as the noisy
+sample; ``encode`` returns the codes at ``code.encode_times`` (fractions of the time range), joined.
 With ``encoder: wrn28_2`` (or ``wrn``) the encoder is the official time-conditioned WRN: every block
 sees log sigma(t) (``diffrep.nets.wrn``); a static code reads it at t_min, as the official code
 reads t = 0. Other encoders give a static h(x0) and ``TimeCodeHead`` mixes in t, a cheaper stand-in
@@ -23,38 +23,39 @@ whose whole curve carries no more than h(x0).
 Score network (``score_net``): ``unet`` (diffrep's guided-diffusion U-Net, the CPU default; its
 input is scaled by c_in and it sees 1000 t) or ``ncsnpp`` (the paper's: the official NCSN++,
 ``diffrep.nets.ncsnpp``, proven equal to it on shared weights by ``benchmarks/official_parity.py
---drl``; it takes x_t as it is and sigma(t), and its output h is -eps; ``unet`` then holds
-``NCSNppConfig``'s settings). The paper configs use ``ncsnpp``.
+--drl``; it takes x_t as it is and sigma(t), and its output h is -eps; ``network`` then holds
+``NCSNppConfig``'s settings), or Diff-AE's ``beatgans``. The paper configs use ``ncsnpp``.
 
-Generation (``sampler``): ``ddim`` (deterministic, the default), or the official code's ``pc``
+Generation (``sampling.sampler``): ``ddim`` (deterministic, the default), or the official code's ``pc``
 (predictor-corrector: reverse diffusion + Langevin, snr 0.16) or ``ode`` (probability flow by RK45),
 both on the VE schedule (``diffrep.diffusion.sde_sampling``). Reconstruction and inversion stay DDIM.
 
-Code injection (``z_mode``, U-Net only): ``scale`` (Diff-AE's h (1 + s(z)) in every ResBlock, the
+Code injection (``network.z_mode``, U-Net only): ``scale`` (Diff-AE's h (1 + s(z)) in every ResBlock, the
 default) or ``ncsnpp`` (the U-Net's approximation of NCSN++'s: an additive bias in every ResBlock
 plus a code map at the bottleneck; ``diffrep.nets.unet.UNet``). The NCSN++ score net always takes
-the code its own way (``z_mode`` unset or ``ncsnpp``).
+the code its own way (``z_mode`` unset).
 
 Training-step options of the official code (korabs-x/representation_score_based, score_sde's
-``losses.py`` and ``models/ema.py``), off by default and on in the paper configs: ``ema_ramp`` (the
-EMA decay is min(decay, (1 + n) / (10 + n)) after n updates) and ``warmup_from_zero`` (the warm-up
-lr x min(step / warmup, 1), whose first step has lr 0; diffrep's default takes (step + 1) / warmup).
+``losses.py`` and ``models/ema.py``), off by default and on in the paper configs: ``ema.ramp`` (the
+EMA decay is min(decay, (1 + n) / (10 + n)) after n updates) and ``optimisation.warmup_from_zero``
+(the warm-up lr x min(step / warmup, 1), whose first step has lr 0; diffrep's default takes
+(step + 1) / warmup).
 
-Data space (``channel_mean``, ``channel_std``): unset, the diffusion runs on images in [-1, 1] like
+Data space (``standardise: {mean, std}``): unset, the diffusion runs on images in [-1, 1] like
 every diffrep model. Set, pixels in [0, 1] are standardised per channel, (x - mean) / std, before
 the encoder and the diffusion see them and mapped back after decoding: what the official code does
 on CIFAR-10 (its ``datasets.py`` standardises with CIFAR-10's channel statistics and leaves
 ``data.centered`` off), on in ``configs/drl_cifar10.yaml``. DDIM then clamps its x0 prediction to
 the standardised image of [0, 1], channel by channel.
 
-Loss reduction: ``mean`` (over pixels; the mixin's) or ``sum``, the official 0.5 * sum over pixels,
-under which gradient clipping at 1 is almost always active. ``kl_weight`` (VDRL) and ``code_l1``
-(reg-DRL: code_l1 * ||z||_1, official ``losses.py``) are stated against the summed loss and enter
-the mean loss scaled by 2 / pixels, so both modes have the same optimum and sum = 0.5 * pixels * mean.
+Loss reduction (``objective.reduction``): ``mean`` (over pixels) or ``half_sum``, the official
+0.5 * sum over pixels, under which gradient clipping at 1 is almost always active. ``code.kl_weight``
+(VDRL) and ``code.l1`` (reg-DRL: l1 * ||z||_1, official ``losses.py``) are stated against the summed
+loss and enter the mean loss scaled by 2 / pixels, so both have the same optimum.
 
 Released checkpoints (``official_checkpoint``): a score_sde file of the official code (``model``,
 ``ema``, ``step``; ``diffrep.official_checkpoints``) loads into a model of the paper's architecture
-(``score_net: ncsnpp``, ``encoder: wrn28_2``): raw weights into the network, the EMA list into the EMA.
+(``network.kind: ncsnpp``, ``encoder: wrn28_2``): raw weights into the network, the EMA list into the EMA.
 """
 
 from __future__ import annotations
@@ -75,112 +76,101 @@ from diffrep.diffusion.sde_sampling import ode_sample, pc_sample
 from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
-from diffrep.lightning_modules.denoisers import eps_of
+from diffrep.lightning_modules.denoisers import build_code_denoiser, eps_of, network_settings, saved_network
 from diffrep.lightning_modules.latent_prior import LatentPrior
+from diffrep.lightning_modules.optimisation import OptimiserSettings
+from diffrep.lightning_modules.settings import (
+    CodePriorSettings,
+    CodeSettings,
+    EMASettings,
+    FastPaths,
+    SamplingSettings,
+    Standardisation,
+    as_saved,
+    grouped_settings,
+)
 from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
 from diffrep.nets.data_space import channel_standardisation
 from diffrep.nets.encoders import build_encoder, takes_noise_level
-from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
+from diffrep.nets.ncsnpp import NCSNpp
 from diffrep.nets.ncsnpp_official import split_official_state_dict
-from diffrep.nets.unet import UNet, UNetConfig
 from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read_official, trained_settings
 
-SCORE_NETS = ("unet", "ncsnpp")
-SAMPLERS = ("ddim", "pc", "ode")
+#: generation samplers on the VE SDE beside DDIM: the official code's predictor-corrector and probability-flow ODE
+SDE_SAMPLERS: dict[str, Callable[..., Tensor]] = {
+    "pc": lambda eps_fn, schedule, x_T, num_steps: pc_sample(eps_fn, schedule, x_T, num_steps),
+    "ode": lambda eps_fn, schedule, x_T, num_steps: ode_sample(eps_fn, schedule, x_T)[0],
+}
+SAMPLERS = ("ddim", *SDE_SAMPLERS)
 CodeFn = Callable[[Tensor], Tensor]  # model time t -> code z (batch-aligned)
 
 
 class DRL(DiffusionBackboneMixin, L.LightningModule):
     def __init__(
         self,
-        unet: UNetConfig | dict | None = None,
+        network: str | dict[str, Any] | None = None,
         schedule: ScheduleConfig | dict | None = None,
         encoder: str | dict[str, Any] = "conv",
-        encoder_kwargs: dict[str, Any] | None = None,
-        latent_dim: int = 32,
-        z_mode: str | None = None,
-        variational: bool = False,
-        kl_weight: float = 1e-5,
-        code_l1: float = 0.0,
-        loss_reduction: str = "mean",
-        time_dependent: bool = False,
-        encode_times: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
-        weighting: str = "sigma2",
-        time_sampler: str = "uniform",
-        lr: float = 2e-4,
-        warmup_steps: int = 0,
-        ema_decay: float | None = 0.999,
-        ema_ramp: bool = False,
-        warmup_from_zero: bool = False,
-        prior_momentum: float = 0.99,
-        code_prior: str = "fitted",
-        prior_items: int = 10000,
-        latent_dpm_checkpoint: str | None = None,
-        channels_last: bool = False,
-        compile: bool | str = False,
-        timestep_grid: str = "linspace",
-        score_net: str = "unet",
-        sampler: str = "ddim",
-        channel_mean: Sequence[float] | None = None,
-        channel_std: Sequence[float] | None = None,
+        code: CodeSettings | dict = CodeSettings(),
+        objective: DenoisingObjective | dict = DenoisingObjective(weighting="sigma2"),
+        optimisation: OptimiserSettings | dict = OptimiserSettings(lr=2e-4),
+        ema: EMASettings | dict = EMASettings(decay=0.999),
+        prior: CodePriorSettings | dict = CodePriorSettings(),
+        sampling: SamplingSettings | dict = SamplingSettings(),
+        standardise: Standardisation | dict | None = None,
+        fast: FastPaths | dict = FastPaths(),
         official_checkpoint: str | None = None,
-        optimizer: str | dict[str, Any] | None = None,
     ) -> None:
+        """``network``: the code-conditioned denoiser, a kind or ``{kind: unet | ncsnpp | beatgans, z_mode: ...,
+        <its settings>}`` (``denoisers.network_settings``); ``encoder``: a name, ``{kind: NAME, <its
+        settings>}`` or your own ``{class_path, init_args}``; the other groups are ``settings.py``'s."""
         super().__init__()
-        if score_net not in SCORE_NETS:
-            raise ConfigError(f"unknown score_net {score_net!r}; choose one of {', '.join(SCORE_NETS)}")
-        if score_net == "ncsnpp":
-            if z_mode not in (None, "ncsnpp"):
-                raise ConfigError(f"the NCSN++ score net takes the code its own way; z_mode {z_mode!r} is for "
-                                  "score_net: unet (leave z_mode unset)")
-            fields = unet if isinstance(unet, dict) else vars(unet) if unet is not None else {}
-            unet = NCSNppConfig(**fields)
-        z_mode = z_mode or ("ncsnpp" if score_net == "ncsnpp" else "scale")
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        self.score_net, self.sampler = score_net, sampler
-        unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
+        settings = grouped_settings(type(self), code=code, objective=objective, optimisation=optimisation, ema=ema,
+                                    prior=prior, sampling=sampling, standardise=standardise, fast=fast)
+        kind, net_settings, z_mode = network_settings(network, self.default_network)
         schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or self.default_schedule()
         self.save_hyperparameters()
-        self.hparams["unet"], self.hparams["schedule"] = unet.as_dict(), vars(schedule).copy()
-        if loss_reduction not in ("mean", "sum"):
-            raise ConfigError(f"unknown loss_reduction {loss_reduction!r}; choose 'mean' or 'sum'")
-        reduction = "half_sum" if loss_reduction == "sum" else "mean"  # score_sde's 0.5 * sum over pixels
-        self.setup_backbone(
-            schedule, lr=lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
-            objective=DenoisingObjective(weighting, time_sampler, reduction=reduction),
-            ema_ramp=ema_ramp, warmup_from_zero=warmup_from_zero,
-            image_shape=(unet.in_channels, unet.image_size, unet.image_size), timestep_grid=timestep_grid,
-            optimizer=optimizer,
-        )
-        if sampler != "ddim" and not isinstance(self.schedule, VESchedule):
-            raise ConfigError(f"sampler {sampler!r} is the VE SDE's (DRL's schedule: kind ve); use ddim here")
-        self.standardisation = channel_standardisation(channel_mean, channel_std, unet.in_channels)
-        self.latent_dim, self.variational, self.kl_weight = latent_dim, variational, kl_weight
-        self.code_l1 = code_l1
-        self.time_dependent, self.encode_times = time_dependent, list(encode_times)
-        code_out = 2 * latent_dim if variational else latent_dim
+        self.hparams.update(network=saved_network(kind, net_settings, z_mode), schedule=vars(schedule).copy(),
+                            **as_saved(settings))
+        self.code_settings = code = settings["code"]
+        self.sampler = settings["sampling"].sampler
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampling.sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        self.setup_backbone(schedule, settings["objective"], settings["optimisation"], settings["ema"],
+                            (net_settings.in_channels, net_settings.image_size, net_settings.image_size),
+                            settings["sampling"].timestep_grid)
+        if self.sampler != "ddim" and not isinstance(self.schedule, VESchedule):
+            raise ConfigError(f"sampler {self.sampler!r} is the VE SDE's (DRL's schedule: kind ve); use ddim here")
+        std = settings["standardise"]
+        self.standardisation = None if std is None else channel_standardisation(std.mean, std.std,
+                                                                                net_settings.in_channels)
+        self.latent_dim, self.variational, self.kl_weight = code.latent_dim, code.variational, code.kl_weight
+        self.code_l1 = code.l1
+        self.time_dependent, self.encode_times = code.time_dependent, list(code.encode_times)
+        code_out = 2 * code.latent_dim if code.variational else code.latent_dim
         sees_noise = takes_noise_level(encoder)  # e.g. the official time-conditioned WRN
-        feature_dim = 4 * latent_dim if time_dependent and not sees_noise else code_out
-        self.encoder = build_encoder(encoder, unet.in_channels, unet.image_size, feature_dim, **(encoder_kwargs or {}))
-        self.time_head = TimeCodeHead(feature_dim, code_out) if time_dependent and not sees_noise else None
-        self.unet = self.build_denoiser(unet, latent_dim, z_mode)
+        feature_dim = 4 * code.latent_dim if code.time_dependent and not sees_noise else code_out
+        self.encoder = build_encoder(encoder, net_settings.in_channels, net_settings.image_size, feature_dim)
+        self.time_head = TimeCodeHead(feature_dim, code_out) if code.time_dependent and not sees_noise else None
+        self.unet = build_code_denoiser(kind, net_settings, code.latent_dim, z_mode)
         self.eps_fn = eps_of(self.unet)
         # A Gaussian fitted to the training codes (running mean/covariance): DRL's prior for `sample`.
-        self.register_buffer("code_mean", torch.zeros(latent_dim))
-        self.register_buffer("code_cov", torch.eye(latent_dim))
-        if code_prior not in ("fitted", "standard_normal"):
-            raise ConfigError(f"unknown code_prior {code_prior!r}; choose 'fitted' or 'standard_normal'")
-        self.prior_momentum, self.code_prior, self.prior_items = prior_momentum, code_prior, prior_items
-        if latent_dpm_checkpoint and not Path(latent_dpm_checkpoint).is_file():
-            raise CheckpointError(f"latent DPM checkpoint {latent_dpm_checkpoint} does not exist; train one with "
+        self.register_buffer("code_mean", torch.zeros(code.latent_dim))
+        self.register_buffer("code_cov", torch.eye(code.latent_dim))
+        self.prior = settings["prior"]
+        checkpoint = self.prior.latent_dpm_checkpoint
+        if checkpoint and not Path(checkpoint).is_file():
+            raise CheckpointError(f"latent DPM checkpoint {checkpoint} does not exist; train one with "
                                   "`diffrep fit --config configs/diffae_latent.yaml` or fix the path")
-        self.latent_dpm_checkpoint = latent_dpm_checkpoint
+        self.latent_dpm_checkpoint = checkpoint
         self._latent_prior: list[torch.nn.Module] = []  # loaded on first use, not part of the state
-        self.setup_fast_paths(self.unet, channels_last, compile)
+        self.setup_fast_paths(self.unet, settings["fast"])
         self.setup_ema()
         if official_checkpoint:
             self.load_official_checkpoint(official_checkpoint)
+
+    #: the network kind when ``network`` names none
+    default_network = "unet"
 
     # ------------------------------------------------- official checkpoints
     official_layout = "score_sde"
@@ -188,9 +178,9 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
     def official_state(self, state: dict[str, Tensor], path: str) -> dict[str, Tensor]:
         """An official NCSN++ state dict (with its WRN encoder) in this module's names; the unused
         reconstruction decoder is dropped unless this model builds one."""
-        if self.score_net != "ncsnpp" or not getattr(self.encoder, "takes_noise_level", False):
+        if not isinstance(self.unet, NCSNpp) or not getattr(self.encoder, "takes_noise_level", False):
             raise ConfigError("official DRL/VDRL checkpoints hold NCSN++ with the time-conditioned WRN: set "
-                              "score_net: ncsnpp and encoder: wrn28_2 (configs/drl_cifar10.yaml, vdrl_cifar10.yaml)")
+                              "network.kind: ncsnpp and encoder: wrn28_2 (configs/drl_cifar10.yaml, vdrl_cifar10.yaml)")
         encoder, net = split_official_state_dict(state)
         if not hasattr(self.unet, "decoder"):
             net = {k: v for k, v in net.items() if not k.startswith("decoder.")}
@@ -227,14 +217,6 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
     def x0_range(self) -> ClipX0:
         """DDIM's clamp: [-1, 1], or [0, 1] standardised, per channel."""
         return True if self.standardisation is None else self.standardisation.bounds()
-
-    @staticmethod
-    def build_denoiser(unet: UNetConfig, latent_dim: int, z_mode: str) -> torch.nn.Module:
-        """The code-conditioned network: NCSN++ for its config, else diffrep's U-Net with the code
-        injected as ``z_mode`` says."""
-        if isinstance(unet, NCSNppConfig):
-            return NCSNpp(unet, z_dim=latent_dim)
-        return UNet(unet, z_dim=latent_dim, z_mode=z_mode)
 
     @staticmethod
     def default_schedule() -> ScheduleConfig:
@@ -293,7 +275,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
 
     @torch.no_grad()
     def track_code_prior(self, codes: Tensor) -> None:
-        m = self.prior_momentum
+        m = self.prior.momentum
         centred = codes.float() - codes.float().mean(0)
         self.code_mean.lerp_(codes.float().mean(0), 1 - m)
         self.code_cov.lerp_((centred.T @ centred).float() / max(len(codes) - 1, 1), 1 - m)
@@ -342,9 +324,9 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         """Refit the code Gaussian on ``prior_items`` training codes under the EMA weights (the
         running estimate saw the raw weights of each step); under DDP the ranks share the work."""
         datamodule = getattr(self.trainer, "datamodule", None)
-        if self.time_dependent or not self.prior_items or datamodule is None:
+        if self.time_dependent or not self.prior.items or datamodule is None:
             return
-        codes, _ = encode_split(self, datamodule.evaluation_split("train"), self.prior_items)
+        codes, _ = encode_split(self, datamodule.evaluation_split("train"), self.prior.items)
         codes = codes.to(self.code_mean)
         centred = codes - codes.mean(0)
         self.code_mean.copy_(codes.mean(0))
@@ -365,7 +347,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         if self.latent_dpm_checkpoint:
             return self.latent_prior().sample_codes(n, num_steps, generator)
         noise = torch.randn(n, self.latent_dim, generator=generator, device=self.model_device())
-        if self.code_prior == "standard_normal":
+        if self.prior.kind == "standard_normal":
             return noise
         eye = torch.eye(self.latent_dim, device=noise.device)
         chol = torch.linalg.cholesky(self.code_cov.float() + 1e-5 * eye)
@@ -377,11 +359,9 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         ``num_steps`` is then the PC sampler's number of levels)."""
         if self.sampler == "ddim":
             return self.decode(lambda t: z, x_T, num_steps)
-        eps_fn = self.code_eps_fn(lambda t: z)
         with self.inference():
-            if self.sampler == "pc":
-                return self.to_images(pc_sample(eps_fn, self.schedule, x_T, num_steps))
-            return self.to_images(ode_sample(eps_fn, self.schedule, x_T)[0])
+            return self.to_images(SDE_SAMPLERS[self.sampler](self.code_eps_fn(lambda t: z), self.schedule, x_T,
+                                                             num_steps))
 
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
         z = self.sample_codes(n, generator, num_steps)
@@ -389,7 +369,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
 
 
 class VDRL(DRL):
-    """DRL with a variational code: ``variational`` defaults to True (see the module docstring)."""
+    """DRL with a variational code: ``code.variational`` defaults to True (see the module docstring)."""
 
-    def __init__(self, *args: Any, variational: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, variational=variational, **kwargs)
+    def __init__(self, *args: Any, code: CodeSettings | dict = CodeSettings(variational=True), **kwargs: Any) -> None:
+        super().__init__(*args, code=code, **kwargs)

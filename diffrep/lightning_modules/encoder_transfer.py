@@ -87,8 +87,9 @@ def classifier_from(
         raise ConfigError(f"{path} holds a time-dependent code made by a TimeCodeHead over a static encoder; "
                           "LaplaceNet fine-tunes the time-conditioned WRN (encoder: wrn) or a static code")
     source_encoder: nn.Module = module.encoder
-    hparams = checkpoint["hyper_parameters"]
-    mean, std = hparams.get("channel_mean") or channel_mean, hparams.get("channel_std") or channel_std
+    standardise = getattr(module, "standardisation", None)  # the data space the encoder was trained in
+    mean, std = (channel_mean, channel_std) if standardise is None else (
+        standardise.mean.flatten().tolist(), standardise.std.flatten().tolist())
     record = {"source": f"{type(module).__name__} checkpoint {path}", "weights": weights, "left_at_init": []}
     if isinstance(source_encoder, TimeWideResNet):
         wrn, record["left_at_init"] = time_wrn_from_state(source_encoder.state_dict(), init_t)

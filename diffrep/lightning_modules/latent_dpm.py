@@ -45,6 +45,9 @@ from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.latent_prior import latent_ddim
 from diffrep.lightning_modules.loading import in_its_ema_weights, load_trained
+from diffrep.lightning_modules.migration import old_setting
+from diffrep.lightning_modules.optimisation import OptimiserSettings
+from diffrep.lightning_modules.settings import EMASettings
 from diffrep.nets.latent_mlp import LatentMLP
 from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read_official
 
@@ -64,7 +67,11 @@ def official_diffae(weights: OfficialWeights, path: str, base_config: str | None
     model = yaml.safe_load(Path(base_config).read_text()).get("model", {})
     if not str(model.get("class_path", "")).endswith("DiffAE"):
         raise ConfigError(f"base_config {base_config} configures {model.get('class_path')!r}, not a DiffAE")
-    base = DiffAE(**{**model.get("init_args", {}), "compile": False, "official_checkpoint": None})
+    old = old_setting("DiffAE", list(model.get("init_args", {})))
+    if old:
+        raise ConfigError(f"base_config {base_config} sets model.init_args.{old[0]}, which is now "
+                          f"model.init_args.{old[1]}")
+    base = DiffAE(**{**model.get("init_args", {}), "fast": None, "official_checkpoint": None})
     base.load_official_weights(weights, path)
     return in_its_ema_weights(base)
 
@@ -104,9 +111,8 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
             raise ConfigError(f"unknown latent_grid {latent_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
         self.setup_backbone(
             ScheduleConfig(kind="discrete", num_timesteps=num_timesteps, beta_schedule="constant", beta_end=beta),
-            "uniform", None, "uniform", lr, weight_decay=weight_decay, ema_decay=ema_decay,
+            PRESETS["latent_l1"], OptimiserSettings("adamw", lr, weight_decay=weight_decay), EMASettings(ema_decay),
             image_shape=self.base.image_shape, timestep_grid=timestep_grid or self.base.timestep_grid,
-            optimizer="adamw", objective=PRESETS["latent_l1"],
         )
         self.freeze(self.base, f"trained {type(self.base).__name__}")
         latent_dim = self.base.encode(torch.zeros(1, *self.base.image_shape)).shape[1]

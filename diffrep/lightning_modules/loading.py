@@ -14,6 +14,7 @@ from diffrep.lightning_modules.contrastive import SimCLR
 from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.dpm import DPM
 from diffrep.lightning_modules.drl import DRL, VDRL
+from diffrep.lightning_modules.migration import migrate_hparams
 from diffrep.lightning_modules.pdae import PDAE
 
 
@@ -38,6 +39,7 @@ def rebuild(checkpoint: dict, path: str | Path, classes: dict[str, type[L.Lightn
             "(the last.ckpt that `diffrep fit` writes)"
         )
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hparams = migrate_hparams(method, hparams)  # a checkpoint from before the settings were grouped
     if method == "PDAE":  # self-contained: the frozen DPM is inside this checkpoint
         hparams.update(dpm_checkpoint=str(path), dpm_config=None)
     if hparams.get("official_checkpoint"):  # the released file it started from; this checkpoint supersedes it

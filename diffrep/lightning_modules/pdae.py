@@ -17,10 +17,20 @@ import torch
 from torch import Tensor
 
 from diffrep.checkpoints import load_dpm_with_origin
+from diffrep.diffusion.objective import PRESETS, DenoisingObjective
 from diffrep.diffusion.process import append_dims, mean_shift_eps_coefficient
 from diffrep.diffusion.sampling import EpsFn
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
+from diffrep.lightning_modules.optimisation import OptimiserSettings
+from diffrep.lightning_modules.settings import (
+    EMASettings,
+    FastPaths,
+    SamplingSettings,
+    as_saved,
+    grouped_settings,
+    only_ddim,
+)
 from diffrep.nets.encoders import build_encoder
 from diffrep.nets.shift_unet import ShiftUNet
 
@@ -31,36 +41,37 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         dpm_checkpoint: str = "runs/dpm/checkpoints/last.ckpt",
         dpm_config: str | None = None,
         encoder: str | dict[str, Any] = "conv",
-        encoder_kwargs: dict[str, Any] | None = None,
         latent_dim: int = 32,
-        gamma: float = 0.1,
-        lr: float = 1e-4,
-        ema_decay: float | None = 0.9999,
+        objective: DenoisingObjective | dict = PRESETS["pdae"],
+        optimisation: OptimiserSettings | dict = OptimiserSettings(),
+        ema: EMASettings | dict = EMASettings(),
+        sampling: SamplingSettings | dict = SamplingSettings(),
         shift_off_fraction: float = 0.3,
-        channels_last: bool = False,
-        compile: bool | str = False,
-        timestep_grid: str = "linspace",
-        optimizer: str | dict[str, Any] | None = None,
+        fast: FastPaths | dict = FastPaths(),
     ) -> None:
+        """``encoder``: a name ('conv', the official PDAE encoder), ``{kind: NAME, <its settings>}`` or your
+        own ``{class_path, init_args}`` (``diffrep.nets.encoders.build_encoder``); ``objective``: PDAE's
+        lambda_t = SNR^gamma / (1 + SNR) with gamma 0.1 by default."""
         super().__init__()
+        settings = grouped_settings(type(self), objective=objective, optimisation=optimisation, ema=ema,
+                                    sampling=sampling, fast=fast)
         self.save_hyperparameters()
+        self.hparams.update(as_saved(settings))
         unet, schedule, self.dpm_origin = load_dpm_with_origin(dpm_checkpoint, dpm_config)
         if schedule.kind != "discrete":
             raise ConfigError(
                 f"PDAE needs a DPM on a discrete (DDPM) schedule; {dpm_checkpoint} uses {schedule.kind!r}"
             )
+        only_ddim(settings["sampling"], "PDAE")
         cfg = unet.config
-        self.setup_backbone(
-            schedule, "pdae", gamma, "uniform", lr, ema_decay=ema_decay,
-            image_shape=(cfg.in_channels, cfg.image_size, cfg.image_size), timestep_grid=timestep_grid,
-            optimizer=optimizer,
-        )
-        self.encoder = build_encoder(encoder, cfg.in_channels, cfg.image_size, latent_dim, **(encoder_kwargs or {}))
+        self.setup_backbone(schedule, settings["objective"], settings["optimisation"], settings["ema"],
+                            (cfg.in_channels, cfg.image_size, cfg.image_size), settings["sampling"].timestep_grid)
+        self.encoder = build_encoder(encoder, cfg.in_channels, cfg.image_size, latent_dim)
         self.decoder = ShiftUNet(unet, latent_dim)
         for module in self.decoder.frozen_modules():
             self.freeze(module, "pre-trained DPM")
         self.shift_off_fraction = shift_off_fraction
-        self.setup_fast_paths(self.decoder, channels_last, compile)
+        self.setup_fast_paths(self.decoder, settings["fast"])
         self.setup_ema()
 
     # ------------------------------------------------------------------ training

@@ -41,9 +41,9 @@ def channel_standardisation(mean: Sequence[float] | None, std: Sequence[float] |
     if mean is None and std is None:
         return None
     if mean is None or std is None:
-        raise ConfigError("channel_mean and channel_std standardise the data together; set both or neither")
+        raise ConfigError("a mean and a std standardise the data together; set both or neither")
     expected = channels if channels is not None else len(mean)
     if len(mean) != expected or len(std) != expected or min(std) <= 0:
-        raise ConfigError(f"channel_mean and channel_std need {expected} values each (one per image channel), "
+        raise ConfigError(f"the standardisation's mean and std need {expected} values each (one per image channel), "
                           f"std > 0; got {list(mean)} and {list(std)}")
     return ChannelStandardisation(mean, std)

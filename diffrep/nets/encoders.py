@@ -138,6 +138,8 @@ def takes_noise_level(kind: str | dict) -> bool:
     ``takes_noise_level = True`` (DRL's time-conditioned WRN; a user's class may too)."""
     from diffrep import plugins
 
+    if isinstance(kind, dict) and "kind" in kind:
+        kind = kind["kind"]
     if plugins.is_plugin(kind):
         cls = plugins.import_class(plugins.class_path_of(kind, "encoder"), nn.Module, "encoder")
         return bool(getattr(cls, "takes_noise_level", False))
@@ -146,13 +148,17 @@ def takes_noise_level(kind: str | dict) -> bool:
 
 def build_encoder(kind: str | dict, in_channels: int, image_size: int, latent_dim: int, **kwargs) -> nn.Module:
     """'conv' (official PDAE encoder), 'halfunet' (Diff-AE), 'wrn28_2' (DRL's time-conditioned
-    WRN-28-2) or 'wrn' (any depth/widen_factor), 'flatten', 'timm:<model name>', or the user's own
+    WRN-28-2) or 'wrn' (any depth/widen_factor), 'flatten', 'timm:<model name>' — each as its name or as
+    ``{kind: NAME, <its settings>}`` (e.g. ``{kind: conv, channels: [32, 64]}``) — or the user's own
     ``nn.Module``: ``{class_path: package.module.Class, init_args: {...}}`` (or the class path alone,
     with ``kwargs`` as its arguments). Its ``__init__`` is offered ``in_channels``, ``image_size`` and
     ``latent_dim`` (those it declares); its ``forward(x)`` maps images (B, C, H, W) in [-1, 1] to codes
     (B, latent_dim)."""
     from diffrep import plugins
 
+    if isinstance(kind, dict) and "kind" in kind:  # {kind: NAME, <its settings>}
+        kwargs = {**{k: v for k, v in kind.items() if k != "kind"}, **kwargs}
+        kind = kind["kind"]
     if plugins.is_plugin(kind):
         spec = kind if isinstance(kind, dict) else {"class_path": kind, "init_args": kwargs}
         return plugins.build(spec, nn.Module, "encoder",

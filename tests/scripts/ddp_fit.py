@@ -38,11 +38,23 @@ def main(out: Path) -> None:
     if not ckpt.exists():  # written once, before the launch of rank 1 (which re-runs this script)
         dpm = DPM(unet=tiny_unet_config())
         torch.save({"state_dict": dpm.state_dict(), "diffrep": dpm.checkpoint_metadata()}, ckpt)
-    model = PDAE(str(ckpt), latent_dim=8, encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
-                 lr=1e-3, ema_decay=0.9)
+    model = PDAE(
+        str(ckpt),
+        latent_dim=8,
+        optimisation={"lr": 1e-3},
+        ema={"decay": 0.9},
+        encoder={"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1},
+    )
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", max_steps=8, log_every_n_steps=1, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, default_root_dir=str(out),
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_steps=8,
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=str(out),
         logger=L.pytorch.loggers.CSVLogger(str(out), name="logs"),
         callbacks=[RankRecorder(out), ModelCheckpoint(dirpath=out / "ckpts", save_last=True, every_n_train_steps=8)],
     )

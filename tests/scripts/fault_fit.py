@@ -43,7 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     L.seed_everything(0, workers=True)
-    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), lr=2e-3, ema_decay=0.9)
+    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), optimisation={"lr": 2e-3},
+                ema={"decay": 0.9})
     callbacks = [ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, every_n_train_steps=5, save_top_k=0),
                  NonFiniteGuard(), PreemptionCheckpoint()]
     if args.kill_at:

@@ -40,7 +40,7 @@ class SeenImages(L.Callback):
 
 def main(out: Path, prepared: Path) -> None:
     L.seed_everything(0)
-    model = DPM(unet=tiny_unet_config(), lr=2e-3, ema_decay=0.9)
+    model = DPM(unet=tiny_unet_config(), optimisation={"lr": 2e-3}, ema={"decay": 0.9})
     trainer = L.Trainer(
         accelerator="cpu", num_nodes=2, devices=1, strategy="ddp", max_steps=9, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, logger=False, default_root_dir=str(out),
