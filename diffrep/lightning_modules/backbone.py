@@ -1,47 +1,39 @@
-"""What every diffrep method shares in training: schedule, reweighted denoising loss, time
-sampling, EMA, optimiser, frozen sub-networks, checkpoint metadata and exact resume.
+"""What every diffrep method shares in training, as composed pieces: the denoising objective and the
+steps that run it (here), the EMA (``ema_weights.py``), the optimiser and clipping (``optimisation.py``),
+frozen networks and fast paths (``network_state.py``), checkpoint metadata and the random streams of an
+exact resume (``run_state.py``); the evaluation API (encode, invert, decode, reconstruct, interpolate,
+sample) is ``CodeDecodingMixin`` (``decoding.py``), which callbacks use alone.
 
 A method subclasses ``DiffusionBackboneMixin`` together with ``LightningModule``, builds its
-networks, calls ``setup_backbone`` and writes ``loss`` with the helpers here. The evaluation API
-(encode, invert, decode, reconstruct, interpolate, sample) is ``CodeDecodingMixin``
-(``decoding.py``), which this mixin includes; callbacks use only that API.
+networks, calls ``setup_backbone`` and writes ``loss`` with ``denoising_loss``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from diffrep import rng
 from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.schedule import NoiseSchedule, ScheduleConfig
-from diffrep.ema import EMA
-from diffrep.internals import quiet_the_eval_mode_warning_of
-from diffrep.lightning_modules.api import (
-    NonFiniteLossError,
-    UnsupportedOperation,
-    check_data_shape,
-    check_state_shapes,
-    codes_and_labels,
-    uses_gradient_scaler,
-)
+from diffrep.lightning_modules.api import NonFiniteLossError, UnsupportedOperation, check_data_shape, codes_and_labels
 from diffrep.lightning_modules.decoding import CodeDecodingMixin, slerp
-from diffrep.lightning_modules.optimisation import OptimiserSettings, clip_gradients
-from diffrep.lightning_modules.settings import EMASettings, FastPaths
+from diffrep.lightning_modules.ema_weights import EMAWeightsMixin
+from diffrep.lightning_modules.network_state import NetworkStateMixin
+from diffrep.lightning_modules.optimisation import OptimisationMixin, OptimiserSettings
+from diffrep.lightning_modules.run_state import RunStateMixin
+from diffrep.lightning_modules.settings import EMASettings
 
 __all__ = ["DiffusionBackboneMixin", "NonFiniteLossError", "UnsupportedOperation", "slerp"]
 
 
-class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
+class DiffusionBackboneMixin(CodeDecodingMixin, EMAWeightsMixin, OptimisationMixin, NetworkStateMixin,
+                             RunStateMixin, ABC):
     """Shared machinery; mix in before ``lightning.LightningModule``."""
 
     schedule: NoiseSchedule
-    ema: EMA | None
 
     def setup_backbone(
         self,
@@ -60,102 +52,14 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
         self.schedule = schedule.build()
         self.ema = None
         self.image_shape = tuple(image_shape)
-        self._frozen: list[nn.Module] = []
-        self._ema_stack: ExitStack | None = None
-
-    # ----------------------------------------------------------------- networks
-    def freeze(self, module: nn.Module, what: str | None = None) -> None:
-        """Frozen means frozen: no grads, eval mode even after Lightning calls ``.train()``.
-        ``what`` names the module in the one log line that says so (default: its class)."""
-        module.requires_grad_(False)
-        module.eval()
-        self._frozen.append(module)
-        self._frozen_names = [*getattr(self, "_frozen_names", []), what or type(module).__name__]
-
-    def train(self, mode: bool = True):  # type: ignore[override]
-        super().train(mode)  # type: ignore[misc]
-        for module in getattr(self, "_frozen", []):
-            module.eval()
-        return self
-
-    def setup_fast_paths(self, net: nn.Module, fast: FastPaths) -> None:
-        """GPU speed options: NHWC memory layout and in-place ``torch.compile`` (keys unchanged).
-
-        ``compile`` is False, True (the default mode) or a torch.compile mode name; on a GPU at
-        small batches "reduce-overhead" (CUDA graphs) removes the kernel-launch cost that
-        dominates a 32x32 U-Net step.
-        """
-        self.channels_last = fast.channels_last
-        if fast.channels_last:
-            net.to(memory_format=torch.channels_last)
-        if fast.compile:
-            net.compile(mode=None if fast.compile is True else fast.compile)
-
-    def to_memory_format(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @staticmethod
     def images(batch: Any) -> Tensor:
         """Datamodules yield (image, label); methods train on the image alone."""
         return batch[0] if isinstance(batch, (list, tuple)) else batch
 
-    @contextmanager
-    def fixed_noise(self, seed: int) -> Iterator[None]:
-        """Seeded t and noise for validation, without touching the training RNG stream."""
-        with rng.forked(self.model_device()):
-            torch.manual_seed(seed)
-            yield
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
-
-    def setup_ema(self) -> None:
-        """Average every trainable parameter of this module (frozen ones are excluded)."""
-        if getattr(self, "ema", None) is not None:
-            self.ema.unwatch()
-        if self.ema_settings.decay is not None:
-            self.ema = EMA(self, self.ema_settings.decay, ramp=self.ema_settings.ramp)  # type: ignore[arg-type]
-
-    @contextmanager
-    def ema_scope(self, enabled: bool = True) -> Iterator[None]:
-        """Evaluate with the EMA weights (the ones a paper reports) unless disabled."""
-        if self.ema is None or not enabled or self._ema_stack is not None:
-            yield
-            return
-        with self.ema.average_parameters():
-            yield
-
-    @contextmanager
-    def inference(self) -> Iterator[None]:
-        """Eval mode, EMA weights, no autograd; the previous mode is restored afterwards."""
-        was_training = self.training  # type: ignore[attr-defined]
-        self.train(False)
-        try:
-            with self.ema_scope(), torch.no_grad():
-                yield
-        finally:
-            self.train(was_training)
-
     def setup(self, stage: str) -> None:
         check_data_shape(self, getattr(self.trainer, "datamodule", None))  # type: ignore[attr-defined]
-
-    def on_fit_start(self) -> None:
-        """Frozen modules are in eval mode on purpose: say so once, in place of Lightning's
-        "Found N module(s) in eval mode" warning, which is silenced only when every module in
-        eval mode lies inside a module this method froze (until training starts)."""
-        frozen = {id(m) for module in self._frozen for m in module.modules()}
-        in_eval = [m for m in self.modules() if not m.training]  # type: ignore[attr-defined]
-        if not in_eval or any(id(m) not in frozen for m in in_eval):
-            return
-        from lightning.pytorch.utilities import rank_zero_info
-
-        quiet_the_eval_mode_warning_of(self.trainer.fit_loop)  # type: ignore[attr-defined]
-        names = ", ".join(dict.fromkeys(self._frozen_names))
-        rank_zero_info(f"diffrep: the frozen {names} ({len(in_eval)} modules) stays in eval mode while "
-                       f"{type(self).__name__} trains, on purpose (no dropout, no gradients)")
-
-    def on_train_start(self) -> None:
-        self.reseed_ranks()
 
     # -------------------------------------------------------------------- loss
     def sample_time(self, n: int, device: torch.device) -> Tensor:
@@ -172,6 +76,7 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
     def loss(self, x0: Tensor, t: Tensor | None = None) -> Tensor:
         """The method's training objective on a batch of clean images (at times t, or sampled)."""
 
+    # ------------------------------------------------------------------- steps
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self.loss(self.images(batch))
         self.check_finite(loss)
@@ -204,68 +109,3 @@ class DiffusionBackboneMixin(CodeDecodingMixin, ABC):
             f"non-finite loss ({loss.item()}) at step {step}; the last checkpoint on disk is intact. "
             "Lower the learning rate, set trainer.gradient_clip_val, or use precision 32."
         )
-
-    # --------------------------------------------------------------- optimiser
-    def configure_optimizers(self) -> Any:
-        params = self.trainable_parameters()
-        # Not fused under fp16's gradient scaler, which must unscale the gradients before Lightning clips them.
-        fused = bool(params) and params[0].device.type in ("cuda", "cpu") and not self.scales_gradients()
-        return self.optimisation.build(params, fused)
-
-    def scales_gradients(self) -> bool:
-        """Whether the trainer runs fp16 mixed precision, whose gradient scaler scales the gradients."""
-        return uses_gradient_scaler(getattr(getattr(self, "_trainer", None), "precision", ""))
-
-    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
-        """``--trainer.gradient_clip_val`` with torch's clipping, as Lightning's fp32 path does it.
-        Lightning's mixed-precision plugin refuses to clip for a fused optimizer (under fp16 the
-        gradients would still be scaled), also in bf16, which has no scaler; so bf16 and fp32 clip
-        here, and fp16 keeps Lightning's way (its optimizer is not fused)."""
-        if self.scales_gradients():
-            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        else:
-            clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-
-    def reseed_ranks(self) -> None:
-        trainer = self.trainer  # type: ignore[attr-defined]
-        rng.reseed_for_rank(trainer.global_rank, trainer.world_size)
-
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """Step, then update the EMA at once: callbacks' ``on_train_batch_end`` (checkpoints
-        among them) run before the module's, so an EMA updated there would be saved one step
-        stale and a resumed run would drift from an unbroken one."""
-        super().optimizer_step(*args, **kwargs)  # type: ignore[misc]
-        if self.ema is not None:
-            self.ema.update()
-
-    # ---------------------------------------------- validation under EMA weights
-    def on_validation_epoch_start(self) -> None:
-        if self.ema is not None:
-            self._ema_stack = ExitStack()
-            self._ema_stack.enter_context(self.ema.average_parameters())
-
-    def on_validation_epoch_end(self) -> None:
-        if self._ema_stack is not None:
-            self._ema_stack.close()
-            self._ema_stack = None
-
-    # -------------------------------------------------------------- checkpoints
-    def checkpoint_metadata(self) -> dict[str, Any]:
-        """What a later stage needs to rebuild this model without the training config."""
-        return {"schedule": vars(self.schedule_config).copy(), "image_shape": list(self.image_shape)}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.ema is not None and self.ema.swapped_out is not None:
-            # Saved while validation has the EMA weights in (a stop signal mid-validation): the
-            # checkpoint keeps the training weights, or a resumed run would train on from the EMA.
-            checkpoint["state_dict"].update({name: w.clone() for name, w in self.ema.swapped_out.items()})
-        checkpoint["diffrep"] = {"method": type(self).__name__, **self.checkpoint_metadata()}
-        checkpoint["rng_states"] = rng.capture()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of other model settings with a clear message, then restore the RNG
-        streams so a resumed run draws the same t and noise as an unbroken one."""
-        check_state_shapes(self, checkpoint)
-        if checkpoint.get("rng_states"):
-            rng.restore(checkpoint["rng_states"])

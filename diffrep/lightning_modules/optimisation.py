@@ -1,8 +1,7 @@
-"""The optimiser, its warm-up and gradient clipping: one object built from the method's settings.
-
-Plain torch (no Lightning). The backbone's ``configure_optimizers`` and ``configure_gradient_clipping``
-call these, so the choices (fused Adam, the two warm-up conventions, clipping outside Lightning's
-mixed-precision plugin) are stated and tested in one place.
+"""The optimiser, its warm-up and gradient clipping: one object built from the method's settings, and
+the module hooks that use it (``OptimisationMixin``: ``configure_optimizers``, ``configure_gradient_clipping``),
+so the choices (fused Adam, the two warm-up conventions, clipping outside Lightning's mixed-precision
+plugin) are stated and tested in one place. No Lightning import: the hooks are plain methods.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from torch import nn
 
 from diffrep import plugins
 from diffrep.errors import ConfigError
+from diffrep.lightning_modules.api import uses_gradient_scaler
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,32 @@ def clip_gradients(optimizer: torch.optim.Optimizer, value: float | None, algori
         torch.nn.utils.clip_grad_value_(params, value)
     else:
         torch.nn.utils.clip_grad_norm_(params, value)
+
+
+class OptimisationMixin:
+    """The LightningModule hooks that use ``self.optimisation`` (an ``OptimiserSettings``): the optimiser
+    over the trainable parameters, and clipping that works for a fused one; mix in before
+    ``lightning.LightningModule``."""
+
+    optimisation: OptimiserSettings
+
+    def configure_optimizers(self) -> Any:
+        params = self.trainable_parameters()  # type: ignore[attr-defined]
+        # Not fused under fp16's gradient scaler, which must unscale the gradients before Lightning clips them.
+        fused = bool(params) and params[0].device.type in ("cuda", "cpu") and not self.scales_gradients()
+        return self.optimisation.build(params, fused)
+
+    def scales_gradients(self) -> bool:
+        """Whether the trainer runs fp16 mixed precision, whose gradient scaler scales the gradients."""
+        return uses_gradient_scaler(getattr(getattr(self, "_trainer", None), "precision", ""))
+
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """``--trainer.gradient_clip_val`` with torch's clipping, as Lightning's fp32 path does it.
+        Lightning's mixed-precision plugin refuses to clip for a fused optimizer (under fp16 the
+        gradients would still be scaled), also in bf16, which has no scaler; so bf16 and fp32 clip
+        here, and fp16 keeps Lightning's way (its optimizer is not fused)."""
+        if self.scales_gradients():
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)  # type: ignore[misc]
+        else:
+            clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
