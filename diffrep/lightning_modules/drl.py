@@ -61,23 +61,21 @@ Released checkpoints (``official_checkpoint``): a score_sde file of the official
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.sampling import ClipX0
 from diffrep.diffusion.schedule import ScheduleConfig, VESchedule
 from diffrep.diffusion.sde_sampling import ode_sample, pc_sample
 from diffrep.errors import ConfigError
-from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
+from diffrep.lightning_modules.code_prior import CodePriorMixin
 from diffrep.lightning_modules.denoisers import build_code_denoiser, eps_of, network_settings, saved_network
-from diffrep.lightning_modules.latent_prior import LatentPrior
+from diffrep.lightning_modules.official_loading import OfficialLoadingMixin
 from diffrep.lightning_modules.optimisation import OptimiserSettings
 from diffrep.lightning_modules.settings import (
     CodePriorSettings,
@@ -94,7 +92,6 @@ from diffrep.nets.data_space import channel_standardisation
 from diffrep.nets.encoders import build_encoder, takes_noise_level
 from diffrep.nets.ncsnpp import NCSNpp
 from diffrep.nets.ncsnpp_official import split_official_state_dict
-from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read_official, trained_settings
 
 #: generation samplers on the VE SDE beside DDIM: the official code's predictor-corrector and probability-flow ODE
 SDE_SAMPLERS: dict[str, Callable[..., Tensor]] = {
@@ -105,7 +102,7 @@ SAMPLERS = ("ddim", *SDE_SAMPLERS)
 CodeFn = Callable[[Tensor], Tensor]  # model time t -> code z (batch-aligned)
 
 
-class DRL(DiffusionBackboneMixin, L.LightningModule):
+class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.LightningModule):
     def __init__(
         self,
         network: str | dict[str, Any] | None = None,
@@ -154,16 +151,7 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         self.time_head = TimeCodeHead(feature_dim, code_out) if code.time_dependent and not sees_noise else None
         self.unet = build_code_denoiser(kind, net_settings, code.latent_dim, z_mode)
         self.eps_fn = eps_of(self.unet)
-        # A Gaussian fitted to the training codes (running mean/covariance): DRL's prior for `sample`.
-        self.register_buffer("code_mean", torch.zeros(code.latent_dim))
-        self.register_buffer("code_cov", torch.eye(code.latent_dim))
-        self.prior = settings["prior"]
-        checkpoint = self.prior.latent_dpm_checkpoint
-        if checkpoint and not Path(checkpoint).is_file():
-            raise CheckpointError(f"latent DPM checkpoint {checkpoint} does not exist; train one with "
-                                  "`diffrep fit --config configs/diffae_latent.yaml` or fix the path")
-        self.latent_dpm_checkpoint = checkpoint
-        self._latent_prior: list[torch.nn.Module] = []  # loaded on first use, not part of the state
+        self.setup_code_prior(settings["prior"])  # DRL's prior for `sample` (code_prior.py)
         self.setup_fast_paths(self.unet, settings["fast"])
         self.setup_ema()
         if official_checkpoint:
@@ -185,23 +173,6 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
         if not hasattr(self.unet, "decoder"):
             net = {k: v for k, v in net.items() if not k.startswith("decoder.")}
         return {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"unet.{k}": v for k, v in net.items()}}
-
-    def load_official_checkpoint(self, path: str) -> None:
-        """A released checkpoint (``official_layout``), read and loaded (``load_official_weights``)."""
-        self.load_official_weights(read_official(path, self.official_layout), path)
-
-    def load_official_weights(self, weights: OfficialWeights, path: str) -> None:
-        """A released checkpoint's raw weights into the network and its EMA weights into diffrep's EMA
-        (``load_raw_and_ema``). Strict: one line and nothing loaded on any mismatch, naming the
-        checkpoint's own config where it has one."""
-        try:
-            raw, ema = self.official_state(weights.raw, path), self.official_state(weights.ema, path)
-            load_raw_and_ema(self, raw, ema, ("encoder.", "unet."), path)
-        except CheckpointError as err:
-            settings = trained_settings(weights.config)
-            if not settings:
-                raise
-            raise CheckpointError(f"{err}; the checkpoint's own config: {settings}") from None
 
     @property
     def standardised(self) -> bool:
@@ -273,13 +244,6 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             self.track_code_prior(mean.detach())
         return loss
 
-    @torch.no_grad()
-    def track_code_prior(self, codes: Tensor) -> None:
-        m = self.prior.momentum
-        centred = codes.float() - codes.float().mean(0)
-        self.code_mean.lerp_(codes.float().mean(0), 1 - m)
-        self.code_cov.lerp_((centred.T @ centred).float() / max(len(codes) - 1, 1), 1 - m)
-
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict(), "latent_dim": self.latent_dim}
 
@@ -319,39 +283,6 @@ class DRL(DiffusionBackboneMixin, L.LightningModule):
             return torch.lerp(z[:1], z[1:], weight[:, None])
 
         return path
-
-    def on_train_end(self) -> None:
-        """Refit the code Gaussian on ``prior_items`` training codes under the EMA weights (the
-        running estimate saw the raw weights of each step); under DDP the ranks share the work."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if self.time_dependent or not self.prior.items or datamodule is None:
-            return
-        codes, _ = encode_split(self, datamodule.evaluation_split("train"), self.prior.items)
-        codes = codes.to(self.code_mean)
-        centred = codes - codes.mean(0)
-        self.code_mean.copy_(codes.mean(0))
-        self.code_cov.copy_(centred.T @ centred / max(len(codes) - 1, 1))
-
-    def latent_prior(self) -> torch.nn.Module:
-        if not self._latent_prior:
-            self._latent_prior.append(LatentPrior(self.latent_dpm_checkpoint).to(self.model_device()))
-        return self._latent_prior[0]
-
-    def sample_codes(self, n: int, generator: torch.Generator | None = None, num_steps: int = 100) -> Tensor:
-        """Codes to decode new images from: a latent DPM's samples when ``latent_dpm_checkpoint``
-        is set (Diff-AE's generation), else a Gaussian fitted to the training codes (posterior
-        means for VDRL, whose codes are not N(0, I) at the paper's KL weight), or N(0, I) for
-        ``code_prior: standard_normal``."""
-        if self.time_dependent:
-            raise UnsupportedOperation("a time-dependent code has no prior to sample from; use reconstruct/interpolate")
-        if self.latent_dpm_checkpoint:
-            return self.latent_prior().sample_codes(n, num_steps, generator)
-        noise = torch.randn(n, self.latent_dim, generator=generator, device=self.model_device())
-        if self.prior.kind == "standard_normal":
-            return noise
-        eye = torch.eye(self.latent_dim, device=noise.device)
-        chol = torch.linalg.cholesky(self.code_cov.float() + 1e-5 * eye)
-        return self.code_mean + noise @ chol.T
 
     def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
         """Decode new (static) codes from x_T: the decoder half of generation, with ``sampler``
