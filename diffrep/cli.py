@@ -177,17 +177,6 @@ def integers_as_typed(argv: list[str]) -> dict[str, int]:
     return typed
 
 
-def config_files(argv: list[str]) -> list[str]:
-    """The ``--config``/``-c`` files of a command line, in order."""
-    files = []
-    for i, token in enumerate(argv):
-        if token in ("--config", "-c") and i + 1 < len(argv):
-            files.append(argv[i + 1])
-        elif token.startswith("--config="):
-            files.append(token.split("=", 1)[1])
-    return files
-
-
 def refuse_old_settings(argv: list[str]) -> None:
     """A config (file or ``--model.init_args.KEY``) that still sets a method's settings the old flat way
     (``lr``, ``ema_decay``, ``score_net``, ...) ends here with one line naming the new key

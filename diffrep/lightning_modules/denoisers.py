@@ -15,7 +15,6 @@ Plain torch (no Lightning), kept beside the methods that use it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 from diffrep.diffusion.process import network_input
 from diffrep.diffusion.schedule import NoiseSchedule
 from diffrep.errors import ConfigError
+from diffrep.lightning_modules.settings import fields_of
 from diffrep.nets.beatgans import BeatGANsAutoencUNet, BeatGANsConfig
 from diffrep.nets.ncsnpp import NCSNpp, NCSNppConfig
 from diffrep.nets.unet import UNet, UNetConfig
@@ -59,33 +59,32 @@ def eps_of(net: nn.Module) -> Callable[..., Tensor]:
 
 # ------------------------------------------------------------------ the code-conditioned networks
 #: network kind -> its settings class; ``build_code_denoiser`` builds the network a method holds
-NETWORK_KINDS = ("unet", "ncsnpp", "beatgans")
+NETWORK_SETTINGS: dict[str, type[UNetConfig]] = {"unet": UNetConfig, "ncsnpp": NCSNppConfig, "beatgans": BeatGANsConfig}
 
 
-def network_settings(spec: str | dict | UNetConfig | None, default_kind: str = "unet") -> tuple[str, Any, str | None]:
+def network_settings(spec: str | dict | UNetConfig | None) -> tuple[str, Any, str | None]:
     """(kind, settings, z_mode) of a ``network`` setting: a kind name, a settings object, or ``{kind: NAME,
-    z_mode: ..., <the kind's settings>}`` ('unet': diffrep's guided-diffusion U-Net, ``UNetConfig``;
-    'ncsnpp': the official NCSN++, ``NCSNppConfig``; 'beatgans': Diff-AE's official denoiser,
-    ``BeatGANsConfig``). ``z_mode`` is how the U-Net takes the code ('scale', Diff-AE's, by default; or
-    'ncsnpp'); the other kinds take it their own way."""
+    z_mode: ..., <the kind's settings>}`` ('unet', the default: diffrep's guided-diffusion U-Net,
+    ``UNetConfig``; 'ncsnpp': the official NCSN++, ``NCSNppConfig``; 'beatgans': Diff-AE's official
+    denoiser, ``BeatGANsConfig``). ``z_mode`` is how the U-Net takes the code ('scale', Diff-AE's, by
+    default; or 'ncsnpp'); the other kinds take it their own way."""
     if isinstance(spec, UNetConfig):  # a settings object names its kind by its class
-        kinds = {NCSNppConfig: "ncsnpp", BeatGANsConfig: "beatgans"}
-        spec = {"kind": kinds.get(type(spec), "unet"), **spec.as_dict()}
+        kind = next((k for k, cls in NETWORK_SETTINGS.items() if k != "unet" and type(spec) is cls), "unet")
+        spec = {"kind": kind, **spec.as_dict()}
     fields = {"kind": spec} if isinstance(spec, str) else dict(spec or {})
-    kind = fields.pop("kind", default_kind)
+    kind = fields.pop("kind", "unet")
     z_mode = fields.pop("z_mode", None)
-    classes = {"unet": UNetConfig, "ncsnpp": NCSNppConfig, "beatgans": BeatGANsConfig}
-    if kind not in classes:
-        raise ConfigError(f"unknown network kind {kind!r}; choose one of {', '.join(NETWORK_KINDS)}")
+    if kind not in NETWORK_SETTINGS:
+        raise ConfigError(f"unknown network kind {kind!r}; choose one of {', '.join(NETWORK_SETTINGS)}")
     if kind != "unet" and z_mode not in (None, {"ncsnpp": "ncsnpp", "beatgans": "scale"}[kind]):
         raise ConfigError(f"the {kind} network takes the code its own way; z_mode {z_mode!r} is for kind: unet "
                           "(leave network.z_mode unset)")
-    known = {f.name for f in dataclasses.fields(classes[kind])}
-    unknown = sorted(set(fields) - known)
+    known = fields_of(NETWORK_SETTINGS[kind])
+    unknown = sorted(set(fields) - set(known))
     if unknown:
         raise ConfigError(f"network (kind {kind}) has no setting {', '.join(map(repr, unknown))}; "
                           f"it has kind, z_mode, {', '.join(sorted(known))}")
-    return kind, classes[kind](**fields), z_mode or ("scale" if kind == "unet" else None)
+    return kind, NETWORK_SETTINGS[kind](**fields), z_mode or ("scale" if kind == "unet" else None)
 
 
 def build_code_denoiser(kind: str, settings: Any, latent_dim: int, z_mode: str | None) -> nn.Module:

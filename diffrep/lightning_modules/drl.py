@@ -95,7 +95,7 @@ from diffrep.nets.ncsnpp_official import split_official_state_dict
 
 #: generation samplers on the VE SDE beside DDIM: the official code's predictor-corrector and probability-flow ODE
 SDE_SAMPLERS: dict[str, Callable[..., Tensor]] = {
-    "pc": lambda eps_fn, schedule, x_T, num_steps: pc_sample(eps_fn, schedule, x_T, num_steps),
+    "pc": pc_sample,
     "ode": lambda eps_fn, schedule, x_T, num_steps: ode_sample(eps_fn, schedule, x_T)[0],
 }
 SAMPLERS = ("ddim", *SDE_SAMPLERS)
@@ -124,12 +124,12 @@ class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.Lightn
         super().__init__()
         settings = grouped_settings(type(self), code=code, objective=objective, optimisation=optimisation, ema=ema,
                                     prior=prior, sampling=sampling, standardise=standardise, fast=fast)
-        kind, net_settings, z_mode = network_settings(network, self.default_network)
+        kind, net_settings, z_mode = network_settings(network)
         schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or self.default_schedule()
         self.save_hyperparameters()
         self.hparams.update(network=saved_network(kind, net_settings, z_mode), schedule=vars(schedule).copy(),
                             **as_saved(settings))
-        self.code_settings = code = settings["code"]
+        code = settings["code"]
         self.sampler = settings["sampling"].sampler
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampling.sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -156,9 +156,6 @@ class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.Lightn
         self.setup_ema()
         if official_checkpoint:
             self.load_official_checkpoint(official_checkpoint)
-
-    #: the network kind when ``network`` names none
-    default_network = "unet"
 
     # ------------------------------------------------- official checkpoints
     official_layout = "score_sde"

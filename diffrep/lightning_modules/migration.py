@@ -82,7 +82,7 @@ def old_setting(method: str, keys: list[str]) -> tuple[str, str] | None:
 
 
 def is_old(method: str, hparams: dict[str, Any]) -> bool:
-    return old_setting(method, [k for k in hparams if k != "encoder"]) is not None
+    return old_setting(method, list(hparams)) is not None
 
 
 def migrate_hparams(method: str, hparams: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ method names its file layout (``official_layout``) and maps the file's names to 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
@@ -12,14 +14,12 @@ from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read
 
 
 class OfficialLoadingMixin:
-    """``load_official_checkpoint(path)`` for a module that sets ``official_layout`` and ``official_state``."""
+    """``load_official_checkpoint(path)`` for a module that names its file layout (``official_layout``) and
+    maps a released state dict to its own names (``official_state(state, path)``, DRL's and Diff-AE's)."""
 
     official_layout: str
+    official_state: Callable[[dict[str, Tensor], str], dict[str, Tensor]]
     official_prefixes: tuple[str, ...] = ("encoder.", "unet.")
-
-    def official_state(self, state: dict[str, Tensor], path: str) -> dict[str, Tensor]:
-        """The released state dict in this module's names."""
-        raise NotImplementedError
 
     def load_official_checkpoint(self, path: str) -> None:
         """A released checkpoint (``official_layout``), read and loaded (``load_official_weights``)."""
