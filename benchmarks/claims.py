@@ -59,7 +59,9 @@ cap), for every label draw (--draws) and training seed (--seeds), then
 further seeds (--top-seeds) for the --top starts with the best validation accuracy; an
 interrupted run resumes from its last.ckpt, a finished one is read from its result.json. Test
 accuracy after the run (diffrep test), and the validation accuracy of every epoch against wall
-minutes. Writes benchmarks/results/claims_laplacenet.json and docs/claims_laplacenet.png.
+minutes, and each start's paired difference to the first (same draw, same seed). ``--report``
+tabulates the finished runs without training (the rest listed as pending). Writes
+benchmarks/results/claims_laplacenet.json and docs/claims_laplacenet.png.
 """
 
 from __future__ import annotations
@@ -510,6 +512,25 @@ def laplacenet_run(name: str, draw: int, seed: int, args: argparse.Namespace) ->
     return result
 
 
+def laplacenet_finished(name: str, draw: int, seed: int, args: argparse.Namespace) -> dict | None:
+    """A run's result.json if it finished, else None (``--report``: tabulate without training)."""
+    budget = f"e{args.max_epochs}" + (f"m{args.minutes}" if args.minutes else "")
+    done = REPO / "runs/claims_laplacenet" / f"{slug(name)}_draw{draw}_seed{seed}_{budget}" / "result.json"
+    return json.loads(done.read_text()) if done.is_file() else None
+
+
+def paired_difference(results: list[dict], first: str, other: str) -> dict | None:
+    """``first`` minus ``other`` in test accuracy on the same (label draw, training seed): the mean and
+    sample std of the paired differences, the margin a verdict needs to exceed its spread."""
+    by_key = {(r["entry"], r["draw"], r["seed"]): r["test_accuracy"] for r in results}
+    diffs = [acc - by_key[(other, d, s)] for (e, d, s), acc in by_key.items()
+             if e == first and (other, d, s) in by_key]
+    if not diffs:
+        return None
+    return {"mean": float(np.mean(diffs)), "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
+            "pairs": len(diffs), "differences": [float(x) for x in diffs]}
+
+
 def laplacenet_table(results: list[dict]) -> dict:
     """Test accuracy per start: mean +- std over every run (draws x seeds), the runs, and per training seed
     the mean over its draws (so the seed spread is visible beside the draw spread)."""
@@ -547,14 +568,26 @@ def laplacenet(args: argparse.Namespace) -> None:
     unknown = [n for n in names if n not in LAPLACENET_STARTS]
     if unknown:
         raise SystemExit(f"unknown entries {unknown}; choose from {list(LAPLACENET_STARTS)}")
-    results = [laplacenet_run(n, d, s, args) for n in names for d in args.draws for s in args.seeds]
-    top = top_on_validation(results, args.top) if args.top_seeds else []
-    results += [laplacenet_run(n, d, s, args) for n in top for d in args.draws for s in args.top_seeds
-                if s not in args.seeds]
+    run = laplacenet_finished if args.report else laplacenet_run
+    planned = [(n, d, s) for n in names for d in args.draws for s in args.seeds]
+    results = [run(*key, args) for key in planned]
+    first_round_done = all(r is not None for r in results)
+    top = top_on_validation([r for r in results if r], args.top) if args.top_seeds and first_round_done else []
+    more = [(n, d, s) for n in top for d in args.draws for s in args.top_seeds if s not in args.seeds]
+    results += [run(*key, args) for key in more]
+    pending = [list(key) for key, r in zip(planned + more, results, strict=True) if r is None]
+    if args.report and args.top_seeds and not first_round_done:
+        pending.append(f"--top-seeds {args.top_seeds} for the {args.top} starts best on validation, once the "
+                       "runs above finish")
+    results = [r for r in results if r is not None]
+    if not results:
+        raise SystemExit("no finished LaplaceNet run to report: run without --report first")
     table = laplacenet_table(results)
     record = {"date": time.strftime("%Y-%m-%d"), "draws": args.draws, "seeds": args.seeds,
               "top_seeds": args.top_seeds, "top_on_validation": top, "encoder_steps": args.encoder_steps,
-              "max_epochs": args.max_epochs, "minutes": args.minutes, "table": table, "runs": results}
+              "max_epochs": args.max_epochs, "minutes": args.minutes, "table": table,
+              "paired": {name: paired_difference(results, names[0], name) for name in table if name != names[0]},
+              "pending": pending, "runs": results}
     (Path(args.results_dir) / "claims_laplacenet.json").write_text(json.dumps(record, indent=1))
     colours = dict(zip(names, plt.get_cmap("tab10").colors, strict=False))
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -574,6 +607,12 @@ def laplacenet(args: argparse.Namespace) -> None:
     for name, row in table.items():
         seeds = ", ".join(f"seed {s}: {100 * m:.1f}" for s, m in row["seed_means"].items())
         print(f"| {name} | {100 * row['mean']:.1f} +- {100 * row['std']:.1f} | {row['runs']} | {seeds} |")
+    for name, pair in record["paired"].items():
+        if pair:
+            print(f"{names[0]} minus {name}: {100 * pair['mean']:+.1f} +- {100 * pair['std']:.1f} points "
+                  f"over {pair['pairs']} paired runs")
+    for key in pending:
+        print(f"pending: {key}")
     print(f"wrote claims_laplacenet.json to {args.results_dir} and its figure to {args.figure_dir}")
 
 
@@ -617,6 +656,8 @@ def main(argv: list[str] | None = None) -> None:
     lap.add_argument("--encoder-steps", type=int, default=3000, help="training steps of each start's encoder")
     lap.add_argument("--max-epochs", type=int, default=12,
                      help="each LaplaceNet run's budget in epochs (10 of them the warm-up, ~1100 steps a later one)")
+    lap.add_argument("--report", action="store_true",
+                     help="tabulate the finished runs only (train nothing); the unfinished are listed as pending")
     lap.add_argument("--minutes", type=int, default=None,
                      help="a wall-clock cap (max_time) instead; then the result depends on what else the CPU runs")
     args = parser.parse_args(argv)

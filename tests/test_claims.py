@@ -156,3 +156,25 @@ def test_laplacenet_table_spreads_over_draws_and_seeds_and_ranks_starts_on_valid
     assert table["a"]["runs"] == 3 and table["a"]["draws"] == [0, 1] and table["a"]["seeds"] == [0, 1]
     assert table["c"]["std"] == 0.0 and table["b"]["mean_last_val"] == pytest.approx(0.61)
     assert claims.top_on_validation(results, 2) == ["a", "c"]
+
+
+def test_laplacenet_report_tabulates_finished_runs_pairs_them_and_lists_the_rest(tmp_path, monkeypatch):
+    """--report trains nothing: finished runs are read, the unfinished listed as pending (the further seeds
+    too, while the first round that ranks the starts is incomplete), and the paired difference is taken
+    over the same (draw, seed) only."""
+    monkeypatch.setattr(claims, "REPO", tmp_path)
+    finished = {("DRL E(x0, t)", 0): 0.75, ("DRL E(x0, t)", 1): 0.70, ("random init", 0): 0.72,
+                ("random init", 1): 0.69, ("random init", 2): 0.10}
+    for (entry, draw), acc in finished.items():
+        run = tmp_path / "runs/claims_laplacenet" / f"{claims.slug(entry)}_draw{draw}_seed0_e12"
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps({"entry": entry, "draw": draw, "seed": 0, "test_accuracy": acc,
+                                                     "curve": [{"epoch": 0, "val_accuracy": acc}]}))
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "laplacenet", "--report",
+                 "--entries", "DRL E(x0, t)", "random init", "--draws", "0", "1", "2"])
+    record = json.loads((tmp_path / "claims_laplacenet.json").read_text())
+    assert record["table"]["DRL E(x0, t)"]["runs"] == 2 and record["table"]["random init"]["runs"] == 3
+    pair = record["paired"]["random init"]
+    assert pair["pairs"] == 2 and pair["mean"] == pytest.approx(0.02) and pair["std"] == pytest.approx(0.0141421, 1e-4)
+    assert record["pending"][0] == ["DRL E(x0, t)", 2, 0] and "--top-seeds" in record["pending"][1]
+    assert record["top_on_validation"] == [] and (tmp_path / "claims_laplacenet.png").is_file()
