@@ -117,3 +117,12 @@ def ode_sample(eps_fn: EpsFn, schedule: VESchedule, x_T: Tensor, rtol: float = 1
                                           device=device))
         _, x = _predictor(eps_fn, schedule, x, torch.full((shape[0],), eps, device=device), ladder, False, None)
     return x, int(solution.nfev)
+
+
+def ode_generate(eps_fn: EpsFn, schedule: VESchedule, x_T: Tensor, num_steps: int = 1000) -> Tensor:
+    """``ode_sample``'s x_0 alone, with the predictor-corrector sampler's call signature."""
+    return ode_sample(eps_fn, schedule, x_T, num_steps=num_steps)[0]
+
+
+#: generation on the VE SDE beside DDIM, by name: the official code's predictor-corrector and probability-flow ODE
+SDE_SAMPLERS: dict[str, Callable[..., Tensor]] = {"pc": pc_sample, "ode": ode_generate}

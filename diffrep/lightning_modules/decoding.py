@@ -24,6 +24,7 @@ from diffrep.diffusion.sampling import ClipX0, EpsFn, ddim_invert, ddim_sample
 from diffrep.diffusion.schedule import TIMESTEP_GRIDS, NoiseSchedule
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.api import UnsupportedOperation
+from diffrep.nets.data_space import ChannelStandardisation
 
 
 class CodeDecodingMixin:
@@ -104,15 +105,23 @@ class CodeDecodingMixin:
 
     # ------------------------------------------------------------------ the data space
     # Images come and go in [-1, 1]; a method whose diffusion runs on other data (DRL's official
-    # CIFAR-10 standardises each channel) maps them in and out here, and says what DDIM clamps to.
+    # CIFAR-10 standardises each channel) sets ``standardisation``: images are mapped in and out here,
+    # and DDIM clamps x0 to the standardised image of [0, 1]. (Read with getattr: a class-level default
+    # would hide the submodule nn.Module keeps in its own registry.)
+    def data_standardisation(self) -> ChannelStandardisation | None:
+        return getattr(self, "standardisation", None)
+
     def to_data_space(self, images: Tensor) -> Tensor:
-        return images
+        std = self.data_standardisation()
+        return images if std is None else std(images)
 
     def to_images(self, x: Tensor) -> Tensor:
-        return x
+        std = self.data_standardisation()
+        return x if std is None else std.inverse(x)
 
     def x0_range(self) -> ClipX0:
-        return True
+        std = self.data_standardisation()
+        return True if std is None else std.bounds()
 
     def invert(self, x0: Tensor, code: Any = None, num_steps: int = 100) -> Tensor:
         """x_T of images by deterministic DDIM inversion under the (code-conditioned) model."""

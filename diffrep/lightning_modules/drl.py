@@ -1,61 +1,18 @@
 """DRL and VDRL: an encoder trained jointly with a code-conditioned denoiser (Mittal et al., ICML 2023).
 
-Loss (score space, as in the paper): E_t lambda(t) || s(x_t, t, z) - grad log p_0t(x_t | x0) ||^2
-with z = E(x0) (or E(x0, t)). With lambda(t) = sigma(t)^2 this is exactly the unit-weighted eps
-error the objective computes (``objective.weighting: sigma2`` = ``uniform`` in eps space; see
-``diffrep.diffusion.weighting``). Unconditional denoising has an irreducible error; z lowers it
-only by carrying information about x0, which is what makes it a representation. The time
-sampler chooses which noise levels — and so which details — the code is paid to explain
-(``objective.time_sampler``: ``uniform`` vs ``high_noise``).
+Loss (score space, as in the paper): E_t lambda(t) || s(x_t, t, z) - grad log p_0t(x_t | x0) ||^2 with
+z = E(x0) or E(x0, t). With lambda(t) = sigma(t)^2 this is exactly the unit-weighted eps error the
+objective computes (``diffrep.diffusion.weighting``). Unconditional denoising has an irreducible error;
+z lowers it only by carrying information about x0, which is what makes it a representation, and the
+time sampler chooses which noise levels (which details) the code is paid to explain.
 
-VDRL (``code.variational: true``): z = mu + sigma n and the loss adds
-kl_weight * KL(q(z|x0) || N(0, I)). ``code.kl_weight`` is the paper's lambda_z, stated against its
-summed per-sample denoising term 0.5 sum_pixels(...); since the objective's term is a per-pixel
-mean, the KL enters here multiplied by 2 kl_weight / num_pixels (same optimum).
-
-Time-dependent code (``code.time_dependent: true``): E(x0, t) is trained at the same t as the noisy
-sample; ``encode`` returns the codes at ``code.encode_times`` (fractions of the time range), joined.
-With ``encoder: wrn28_2`` (or ``wrn``) the encoder is the official time-conditioned WRN: every block
-sees log sigma(t) (``diffrep.nets.wrn``); a static code reads it at t_min, as the official code
-reads t = 0. Other encoders give a static h(x0) and ``TimeCodeHead`` mixes in t, a cheaper stand-in
-whose whole curve carries no more than h(x0).
-
-Score network (``score_net``): ``unet`` (diffrep's guided-diffusion U-Net, the CPU default; its
-input is scaled by c_in and it sees 1000 t) or ``ncsnpp`` (the paper's: the official NCSN++,
-``diffrep.nets.ncsnpp``, proven equal to it on shared weights by ``benchmarks/official_parity.py
---drl``; it takes x_t as it is and sigma(t), and its output h is -eps; ``network`` then holds
-``NCSNppConfig``'s settings), or Diff-AE's ``beatgans``. The paper configs use ``ncsnpp``.
-
-Generation (``sampling.sampler``): ``ddim`` (deterministic, the default), or the official code's ``pc``
-(predictor-corrector: reverse diffusion + Langevin, snr 0.16) or ``ode`` (probability flow by RK45),
-both on the VE schedule (``diffrep.diffusion.sde_sampling``). Reconstruction and inversion stay DDIM.
-
-Code injection (``network.z_mode``, U-Net only): ``scale`` (Diff-AE's h (1 + s(z)) in every ResBlock, the
-default) or ``ncsnpp`` (the U-Net's approximation of NCSN++'s: an additive bias in every ResBlock
-plus a code map at the bottleneck; ``diffrep.nets.unet.UNet``). The NCSN++ score net always takes
-the code its own way (``z_mode`` unset).
-
-Training-step options of the official code (korabs-x/representation_score_based, score_sde's
-``losses.py`` and ``models/ema.py``), off by default and on in the paper configs: ``ema.ramp`` (the
-EMA decay is min(decay, (1 + n) / (10 + n)) after n updates) and ``optimisation.warmup_from_zero``
-(the warm-up lr x min(step / warmup, 1), whose first step has lr 0; diffrep's default takes
-(step + 1) / warmup).
-
-Data space (``standardise: {mean, std}``): unset, the diffusion runs on images in [-1, 1] like
-every diffrep model. Set, pixels in [0, 1] are standardised per channel, (x - mean) / std, before
-the encoder and the diffusion see them and mapped back after decoding: what the official code does
-on CIFAR-10 (its ``datasets.py`` standardises with CIFAR-10's channel statistics and leaves
-``data.centered`` off), on in ``configs/drl_cifar10.yaml``. DDIM then clamps its x0 prediction to
-the standardised image of [0, 1], channel by channel.
-
-Loss reduction (``objective.reduction``): ``mean`` (over pixels) or ``half_sum``, the official
-0.5 * sum over pixels, under which gradient clipping at 1 is almost always active. ``code.kl_weight``
-(VDRL) and ``code.l1`` (reg-DRL: l1 * ||z||_1, official ``losses.py``) are stated against the summed
-loss and enter the mean loss scaled by 2 / pixels, so both have the same optimum.
-
-Released checkpoints (``official_checkpoint``): a score_sde file of the official code (``model``,
-``ema``, ``step``; ``diffrep.official_checkpoints``) loads into a model of the paper's architecture
-(``network.kind: ncsnpp``, ``encoder: wrn28_2``): raw weights into the network, the EMA list into the EMA.
+VDRL (``code.variational``) adds kl_weight * KL(q(z|x0) || N(0, I)); ``code.kl_weight`` and reg-DRL's
+``code.l1`` are stated against the official summed loss 0.5 sum_pixels(...), so with a per-pixel mean
+objective they enter scaled by 2 / pixels (same optimum). A time-dependent code E(x0, t) is trained at the
+noisy sample's t: the official time-conditioned WRN sees log sigma(t) in every block (a static code
+reads it at t_min, as the official code reads t = 0); other encoders get ``TimeCodeHead``. Every option
+(networks, samplers, the official data space and training-step switches, released checkpoints) is in
+docs/methods.md, "DRL, VDRL and Diff-AE".
 """
 
 from __future__ import annotations
@@ -68,9 +25,8 @@ import torch
 from torch import Tensor
 
 from diffrep.diffusion.objective import DenoisingObjective
-from diffrep.diffusion.sampling import ClipX0
 from diffrep.diffusion.schedule import ScheduleConfig, VESchedule
-from diffrep.diffusion.sde_sampling import ode_sample, pc_sample
+from diffrep.diffusion.sde_sampling import SDE_SAMPLERS
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
 from diffrep.lightning_modules.code_prior import CodePriorMixin
@@ -93,11 +49,6 @@ from diffrep.nets.encoders import build_encoder, takes_noise_level
 from diffrep.nets.ncsnpp import NCSNpp
 from diffrep.nets.ncsnpp_official import split_official_state_dict
 
-#: generation samplers on the VE SDE beside DDIM: the official code's predictor-corrector and probability-flow ODE
-SDE_SAMPLERS: dict[str, Callable[..., Tensor]] = {
-    "pc": pc_sample,
-    "ode": lambda eps_fn, schedule, x_T, num_steps: ode_sample(eps_fn, schedule, x_T)[0],
-}
 SAMPLERS = ("ddim", *SDE_SAMPLERS)
 CodeFn = Callable[[Tensor], Tensor]  # model time t -> code z (batch-aligned)
 
@@ -170,21 +121,6 @@ class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.Lightn
         if not hasattr(self.unet, "decoder"):
             net = {k: v for k, v in net.items() if not k.startswith("decoder.")}
         return {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"unet.{k}": v for k, v in net.items()}}
-
-    @property
-    def standardised(self) -> bool:
-        return self.standardisation is not None
-
-    def to_data_space(self, images: Tensor) -> Tensor:
-        """Images in [-1, 1] -> the standardised data the official code trains on (or as they are)."""
-        return images if self.standardisation is None else self.standardisation(images)
-
-    def to_images(self, x: Tensor) -> Tensor:
-        return x if self.standardisation is None else self.standardisation.inverse(x)
-
-    def x0_range(self) -> ClipX0:
-        """DDIM's clamp: [-1, 1], or [0, 1] standardised, per channel."""
-        return True if self.standardisation is None else self.standardisation.bounds()
 
     @staticmethod
     def default_schedule() -> ScheduleConfig:
