@@ -12,7 +12,9 @@ BeatGANs autoencoder at 32 px). Entries, per method:
 - ``official fp32``: the official training step as its code runs it (its loss, Adam, EMA), fp32,
   its only precision;
 - ``diffrep fp32`` / ``diffrep bf16``: diffrep's LightningModule in a Lightning ``Trainer``, as a user
-  runs it (``precision`` 32-true / bf16-mixed; Adam fused, EMA inside the step).
+  runs it (``precision`` 32-true / bf16-mixed; Adam fused, EMA inside the step);
+- with ``--levers`` also ``diffrep bf16 channels_last`` and ``diffrep bf16 compile``: the config's
+  ``fast`` options on the network they act on.
 
 Each round times ``--steps`` steps of every entry in turn (the official entry first, then diffrep's)
 after one untimed step per entry (warm-up rounds: ``--warmup``); img/s per round, the median over
@@ -82,6 +84,29 @@ def trainer_entry(make_module: Callable[[], L.LightningModule], images: torch.Te
     return run
 
 
+def with_fast_paths(make_module: Callable[[], L.LightningModule], **fast: bool) -> Callable[[], L.LightningModule]:
+    """``make_module`` with the config's ``fast`` options set (channels_last, compile) on the network they
+    act on (PDAE's shift decoder, the others' denoiser), as ``fast: {...}`` in a config would."""
+    from diffrep.lightning_modules.settings import FastPaths
+
+    def make() -> L.LightningModule:
+        module = make_module()
+        net = module.decoder if type(module).__name__ == "PDAE" else module.unet
+        module.setup_fast_paths(net, FastPaths(**fast))
+        return module
+
+    return make
+
+
+def add_levers(entries: dict[str, Timed], make_module: Callable[[], L.LightningModule],
+               images: torch.Tensor) -> dict[str, Timed]:
+    """``--levers``: diffrep's bf16 step again with each speed option of the config (issue 43)."""
+    return {**entries,
+            "diffrep bf16 channels_last": trainer_entry(with_fast_paths(make_module, channels_last=True), images,
+                                                        "bf16-mixed"),
+            "diffrep bf16 compile": trainer_entry(with_fast_paths(make_module, compile=True), images, "bf16-mixed")}
+
+
 def loop_entry(step: Callable[[], None]) -> Timed:
     def run(k: int) -> float:
         step()  # untimed, as the Trainer entries' first step
@@ -123,7 +148,7 @@ def alternate(entries: dict[str, Timed], rounds: int, steps: int, warmup: int, b
 
 
 # ------------------------------------------------------------------ the three methods
-def drl_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
+def drl_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
     sys.path.insert(0, str(path / "score_sde_pytorch") if (path / "score_sde_pytorch").is_dir() else str(path))
     from official_parity_drl import load_official, official_network, official_step, ours_like, small_config
 
@@ -140,10 +165,12 @@ def drl_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModu
     entries = {"official fp32": loop_entry(lambda: step(images)),
                "diffrep fp32": trainer_entry(ours, images * 2 - 1, "32-true"),
                "diffrep bf16": trainer_entry(ours, images * 2 - 1, "bf16-mixed")}
+    entries = add_levers(entries, ours, images * 2 - 1) if levers else entries
     return entries, ours(), images * 2 - 1
 
 
-def diffae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
+def diffae_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, Timed], L.LightningModule,
+                                                                      torch.Tensor]:
     from official_parity_diffae import SIZE, load_official_weights, name_map, official_config, official_step, ours_like
 
     conf = official_config(path)
@@ -159,10 +186,12 @@ def diffae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningM
     entries = {"official fp32": loop_entry(lambda: step(images, torch.randint(0, conf.T, (batch,)))),
                "diffrep fp32": trainer_entry(ours, images, "32-true"),
                "diffrep bf16": trainer_entry(ours, images, "bf16-mixed")}
+    entries = add_levers(entries, ours, images) if levers else entries
     return entries, ours(), images
 
 
-def pdae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
+def pdae_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, Timed], L.LightningModule,
+                                                                    torch.Tensor]:
     sys.path.insert(0, str(path))
     from official_parity_pdae import SIZE, official_parts, official_step, ours_like
 
@@ -172,6 +201,7 @@ def pdae_setup(path: Path, batch: int) -> tuple[dict[str, Timed], L.LightningMod
     entries = {"official fp32": loop_entry(lambda: step(images)),
                "diffrep fp32": trainer_entry(lambda: ours_like(folder), images, "32-true"),
                "diffrep bf16": trainer_entry(lambda: ours_like(folder), images, "bf16-mixed")}
+    entries = add_levers(entries, lambda: ours_like(folder), images) if levers else entries
     return entries, ours_like(folder), images
 
 
@@ -186,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per entry and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument("--levers", action="store_true",
+                        help="also diffrep's bf16 step with channels_last and with torch.compile (issue 43's levers)")
     parser.add_argument("--results", type=Path, default=HERE / "results/official_speed.json")
     args = parser.parse_args(argv)
     chosen = {name: getattr(args, name) for name in SETUPS if getattr(args, name) is not None}
@@ -208,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
               "threads": torch.get_num_threads(), "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
               "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}, "methods": {}}
     for name, path in chosen.items():
-        entries, module, images = SETUPS[name](path.resolve(), args.batch)
+        entries, module, images = SETUPS[name](path.resolve(), args.batch, args.levers)
         flops = flops_per_image(module, images)
         rates = alternate(entries, args.rounds, args.steps, args.warmup, args.batch)
         official = statistics.median(rates["official fp32"])
@@ -221,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         record["methods"][name] = {"gflop_per_image": flops / 1e9, "entries": rows}
         print(f"{name}: {flops / 1e9:.2f} GFLOP per image (forward + backward)")
         for entry, row in rows.items():
-            print(f"  {entry:14s} {row['median']:7.1f} img/s  x{row['ratio']:.2f}  {row['gflops']:6.1f} GFLOP/s "
+            print(f"  {entry:26s} {row['median']:7.1f} img/s  x{row['ratio']:.2f}  {row['gflops']:6.1f} GFLOP/s "
                   f"({100 * row['fraction_of_peak']:.0f}% of the matmul peak)")
         forget_official_modules()
         sys.path[:] = [p for p in sys.path if p != str(path.resolve())]

@@ -46,3 +46,17 @@ def test_a_missing_official_copy_is_one_line_and_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         official_speed.main([])
     assert exited.value.code == 2
+
+
+def test_the_levers_set_the_fast_paths_on_the_network_they_act_on():
+    """--levers' channels_last entry lays out the denoiser's convolutions NHWC (DRL's unet, PDAE's shift
+    decoder), as ``fast: {channels_last: true}`` in a config does; the plain entry leaves them NCHW."""
+    from conftest import make_drl
+
+    def conv(model):  # one whose NCHW and NHWC layouts differ (several input channels, 3x3)
+        return next(m for m in model.unet.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1
+                    and m.kernel_size == (3, 3)).weight
+
+    made = official_speed.with_fast_paths(make_drl, channels_last=True)()
+    assert made.channels_last and conv(made).is_contiguous(memory_format=torch.channels_last)
+    assert not conv(make_drl()).is_contiguous(memory_format=torch.channels_last)
