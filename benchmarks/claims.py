@@ -493,7 +493,7 @@ def laplacenet_run(name: str, draw: int, seed: int, args: argparse.Namespace) ->
     if done.is_file():
         return json.loads(done.read_text())
     encoder = laplacenet_encoder(name, args.encoder_steps)
-    common = ["--config", str(REPO / "configs/laplacenet.yaml"), "--model.init_args.encoder_checkpoint", encoder,
+    common = ["--config", str(REPO / "configs/laplacenet.yaml"), "--model.init_args.start.checkpoint", encoder,
               "--model.init_args.seed", str(seed), "--seed_everything", str(seed),
               "--data.init_args.label_seed", str(draw), "--trainer.default_root_dir", str(run)]
     last = run / "checkpoints/last.ckpt"

@@ -149,7 +149,7 @@ def network_and_step_rows() -> list[tuple[str, torch.Tensor, float]]:
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / "encoder_state_1.pth"
         torch.save(encoder_state, file)
-        ours = LaplaceNet(num_classes=10, encoder_checkpoint=str(file), init_t=0.3, in_channels=3)
+        ours = LaplaceNet(num_classes=10, start={"checkpoint": str(file), "init_t": 0.3}, in_channels=3)
     rows = []
     x = torch.randn(6, 3, 32, 32)
     official.eval(), ours.classifier.eval()

@@ -113,9 +113,10 @@ def dry_config(name: str, work: Path, upstream: Path | None) -> tuple[dict[str, 
     init = config["model"].setdefault("init_args", {})
     if (init.get("fast") or {}).get("compile"):
         init["fast"]["compile"] = False  # compilation is a GPU speed-up; the dry run proves the model, not the compiler
-    if upstream is not None:
-        key = next((k for k in ("model_checkpoint", "encoder_checkpoint") if k in init), "dpm_checkpoint")
-        init[key] = str(upstream)
+    if upstream is not None and "start" in init:  # LaplaceNet's encoder
+        init["start"]["checkpoint"] = str(upstream)
+    elif upstream is not None:
+        init["model_checkpoint" if "model_checkpoint" in init else "dpm_checkpoint"] = str(upstream)
     synthetic = {"class_path": "diffrep.datamodules.SyntheticImageDataModule",
                  "init_args": {"channels": channels, "image_size": size, "batch_size": 2, "num_images": 8,
                                "num_test": 4, "val_size": 2}}

@@ -151,7 +151,7 @@ def test_laplacenet_on_the_digits_beats_its_own_supervised_warmup(tmp_path):
     the warm-up against after the pseudo-labelled epochs."""
     L.seed_everything(0)
     data, curve = laplacenet_digits(), ValidationCurve()
-    model = LaplaceNet(encoder="wrn", encoder_kwargs=WRN, image_size=16, knn=10)
+    model = LaplaceNet(encoder={"kind": "wrn", **WRN}, image_size=16, pseudo_labels={"knn": 10})
     trainer = quiet_trainer(tmp_path, max_epochs=12, limit_val_batches=None, callbacks=[curve])
     trainer.fit(model, datamodule=data)
     after_warmup, final = curve.accuracy[4], curve.accuracy[-1]
@@ -168,8 +168,8 @@ def test_check_t_chooses_on_the_training_loss_and_never_reads_the_test_split(tmp
     data = laplacenet_digits(subset=400, warmup_epochs=1, warmup_passes=2)
     data.setup()
     monkeypatch.setattr(data.source.splits["test"], "__getitem__", spy)
-    model = LaplaceNet(encoder="wrn", encoder_kwargs=WRN, image_size=16, knn=10, check_t=True,
-                       t_candidates=(0.2, 0.8), check_t_epochs=2)
+    model = LaplaceNet(encoder={"kind": "wrn", **WRN}, image_size=16, pseudo_labels={"knn": 10},
+                       choose_t={"enabled": True, "candidates": (0.2, 0.8), "epochs": 2})
     quiet_trainer(tmp_path, max_epochs=1).fit(model, datamodule=data)
     assert model.chosen_t in (0.2, 0.8) and data.batches.warmup_epochs == 0
 
@@ -178,7 +178,7 @@ def test_resume_mid_epoch_continues_bit_identically(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     def run(ckpt: str | None = None) -> LaplaceNet:
-        model = LaplaceNet(encoder="wrn", encoder_kwargs=WRN, image_size=16, knn=10, seed=3)
+        model = LaplaceNet(encoder={"kind": "wrn", **WRN}, image_size=16, pseudo_labels={"knn": 10}, seed=3)
         saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=7, save_top_k=-1)
         trainer = quiet_trainer(tmp_path, max_steps=12, max_epochs=4, enable_checkpointing=True, callbacks=[saver])
         trainer.fit(model, datamodule=laplacenet_digits(subset=400, warmup_epochs=1, warmup_passes=2),
@@ -199,7 +199,7 @@ def test_an_encoder_checkpoint_of_the_wrong_kind_or_missing_is_one_line_and_exit
     for path, text in ((tmp_path / "not_an_encoder.pt", "holds no encoder"), (tmp_path / "missing.ckpt",
                                                                               "does not exist")):
         code, _, err = run_cli("fit", "--config", REPO / "configs/laplacenet.yaml", "--model.init_args."
-                               "encoder_checkpoint", path, "--trainer.logger", "false", cwd=tmp_path, capsys=capsys,
+                               "start.checkpoint", path, "--trainer.logger", "false", cwd=tmp_path, capsys=capsys,
                                monkeypatch=monkeypatch)
         assert code == 2 and text in err and str(path) in err, err[-2000:]
         assert len(err.strip().splitlines()) == 1, err

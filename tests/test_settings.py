@@ -3,6 +3,7 @@ and the refusal of configs written before them (``lightning_modules/migration.py
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -82,14 +83,16 @@ def test_validate_reads_an_old_checkpoints_settings(tiny_drl_checkpoint, tmp_pat
     assert "val/loss" in out
 
 
-@pytest.mark.parametrize(("where", "key", "place"), [
-    ("file", "lr", "optimisation.lr"),
-    ("file", "score_net", "network.kind"),
-    ("command line", "ema_decay", "ema.decay"),
-    ("command line", "time_sampler", "objective.time_sampler"),
+@pytest.mark.parametrize(("where", "key", "place", "config"), [
+    ("file", "lr", "optimisation.lr", "drl.yaml"),
+    ("file", "score_net", "network.kind", "drl.yaml"),
+    ("command line", "ema_decay", "ema.decay", "drl.yaml"),
+    ("command line", "time_sampler", "objective.time_sampler", "drl.yaml"),
+    ("file", "encoder_checkpoint", "start.checkpoint", "laplacenet.yaml"),
+    ("command line", "mixup_alpha", "mixup.alpha", "laplacenet.yaml"),
 ])
-def test_a_config_in_the_old_form_stops_with_the_new_key(where, key, place, tmp_path, capsys, monkeypatch):
-    config = yaml.safe_load((REPO / "configs/drl.yaml").read_text())
+def test_a_config_in_the_old_form_stops_with_the_new_key(where, key, place, config, tmp_path, capsys, monkeypatch):
+    config = yaml.safe_load((REPO / "configs" / config).read_text())
     extra = []
     if where == "file":
         config["model"]["init_args"][key] = "x"
@@ -108,6 +111,37 @@ def test_old_settings_are_named_per_method():
     assert old_setting("DRL", ["latent_dim"]) == ("latent_dim", "code.latent_dim")
     assert old_setting("DPM", ["unet", "schedule"]) is None  # DPM keeps its unet
     assert old_setting("DiffAE", ["denoiser"]) == ("denoiser", "network.kind")
+    assert old_setting("LaplaceNet", ["encoder", "check_t"]) == ("check_t", "choose_t.enabled")
+    assert old_setting("LaplaceNet", ["encoder", "latent_dim", "seed"]) is None  # LaplaceNet keeps these
+
+
+#: hyper-parameters as a LaplaceNet checkpoint held them before the grouping (a claims.py run, 2026-12-06)
+OLD_LAPLACENET = {
+    "num_classes": 10, "encoder_checkpoint": None, "encoder_weights": "ema", "init_t": 0.3, "encoder": "wrn",
+    "encoder_kwargs": {"depth": 10, "widen_factor": 1}, "latent_dim": 128, "in_channels": 1, "image_size": 16,
+    "channel_mean": None, "channel_std": None, "check_t": True, "t_candidates": [0.2, 0.8], "check_t_epochs": 2,
+    "knn": 10, "graph_alpha": 0.9, "cg_iterations": 20, "cg_tol": 0.01, "neighbour_search": "exact",
+    "mixup_alpha": 0.5, "mixup_warmup": True, "mixup_semi": False, "weight_pseudo_labels": True, "lr": 0.1,
+    "momentum": 0.8, "nesterov": False, "weight_decay": 0.0, "rampdown_extra_epochs": 5, "seed": 3,
+}
+
+
+def test_old_laplacenet_settings_become_its_groups_and_the_same_network():
+    from diffrep.lightning_modules import LaplaceNet
+
+    new = migrate_hparams("LaplaceNet", OLD_LAPLACENET)
+    assert new["start"] == {"checkpoint": None, "weights": "ema", "init_t": 0.3}
+    assert new["choose_t"] == {"enabled": True, "candidates": [0.2, 0.8], "epochs": 2}
+    assert new["pseudo_labels"] == {"knn": 10, "alpha": 0.9, "cg_iterations": 20, "cg_tol": 0.01,
+                                    "neighbour_search": "exact", "weighted": True}
+    assert new["mixup"] == {"alpha": 0.5, "warmup": True, "semi": False}
+    assert new["optimisation"] == {"lr": 0.1, "momentum": 0.8, "nesterov": False, "weight_decay": 0.0,
+                                   "rampdown_extra_epochs": 5}
+    assert new["encoder"] == {"kind": "wrn", "depth": 10, "widen_factor": 1} and new["standardise"] is None
+    model = LaplaceNet(**new)
+    assert model.classifier.backbone.param_t.item() == pytest.approx(math.log(0.3 / 0.7))
+    assert model.settings["choose_t"].candidates == (0.2, 0.8) and model.hparams.seed == 3
+    assert migrate_hparams("LaplaceNet", dict(model.hparams)) == dict(model.hparams)
 
 
 def test_a_group_given_in_part_keeps_the_methods_own_defaults():

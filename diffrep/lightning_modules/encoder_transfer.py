@@ -8,7 +8,8 @@
   run_lib.py saves ``encoder_state_*.pth`` from the raw encoder, its EMA save commented out) or
   the EMA weights (``weights='ema'``);
 - an official DRL ``encoder_state_*.pth`` (the WRN's state dict in score_sde's names, raw weights);
-- nothing: a randomly initialised encoder (``encoder``/``encoder_kwargs``, as the methods name them).
+- nothing: a randomly initialised encoder (``encoder``: a name, ``{kind: NAME, <its settings>}`` or your
+  own ``{class_path, init_args}``, as the methods take it).
 
 DRL's time-conditioned WRN gets the official surgery (LaplaceNet's main.py): a fresh WRN with no
 code head, every key of matching name and size loaded, the others (a VDRL head, a conv1 of
@@ -29,13 +30,12 @@ from torch import Tensor, nn
 
 from diffrep.checkpoints import CheckpointError, read_checkpoint
 from diffrep.errors import ConfigError
+from diffrep.lightning_modules.laplacenet_settings import WEIGHTS
 from diffrep.lightning_modules.loading import encoder_classes, rebuild
 from diffrep.nets.classifier import FeatureClassifier, StaticCode, load_matching, logit, wrn_architecture
 from diffrep.nets.encoders import WRN_KINDS, build_encoder
 from diffrep.nets.ncsnpp_official import wrn_state_dict
 from diffrep.nets.wrn import TimeWideResNet
-
-WEIGHTS = ("raw", "ema")
 
 
 def time_wrn_from_state(state: dict[str, Tensor], init_t: float) -> tuple[TimeWideResNet, list[str]]:
@@ -53,15 +53,14 @@ def is_official_encoder_state(checkpoint: dict[str, Any]) -> bool:
 
 def classifier_from(
     checkpoint_path: str | None, num_classes: int, weights: str = "raw", init_t: float = 0.5,
-    encoder: str = "wrn28_2", encoder_kwargs: dict[str, Any] | None = None, latent_dim: int = 128,
-    in_channels: int = 1, image_size: int = 32, channel_mean: list[float] | None = None,
-    channel_std: list[float] | None = None,
+    encoder: str | dict[str, Any] = "wrn28_2", latent_dim: int = 128, in_channels: int = 1, image_size: int = 32,
+    channel_mean: list[float] | None = None, channel_std: list[float] | None = None,
 ) -> tuple[FeatureClassifier, dict[str, Any]]:
     """(classifier, a record of where its weights came from: source, weights, keys left at init)."""
     if weights not in WEIGHTS:
-        raise ConfigError(f"unknown encoder_weights {weights!r}; choose 'raw' (the official choice) or 'ema'")
+        raise ConfigError(f"unknown start.weights {weights!r}; choose 'raw' (the official choice) or 'ema'")
     if checkpoint_path is None:
-        backbone, dim = _fresh_encoder(encoder, encoder_kwargs, latent_dim, in_channels, image_size, init_t)
+        backbone, dim = _fresh_encoder(encoder, latent_dim, in_channels, image_size, init_t)
         return (FeatureClassifier(backbone, dim, num_classes, channel_mean, channel_std),
                 {"source": "random init", "weights": None, "left_at_init": []})
     path = Path(checkpoint_path)
@@ -69,7 +68,7 @@ def classifier_from(
     if is_official_encoder_state(checkpoint):
         if weights == "ema":
             raise ConfigError(f"{path} is an official DRL encoder_state file, which holds the raw weights only "
-                              "(run_lib.py saves no EMA encoder); use encoder_weights: raw")
+                              "(run_lib.py saves no EMA encoder); use start.weights: raw")
         official_head = {k.removeprefix("linear."): v for k, v in checkpoint.items() if k.startswith("linear.")}
         wrn, left = time_wrn_from_state(wrn_state_dict(checkpoint), init_t)
         classifier = FeatureClassifier(wrn, wrn.feature_dim, num_classes, channel_mean, channel_std)
@@ -81,7 +80,7 @@ def classifier_from(
     module = rebuild(checkpoint, path, encoder_classes(), "the encoder checkpoint")
     if weights == "ema":
         if getattr(module, "ema", None) is None:
-            raise ConfigError(f"{path} ({type(module).__name__}) has no EMA weights; use encoder_weights: raw")
+            raise ConfigError(f"{path} ({type(module).__name__}) has no EMA weights; use start.weights: raw")
         module.ema.copy_to_model()
     if getattr(module, "time_head", None) is not None:
         raise ConfigError(f"{path} holds a time-dependent code made by a TimeCodeHead over a static encoder; "
@@ -98,12 +97,12 @@ def classifier_from(
     return FeatureClassifier(StaticCode(source_encoder, code_dim), code_dim, num_classes, mean, std), record
 
 
-def _fresh_encoder(encoder: str | dict[str, Any], encoder_kwargs: dict[str, Any] | None, latent_dim: int,
-                   in_channels: int, image_size: int, init_t: float) -> tuple[nn.Module, int]:
-    if encoder in WRN_KINDS:  # the time-conditioned WRN LaplaceNet fine-tunes, at logit(init_t)
-        wrn = build_encoder(encoder, in_channels, image_size, None, **(encoder_kwargs or {}))
+def _fresh_encoder(encoder: str | dict[str, Any], latent_dim: int, in_channels: int, image_size: int,
+                   init_t: float) -> tuple[nn.Module, int]:
+    kind = encoder.get("kind") if isinstance(encoder, dict) else encoder
+    if kind in WRN_KINDS:  # the time-conditioned WRN LaplaceNet fine-tunes, at logit(init_t)
+        wrn = build_encoder(encoder, in_channels, image_size, None)
         with torch.no_grad():
             wrn.param_t.fill_(logit(init_t))
         return wrn, wrn.feature_dim
-    return StaticCode(build_encoder(encoder, in_channels, image_size, latent_dim, **(encoder_kwargs or {})),
-                      latent_dim), latent_dim
+    return StaticCode(build_encoder(encoder, in_channels, image_size, latent_dim), latent_dim), latent_dim

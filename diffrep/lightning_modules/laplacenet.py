@@ -1,42 +1,25 @@
 """LaplaceNet (Sellars, Aviles-Rivero, Schönlieb 2021) as the DRL paper runs it downstream of its
 encoder: korabs-x/representation_score_based, ``LaplaceNet/main.py`` and ``helpers.py``.
 
-A classifier (any diffrep encoder + a linear head; ``diffrep.lightning_modules.encoder_transfer``)
-is trained in two phases over ``LaplaceNetDataModule``'s epochs:
+A classifier (any diffrep encoder + a linear head, ``encoder_transfer.classifier_from``) trains over
+``LaplaceNetDataModule``'s epochs: a supervised warm-up on the labelled images, then every epoch the
+features of every training image (eval mode, no augmentation) give a k-NN graph and pseudo-labels by
+minimising its Laplacian energy (``diffrep.evaluation.graph_pseudo_labels``), and the epoch trains on
+composite batches of labelled (weak augmentation) and pseudo-labelled (strong augmentation) views.
 
-1. supervised warm-up (10 epochs of 10 passes over the labelled images);
-2. then, at the start of every epoch, the features of every training image (eval mode, no
-   augmentation) give a k-NN graph and pseudo-labels by minimising its Laplacian energy
-   (``diffrep.evaluation.graph_pseudo_labels``), and the epoch trains on composite batches of
-   labelled (weak augmentation) and pseudo-labelled (strong augmentation) images.
-
-The loss of a batch is the mean over its ``aug_num`` views of the cross-entropy (in float64, as
-the official code) of the mixed-up views against the mixed targets (mixup: lambda ~ Beta(alpha,
-alpha), one permutation per step, drawn from a generator seeded by (seed, step) so resumed runs
-draw the same). The official code mixes up in the semi-supervised phase always and in the
-warm-up only with ``--mixup`` (off in the DRL command): ``mixup_semi`` and ``mixup_warmup``. Its
-loss ignores the pseudo-labels' entropy weights; ``weight_pseudo_labels`` uses them.
-
-SGD with Nesterov momentum 0.9, lr 0.03, weight decay 5e-4; the lr follows the official cosine
-ramp-down lr * 0.5 (cos(pi e / (E + 10)) + 1) with e the fractional epoch and E = max_epochs
-(within a warm-up epoch each pass restarts the fraction, as the official loop calls it).
-
-``check_t`` (official ``--check_t``): before training, one short supervised run (``check_t_epochs``
-warm-up epochs) per candidate t from the start weights with param_t = logit(t); the state with
-the lowest supervised training loss of any epoch is kept and training continues from it with the
-semi-supervised phase (the warm-up is done), as the official loop does. Nothing but the training
-loss chooses: no held-out split, and never the test split.
-
-Validation reports accuracy on the datamodule's validation split every epoch; ``diffrep test``
-the test split. The official loop evaluates the test set every epoch; here nothing is chosen on it.
+The loss is the mean over the ``aug_num`` views of the mixed-up cross-entropy in float64, as the official
+code computes it; the mixup draw of a step comes from a generator seeded by (seed, step), so a resumed
+run draws the same. SGD follows the official cosine ramp-down, lr 0.5 (cos(pi e / (E + 10)) + 1) at
+fractional epoch e (within a warm-up epoch each labelled pass restarts the fraction, as the official loop
+calls it). Validation accuracy every epoch; the test split only under ``diffrep test`` (the official loop
+evaluates test every epoch; here nothing is chosen on it). Each setting group: ``laplacenet_settings``;
+the schedule and options in full: docs/methods.md, "LaplaceNet".
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -50,9 +33,19 @@ from diffrep.errors import ConfigError
 from diffrep.evaluation.graph_pseudo_labels import graph_pseudo_labels
 from diffrep.lightning_modules.api import evaluating
 from diffrep.lightning_modules.encoder_transfer import classifier_from
-from diffrep.nets.classifier import logit
+from diffrep.lightning_modules.laplacenet_choose_t import choose_t
+from diffrep.lightning_modules.laplacenet_settings import (
+    LAPLACENET_GROUPS,
+    T_CANDIDATES,
+    ChooseT,
+    MixupSettings,
+    PseudoLabelSettings,
+    SGDSchedule,
+    StartSettings,
+)
+from diffrep.lightning_modules.settings import Standardisation, as_saved, grouped_settings
 
-T_CANDIDATES = tuple(float(t) for t in np.linspace(0, 1, 11).clip(1e-2, 1 - 1e-2))  # the official grid
+__all__ = ["T_CANDIDATES", "LaplaceNet", "cosine_rampdown", "mixup_loss"]
 
 
 def cosine_rampdown(epoch: float, length: float) -> float:
@@ -77,49 +70,38 @@ class LaplaceNet(L.LightningModule):
     def __init__(
         self,
         num_classes: int = 10,
-        encoder_checkpoint: str | None = None,
-        encoder_weights: str = "raw",
-        init_t: float = 0.5,
-        encoder: str = "wrn28_2",
-        encoder_kwargs: dict[str, Any] | None = None,
+        start: StartSettings | dict = StartSettings(),
+        encoder: str | dict[str, Any] = "wrn28_2",
         latent_dim: int = 128,
         in_channels: int = 1,
         image_size: int = 32,
-        channel_mean: Sequence[float] | None = None,
-        channel_std: Sequence[float] | None = None,
-        check_t: bool = False,
-        t_candidates: Sequence[float] = T_CANDIDATES,
-        check_t_epochs: int = 10,
-        knn: int = 50,
-        graph_alpha: float = 0.99,
-        cg_iterations: int = 30,
-        cg_tol: float = 1e-3,
-        neighbour_search: str = "auto",
-        mixup_alpha: float = 1.0,
-        mixup_warmup: bool = False,
-        mixup_semi: bool = True,
-        weight_pseudo_labels: bool = False,
-        lr: float = 0.03,
-        momentum: float = 0.9,
-        nesterov: bool = True,
-        weight_decay: float = 5e-4,
-        rampdown_extra_epochs: int = 10,
+        standardise: Standardisation | dict | None = None,
+        choose_t: ChooseT | dict = ChooseT(),
+        pseudo_labels: PseudoLabelSettings | dict = PseudoLabelSettings(),
+        mixup: MixupSettings | dict = MixupSettings(),
+        optimisation: SGDSchedule | dict = SGDSchedule(),
         seed: int = 0,
     ) -> None:
+        """``start``: the weights (a checkpoint, or random init); ``encoder`` (a name, ``{kind: NAME, <its
+        settings>}`` or your ``{class_path, init_args}``), ``latent_dim``, ``in_channels`` and ``image_size``
+        build it when ``start.checkpoint`` is None (a checkpoint brings its own); ``standardise``: the data
+        space of a network trained on standardised pixels (a DRL checkpoint's own is read from it)."""
         super().__init__()
+        self.settings = grouped_settings(type(self), LAPLACENET_GROUPS, start=start, standardise=standardise,
+                                         choose_t=choose_t, pseudo_labels=pseudo_labels, mixup=mixup,
+                                         optimisation=optimisation)
         self.save_hyperparameters()
+        self.hparams.update(as_saved(self.settings))
+        begin, std = self.settings["start"], self.settings["standardise"]
         self.classifier, self.source = classifier_from(
-            encoder_checkpoint, num_classes, encoder_weights, init_t, encoder, encoder_kwargs, latent_dim,
-            in_channels, image_size, list(channel_mean) if channel_mean else None,
-            list(channel_std) if channel_std else None)
-        if check_t and not hasattr(self.classifier.backbone, "param_t"):
-            raise ConfigError("check_t chooses the noise level t of a time-conditioned WRN; this encoder has none")
-        if mixup_alpha <= 0:
-            raise ConfigError(f"mixup_alpha is the Beta distribution's parameter, > 0; got {mixup_alpha}")
-        self.chosen_t: float | None = None  # check_t's choice, once made (checkpointed)
+            begin.checkpoint, num_classes, begin.weights, begin.init_t, encoder, latent_dim, in_channels, image_size,
+            list(std.mean) if std else None, list(std.std) if std else None)
+        if self.settings["choose_t"].enabled and not hasattr(self.classifier.backbone, "param_t"):
+            raise ConfigError("choose_t picks the noise level t of a time-conditioned WRN; this encoder has none")
+        self.chosen_t: float | None = None  # choose_t's choice, once made (checkpointed)
         self._minutes_before = 0.0  # wall minutes of fitting before this process (checkpointed)
         self._fit_started = time.perf_counter()
-        self._epoch_offset = 0  # epochs of the lr schedule already spent by check_t's runs
+        self._epoch_offset = 0  # epochs of the lr schedule already spent by choose_t's runs
 
     # ------------------------------------------------------------------ parts
     @property
@@ -150,11 +132,11 @@ class LaplaceNet(L.LightningModule):
         if max_epochs is None or max_epochs < 1:
             raise ConfigError("LaplaceNet's learning rate ramps down over max_epochs + 10 epochs: set "
                               "--trainer.max_epochs (the official CIFAR-10 command trains 260)")
-        return max_epochs + self._epoch_offset + self.hparams.rampdown_extra_epochs
+        return max_epochs + self._epoch_offset + self.settings["optimisation"].rampdown_extra_epochs
 
     def set_lr(self, optimizer: torch.optim.Optimizer, epoch: int, step_in_pass: int, steps_per_pass: int,
                length: float) -> float:
-        lr = self.hparams.lr * cosine_rampdown(epoch + step_in_pass / steps_per_pass, length)
+        lr = self.settings["optimisation"].lr * cosine_rampdown(epoch + step_in_pass / steps_per_pass, length)
         for group in optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -162,13 +144,14 @@ class LaplaceNet(L.LightningModule):
     def mixup_draw(self, step: int, n: int, mixup: bool, stream: int = 0) -> tuple[float, Tensor]:
         """(lambda ~ Beta(alpha, alpha), permutation of the batch; the identity without mixup) of a step."""
         rng = np.random.default_rng(item_seed(self.hparams.seed, stream, step))
-        lam = float(rng.beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha))
+        alpha = self.settings["mixup"].alpha
+        lam = float(rng.beta(alpha, alpha))
         return lam, torch.as_tensor(rng.permutation(n) if mixup else np.arange(n), device=self.device)
 
     def composite_loss(self, batch: Any, lam: float, permutation: Tensor) -> Tensor:
         """The mean over views of the mixed-up cross-entropy (module docstring)."""
         views, targets, weights = batch  # (B, A, C, H, W), (B,), (B,)
-        weights = weights if self.hparams.weight_pseudo_labels else None
+        weights = weights if self.settings["pseudo_labels"].weighted else None
         loss = 0.0
         for view in views.unbind(1):
             mixed = lam * view + (1 - lam) * view[permutation]
@@ -182,24 +165,24 @@ class LaplaceNet(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_started = time.perf_counter()
-        if self.hparams.check_t:
+        if self.settings["choose_t"].enabled:
             if self.chosen_t is None:
-                self.run_check_t()
-            self.data.skip_warmup()  # check_t's runs were the warm-up
-            self._epoch_offset = self.hparams.check_t_epochs
+                best = choose_t(self)
+                self.chosen_t = best["t"]
+                self.print(f"choose_t: t = {best['t']:.2f} (epoch {best['epoch']}, training loss {best['loss']:.4f})")
+            self.data.skip_warmup()  # choose_t's runs were the warm-up
+            self._epoch_offset = self.settings["choose_t"].epochs
 
     def on_train_epoch_start(self) -> None:
         if self.data.batches.is_warmup(self.current_epoch):
             return
-        start = time.perf_counter()
-        features = self.train_features()
-        h = self.hparams
-        result = graph_pseudo_labels(features, self.data.train_labels.numpy(), self.data.labelled.numpy(),
-                                     h.num_classes, h.knn, h.graph_alpha, h.cg_iterations, h.cg_tol,
-                                     h.neighbour_search)
+        begin, graph = time.perf_counter(), self.settings["pseudo_labels"]
+        result = graph_pseudo_labels(self.train_features(), self.data.train_labels.numpy(),
+                                     self.data.labelled.numpy(), self.hparams.num_classes, graph.knn, graph.alpha,
+                                     graph.cg_iterations, graph.cg_tol, graph.neighbour_search)
         self.data.set_pseudo_labels(torch.from_numpy(result.labels), torch.from_numpy(result.weights))
         self.log_dict({"pseudo/accuracy": result.accuracy, "pseudo/accuracy_before_alignment":
-                       result.accuracy_before_alignment, "pseudo/seconds": time.perf_counter() - start})
+                       result.accuracy_before_alignment, "pseudo/seconds": time.perf_counter() - begin})
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         epoch = self.current_epoch
@@ -210,7 +193,7 @@ class LaplaceNet(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         warmup = self.data.batches.is_warmup(self.current_epoch)
-        mixup = self.hparams.mixup_warmup if warmup else self.hparams.mixup_semi
+        mixup = self.settings["mixup"].warmup if warmup else self.settings["mixup"].semi
         loss = self.composite_loss(batch, *self.mixup_draw(self.global_step, len(batch[1]), mixup))
         self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -227,44 +210,13 @@ class LaplaceNet(L.LightningModule):
         images, labels = batch
         self.log("test/accuracy", (self(images).argmax(1) == labels).float().mean())
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        h = self.hparams
-        return torch.optim.SGD(self.classifier.parameters(), lr=h.lr, momentum=h.momentum, nesterov=h.nesterov,
-                               weight_decay=h.weight_decay)
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        sgd = self.settings["optimisation"]
+        return torch.optim.SGD(self.classifier.parameters(), lr=sgd.lr, momentum=sgd.momentum, nesterov=sgd.nesterov,
+                               weight_decay=sgd.weight_decay)
 
-    # ---------------------------------------------------------------- check_t
-    def run_check_t(self) -> None:
-        """Short supervised runs per candidate t; keep the lowest-training-loss state (module docstring)."""
-        h, start = self.hparams, copy.deepcopy(self.classifier.state_dict())
-        best: dict[str, Any] = {"loss": math.inf}
-        length = self.rampdown_length() + h.check_t_epochs
-        step = 0
-        for run, t in enumerate(h.t_candidates):
-            self.classifier.load_state_dict(start)
-            with torch.no_grad():
-                self.classifier.backbone.param_t.fill_(logit(t))
-            self.classifier.train()
-            optimizer = torch.optim.SGD(self.classifier.parameters(), lr=h.lr, momentum=h.momentum,
-                                        nesterov=h.nesterov, weight_decay=h.weight_decay)
-            for epoch in range(h.check_t_epochs):
-                loader = self.data.check_t_dataloader(run, epoch)
-                per_pass, losses = self.data.batches.labelled_batches_per_pass, []
-                for i, batch in enumerate(loader):
-                    batch = [b.to(self.device) for b in batch]
-                    self.set_lr(optimizer, epoch, i % per_pass, per_pass, length)
-                    optimizer.zero_grad()
-                    lam, permutation = self.mixup_draw(step, len(batch[1]), h.mixup_warmup, stream=1)
-                    loss = self.composite_loss(batch, lam, permutation)
-                    loss.backward()
-                    optimizer.step()
-                    losses.append(loss.item())
-                    step += 1
-                mean = float(np.mean(losses))
-                if mean < best["loss"]:
-                    best = {"loss": mean, "t": t, "epoch": epoch, "state": copy.deepcopy(self.classifier.state_dict())}
-        self.classifier.load_state_dict(best["state"])
-        self.chosen_t = float(best["t"])
-        self.print(f"check_t: t = {best['t']:.2f} (epoch {best['epoch']}, training loss {best['loss']:.4f})")
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.make_optimizer()
 
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -51,8 +51,33 @@ MOVED_IN_CODE_METHODS: dict[str, str] = {
 #: values whose spelling changed with their key
 RENAMED_VALUES: dict[str, dict[Any, Any]] = {"loss_reduction": {"sum": "half_sum"},
                                              "denoiser": {"official": "beatgans"}}
+#: LaplaceNet's flat settings -> its groups (``laplacenet_settings.py``)
+LAPLACENET_MOVED: dict[str, str] = {
+    "encoder_checkpoint": "start.checkpoint",
+    "encoder_weights": "start.weights",
+    "init_t": "start.init_t",
+    "check_t": "choose_t.enabled",
+    "t_candidates": "choose_t.candidates",
+    "check_t_epochs": "choose_t.epochs",
+    "knn": "pseudo_labels.knn",
+    "graph_alpha": "pseudo_labels.alpha",
+    "cg_iterations": "pseudo_labels.cg_iterations",
+    "cg_tol": "pseudo_labels.cg_tol",
+    "neighbour_search": "pseudo_labels.neighbour_search",
+    "weight_pseudo_labels": "pseudo_labels.weighted",
+    "mixup_alpha": "mixup.alpha",
+    "mixup_warmup": "mixup.warmup",
+    "mixup_semi": "mixup.semi",
+    "lr": "optimisation.lr",
+    "momentum": "optimisation.momentum",
+    "nesterov": "optimisation.nesterov",
+    "weight_decay": "optimisation.weight_decay",
+    "rampdown_extra_epochs": "optimisation.rampdown_extra_epochs",
+    "channel_mean": "standardise.mean",
+    "channel_std": "standardise.std",
+}
 CODE_METHODS = ("DRL", "VDRL", "DiffAE")
-METHODS = ("DPM", "PDAE", *CODE_METHODS)
+METHODS = ("DPM", "PDAE", *CODE_METHODS, "LaplaceNet")
 
 
 def method_of(class_path: str | None) -> str | None:
@@ -67,6 +92,8 @@ def new_place(method: str, key: str) -> str | None:
         return None
     if key == "encoder_kwargs" and method != "DPM":
         return "encoder"
+    if method == "LaplaceNet":
+        return LAPLACENET_MOVED.get(key)
     if method in CODE_METHODS and key in MOVED_IN_CODE_METHODS:
         return MOVED_IN_CODE_METHODS[key]
     return MOVED.get(key)
@@ -112,6 +139,7 @@ def migrate_hparams(method: str, hparams: dict[str, Any]) -> dict[str, Any]:
             new.setdefault(group, {})[field] = value
     if method in CODE_METHODS:
         new["network"] = network
+    if method in (*CODE_METHODS, "LaplaceNet"):
         std = new.get("standardise")
         if std is not None and (std.get("mean") is None or std.get("std") is None):
             new["standardise"] = None

@@ -144,10 +144,12 @@ GROUPS: dict[str, type] = {
 }
 
 
-def grouped_settings(method: type, **given: Any) -> dict[str, Any]:
-    """Each ``given`` group as its settings object; a dict's missing fields (and None) take the defaults in
-    ``method``'s signature (the first class of its MRO whose ``__init__`` names the group), so ``DRL(optimisation=
-    {"lr": 1e-3})`` keeps DRL's other optimiser defaults."""
+def grouped_settings(method: type, groups: dict[str, type] | None = None, **given: Any) -> dict[str, Any]:
+    """Each ``given`` group as its settings object (of ``groups``' type for its name, ``GROUPS`` by default);
+    a dict's missing fields (and None) take the defaults in ``method``'s signature (the first class of its MRO
+    whose ``__init__`` names the group), so ``DRL(optimisation={"lr": 1e-3})`` keeps DRL's other optimiser
+    defaults."""
+    groups = groups or GROUPS
     out = {}
     for name, value in given.items():
         default = next((p.default for c in method.__mro__ if "__init__" in vars(c)
@@ -156,7 +158,7 @@ def grouped_settings(method: type, **given: Any) -> dict[str, Any]:
         if value is None and default is None:
             out[name] = None  # an optional group left unset (e.g. standardise)
             continue
-        out[name] = as_settings(value, GROUPS[name], name, default)
+        out[name] = as_settings(value, groups[name], name, default)
     return out
 
 
