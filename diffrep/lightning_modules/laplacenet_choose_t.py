@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
 from diffrep.nets.classifier import logit
 
-if TYPE_CHECKING:
-    from diffrep.lightning_modules.laplacenet import LaplaceNet
 
-
-def choose_t(model: LaplaceNet) -> dict[str, Any]:
-    """Run every candidate's short warm-up and leave ``model.classifier`` at the best state; returns
-    {loss, t, epoch} of that state."""
+def choose_t(model: L.LightningModule) -> dict[str, Any]:
+    """Run every candidate's short warm-up on ``model`` (a ``LaplaceNet``: its classifier, data, settings, lr
+    schedule, mixup draw and loss; not imported here, which imports this) and leave its classifier at the
+    best state; returns {loss, t, epoch} of that state."""
     settings = model.settings["choose_t"]
     start = copy.deepcopy(model.classifier.state_dict())
     best: dict[str, Any] = {"loss": math.inf}
