@@ -105,6 +105,13 @@ QUOTED += [
     for lr in ("0.0003", "0.0006") for steps in ("600", "800", "1000")
 ]
 
+QUOTED += [
+    *[("claims_laplacenet.json", ("table", entry, "mean"), percent, ("docs/claims.md", "docs/results.md"))
+      for entry in ("DRL E(x0, t)", "random init", "DRL static code (the recipe's encoder)", "autoencoder")],
+    *[("claims_laplacenet.json", ("paired", entry, "mean"), lambda v: f"{100 * v:+.1f}", ("docs/claims.md",))
+      for entry in ("random init", "DRL static code (the recipe's encoder)", "autoencoder")],
+]
+
 QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
             ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
 
