@@ -483,12 +483,17 @@ def laplacenet_curve(run: Path) -> list[dict]:
     return [rows[e] for e in sorted(rows)]
 
 
+def laplacenet_run_folder(name: str, draw: int, seed: int, args: argparse.Namespace) -> Path:
+    """Where one LaplaceNet run of a start, label draw, seed and budget lives (and resumes from)."""
+    budget = f"e{args.max_epochs}" + (f"m{args.minutes}" if args.minutes else "")
+    return REPO / "runs/claims_laplacenet" / f"{slug(name)}_draw{draw}_seed{seed}_{budget}"
+
+
 def laplacenet_run(name: str, draw: int, seed: int, args: argparse.Namespace) -> dict:
     """One LaplaceNet fit (resumed from its last.ckpt if interrupted) and its test accuracy."""
     from diffrep.cli import main as diffrep
 
-    budget = f"e{args.max_epochs}" + (f"m{args.minutes}" if args.minutes else "")
-    run = REPO / "runs/claims_laplacenet" / f"{slug(name)}_draw{draw}_seed{seed}_{budget}"
+    run = laplacenet_run_folder(name, draw, seed, args)
     done = run / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -514,8 +519,7 @@ def laplacenet_run(name: str, draw: int, seed: int, args: argparse.Namespace) ->
 
 def laplacenet_finished(name: str, draw: int, seed: int, args: argparse.Namespace) -> dict | None:
     """A run's result.json if it finished, else None (``--report``: tabulate without training)."""
-    budget = f"e{args.max_epochs}" + (f"m{args.minutes}" if args.minutes else "")
-    done = REPO / "runs/claims_laplacenet" / f"{slug(name)}_draw{draw}_seed{seed}_{budget}" / "result.json"
+    done = laplacenet_run_folder(name, draw, seed, args) / "result.json"
     return json.loads(done.read_text()) if done.is_file() else None
 
 
