@@ -8,16 +8,15 @@ time sampler chooses which noise levels (which details) the code is paid to expl
 
 VDRL (``code.variational``) adds kl_weight * KL(q(z|x0) || N(0, I)); ``code.kl_weight`` and reg-DRL's
 ``code.l1`` are stated against the official summed loss 0.5 sum_pixels(...), so with a per-pixel mean
-objective they enter scaled by 2 / pixels (same optimum). A time-dependent code E(x0, t) is trained at the
-noisy sample's t: the official time-conditioned WRN sees log sigma(t) in every block (a static code
-reads it at t_min, as the official code reads t = 0); other encoders get ``TimeCodeHead``. Every option
+objective they enter scaled by 2 / pixels (same optimum).
+The code, static E(x0) or time-dependent E(x0, t), is ``learned_code.py``'s. Every option
 (networks, samplers, the official data space and training-step switches, released checkpoints) is in
 docs/methods.md, "DRL, VDRL and Diff-AE".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -28,9 +27,10 @@ from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.schedule import ScheduleConfig, VESchedule
 from diffrep.diffusion.sde_sampling import SDE_SAMPLERS
 from diffrep.errors import ConfigError
-from diffrep.lightning_modules.backbone import DiffusionBackboneMixin, UnsupportedOperation
+from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.lightning_modules.code_prior import CodePriorMixin
 from diffrep.lightning_modules.denoisers import build_code_denoiser, eps_of, network_settings, saved_network
+from diffrep.lightning_modules.learned_code import CodeFn, LearnedCodeMixin
 from diffrep.lightning_modules.official_loading import OfficialLoadingMixin
 from diffrep.lightning_modules.optimisation import OptimiserSettings
 from diffrep.lightning_modules.settings import (
@@ -43,17 +43,15 @@ from diffrep.lightning_modules.settings import (
     as_saved,
     grouped_settings,
 )
-from diffrep.nets.codes import TimeCodeHead, gaussian_kl, reparameterise
+from diffrep.nets.codes import gaussian_kl, reparameterise
 from diffrep.nets.data_space import channel_standardisation
-from diffrep.nets.encoders import build_encoder, takes_noise_level
 from diffrep.nets.ncsnpp import NCSNpp
 from diffrep.nets.ncsnpp_official import split_official_state_dict
 
 SAMPLERS = ("ddim", *SDE_SAMPLERS)
-CodeFn = Callable[[Tensor], Tensor]  # model time t -> code z (batch-aligned)
 
 
-class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.LightningModule):
+class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.LightningModule):
     def __init__(
         self,
         network: str | dict[str, Any] | None = None,
@@ -92,14 +90,7 @@ class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.Lightn
         std = settings["standardise"]
         self.standardisation = None if std is None else channel_standardisation(std.mean, std.std,
                                                                                 net_settings.in_channels)
-        self.latent_dim, self.variational, self.kl_weight = code.latent_dim, code.variational, code.kl_weight
-        self.code_l1 = code.l1
-        self.time_dependent, self.encode_times = code.time_dependent, list(code.encode_times)
-        code_out = 2 * code.latent_dim if code.variational else code.latent_dim
-        sees_noise = takes_noise_level(encoder)  # e.g. the official time-conditioned WRN
-        feature_dim = 4 * code.latent_dim if code.time_dependent and not sees_noise else code_out
-        self.encoder = build_encoder(encoder, net_settings.in_channels, net_settings.image_size, feature_dim)
-        self.time_head = TimeCodeHead(feature_dim, code_out) if code.time_dependent and not sees_noise else None
+        self.setup_code(encoder, code, net_settings.in_channels, net_settings.image_size)  # learned_code.py
         self.unet = build_code_denoiser(kind, net_settings, code.latent_dim, z_mode)
         self.eps_fn = eps_of(self.unet)
         self.setup_code_prior(settings["prior"])  # DRL's prior for `sample` (code_prior.py)
@@ -127,34 +118,7 @@ class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.Lightn
         """The paper's VE SDE: sigma(t) = 0.01 * 5000^t, t in [1e-5, 1]."""
         return ScheduleConfig(kind="ve", sigma_min=0.01, sigma_max=50.0)
 
-    # ------------------------------------------------------------------ codes
-    def code_params(self, x0: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """(mean, logvar) of q(z | x0[, t]) for images x0 in [-1, 1]; logvar is None for a deterministic code."""
-        x0 = self.to_data_space(x0)
-        if getattr(self.encoder, "takes_noise_level", False):
-            if t is None and self.time_dependent:
-                raise ValueError("a time-dependent code needs t")
-            if t is None:  # a static code from the time-conditioned WRN: at t_min (official: t = 0)
-                dtype = torch.long if self.schedule.discrete else torch.float32
-                t = torch.full((x0.shape[0],), self.schedule.t_min, device=x0.device, dtype=dtype)
-            h = self.encoder(x0, self.schedule.sigma(t).float().log())
-        else:
-            h = self.encoder(x0)
-        if self.time_head is not None:
-            if t is None:
-                raise ValueError("a time-dependent code needs t")
-            h = self.time_head(h, self.schedule.model_time(t))
-        if self.variational:
-            mean, logvar = h.chunk(2, dim=1)
-            return mean, logvar.clamp(-30.0, 20.0)
-        return h, None
-
-    def code_of(self, x0: Tensor) -> CodeFn:
-        """t -> the (mean) code of x0 at t; a static code ignores t and is computed once."""
-        if self.time_dependent:
-            return lambda t: self.code_params(x0, t)[0]
-        return self.code_from_vector(self.code_params(x0)[0])
-
+    # ------------------------------------------------------------- training
     def eps(self, x_t: Tensor, t: Tensor, z: Tensor) -> Tensor:
         """The score network's eps prediction, whatever its convention (``denoisers.eps_of``)."""
         return self.eps_fn(self.unet, self.schedule, x_t, t, z, self.to_memory_format)
@@ -181,30 +145,6 @@ class DRL(CodePriorMixin, OfficialLoadingMixin, DiffusionBackboneMixin, L.Lightn
         return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict(), "latent_dim": self.latent_dim}
 
     # --------------------------------------------------------- evaluation API
-    def times_at(self, fractions: Sequence[float], n: int) -> list[Tensor]:
-        """Model-independent times at fractions of [t_min, t_max], one batch of n per fraction."""
-        lo, hi = self.schedule.t_min, self.schedule.t_max
-        values = [lo + f * (hi - lo) for f in fractions]
-        dtype = torch.long if self.schedule.discrete else torch.float32
-        return [torch.full((n,), round(v) if self.schedule.discrete else v, device=self.model_device(), dtype=dtype)
-                for v in values]
-
-    def encode(self, x0: Tensor, times: Sequence[float] | None = None) -> Tensor:
-        """The mean code; for a time-dependent code, the codes at ``times`` (fractions) joined."""
-        with self.inference():
-            if not self.time_dependent:
-                return self.code_params(x0)[0]
-            ts = self.times_at(times if times is not None else self.encode_times, x0.shape[0])
-            return torch.cat([self.code_params(x0, t)[0] for t in ts], dim=1)
-
-    def code_from_vector(self, z: Tensor) -> CodeFn:
-        return lambda t: z
-
-    def check_editable(self) -> None:
-        if self.time_dependent:
-            raise UnsupportedOperation("a time-dependent code E(x0, t) is a curve over t, not one vector to move "
-                                       "along a direction; edits need a static code (time_dependent: false)")
-
     def code_eps_fn(self, code_fn: CodeFn) -> Callable[[Tensor, Tensor], Tensor]:
         return lambda x_t, t: self.eps(x_t, t, code_fn(t))
 
