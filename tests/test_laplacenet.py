@@ -18,7 +18,7 @@ from diffrep.datamodules.laplacenet import LaplaceNetBatches
 from diffrep.evaluation.graph_pseudo_labels import graph_pseudo_labels, nearest_by_inner_product
 from diffrep.lightning_modules import VDRL, LaplaceNet
 from diffrep.lightning_modules.encoder_transfer import classifier_from
-from diffrep.lightning_modules.laplacenet import cosine_rampdown, mixup_loss
+from diffrep.lightning_modules.laplacenet_steps import FitClock, cosine_rampdown, mixup_draw, mixup_loss
 
 WRN = {"depth": 10, "widen_factor": 1}
 
@@ -91,6 +91,17 @@ def test_cosine_rampdown_and_mixup_loss_closed_forms():
     mixed = 0.3 * F.cross_entropy(logits, y) + 0.7 * F.cross_entropy(logits, y[perm])
     assert mixup_loss(logits, y, perm, 0.3).item() == pytest.approx(mixed.item())
 
+
+
+def test_mixup_draws_repeat_per_step_and_the_fit_clock_counts_resumed_minutes():
+    lam, perm = mixup_draw(0, 0, 7, 8, 1.0, mixup=True)
+    again, perm_again = mixup_draw(0, 0, 7, 8, 1.0, mixup=True)
+    assert lam == again and torch.equal(perm, perm_again) and sorted(perm.tolist()) == list(range(8))
+    assert mixup_draw(0, 0, 8, 8, 1.0, mixup=True)[0] != lam  # another step, another draw
+    assert torch.equal(mixup_draw(0, 0, 7, 8, 1.0, mixup=False)[1], torch.arange(8))
+    clock = FitClock()
+    clock.resume_from(2.5)  # a checkpoint's 2.5 minutes come before this process's
+    assert 2.5 <= clock.minutes() < 2.6
 
 @pytest.fixture(scope="module")
 def vdrl_time_wrn_checkpoint(tmp_path_factory) -> str:

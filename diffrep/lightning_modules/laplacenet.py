@@ -7,28 +7,25 @@ features of every training image (eval mode, no augmentation) give a k-NN graph 
 minimising its Laplacian energy (``diffrep.evaluation.graph_pseudo_labels``), and the epoch trains on
 composite batches of labelled (weak augmentation) and pseudo-labelled (strong augmentation) views.
 
-The loss is the mean over the ``aug_num`` views of the mixed-up cross-entropy in float64, as the official
-code computes it; the mixup draw of a step comes from a generator seeded by (seed, step), so a resumed
-run draws the same. SGD follows the official cosine ramp-down, lr 0.5 (cos(pi e / (E + 10)) + 1) at
-fractional epoch e (within a warm-up epoch each labelled pass restarts the fraction, as the official loop
-calls it). Validation accuracy every epoch; the test split only under ``diffrep test`` (the official loop
-evaluates test every epoch; here nothing is chosen on it). Each setting group: ``laplacenet_settings``;
-the schedule and options in full: docs/methods.md, "LaplaceNet".
+Each step's math (the lr ramp-down, the mixup draw, the loss over views) is ``laplacenet_steps``'s. SGD
+follows the official cosine ramp-down, lr 0.5 (cos(pi e / (E + 10)) + 1) at fractional epoch e (within a
+warm-up epoch each labelled pass restarts the fraction, as the official loop calls it). Validation
+accuracy every epoch; the test split only under ``diffrep test`` (the official loop evaluates test every
+epoch; here nothing is chosen on it). Each setting group: ``laplacenet_settings``; the schedule and
+options in full: docs/methods.md, "LaplaceNet".
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from diffrep.datamodules.laplacenet import LaplaceNetDataModule, item_seed
+from diffrep.datamodules.laplacenet import LaplaceNetDataModule
 from diffrep.errors import ConfigError
 from diffrep.evaluation.graph_pseudo_labels import graph_pseudo_labels
 from diffrep.lightning_modules.api import evaluating
@@ -43,27 +40,15 @@ from diffrep.lightning_modules.laplacenet_settings import (
     SGDSchedule,
     StartSettings,
 )
+from diffrep.lightning_modules.laplacenet_steps import (
+    FitClock,
+    composite_loss,
+    mixup_draw,
+    set_rampdown_lr,
+)
 from diffrep.lightning_modules.settings import Standardisation, as_saved, grouped_settings
 
-__all__ = ["T_CANDIDATES", "LaplaceNet", "cosine_rampdown", "mixup_loss"]
-
-
-def cosine_rampdown(epoch: float, length: float) -> float:
-    """0.5 (cos(pi epoch / length) + 1) (Loshchilov & Hutter 2017, one cycle), as LaplaceNet's helpers."""
-    if not 0 <= epoch <= length:
-        raise ConfigError(f"the lr ramp-down is {length} epochs long; epoch {epoch} is outside it")
-    return 0.5 * (math.cos(math.pi * epoch / length) + 1)
-
-
-def mixup_loss(logits: Tensor, targets: Tensor, permutation: Tensor, lam: float,
-               weights: Tensor | None = None) -> Tensor:
-    """lam CE(y) + (1 - lam) CE(y[perm]) per item in float64, optionally weighted, averaged."""
-    logits = logits.double()
-    loss_a = F.cross_entropy(logits, targets, reduction="none")
-    loss_b = F.cross_entropy(logits, targets[permutation], reduction="none")
-    if weights is not None:
-        loss_a, loss_b = loss_a * weights.double(), loss_b * weights[permutation].double()
-    return (lam * loss_a + (1 - lam) * loss_b).mean()
+__all__ = ["T_CANDIDATES", "LaplaceNet"]
 
 
 class LaplaceNet(L.LightningModule):
@@ -99,8 +84,7 @@ class LaplaceNet(L.LightningModule):
         if self.settings["choose_t"].enabled and not hasattr(self.classifier.backbone, "param_t"):
             raise ConfigError("choose_t picks the noise level t of a time-conditioned WRN; this encoder has none")
         self.chosen_t: float | None = None  # choose_t's choice, once made (checkpointed)
-        self._minutes_before = 0.0  # wall minutes of fitting before this process (checkpointed)
-        self._fit_started = time.perf_counter()
+        self.clock = FitClock()  # wall minutes of fitting, over resumed processes (checkpointed)
         self._epoch_offset = 0  # epochs of the lr schedule already spent by choose_t's runs
 
     # ------------------------------------------------------------------ parts
@@ -136,35 +120,18 @@ class LaplaceNet(L.LightningModule):
 
     def set_lr(self, optimizer: torch.optim.Optimizer, epoch: int, step_in_pass: int, steps_per_pass: int,
                length: float) -> float:
-        lr = self.settings["optimisation"].lr * cosine_rampdown(epoch + step_in_pass / steps_per_pass, length)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        return lr
+        return set_rampdown_lr(optimizer, self.settings["optimisation"].lr, epoch + step_in_pass / steps_per_pass,
+                               length)
 
     def mixup_draw(self, step: int, n: int, mixup: bool, stream: int = 0) -> tuple[float, Tensor]:
-        """(lambda ~ Beta(alpha, alpha), permutation of the batch; the identity without mixup) of a step."""
-        rng = np.random.default_rng(item_seed(self.hparams.seed, stream, step))
-        alpha = self.settings["mixup"].alpha
-        lam = float(rng.beta(alpha, alpha))
-        return lam, torch.as_tensor(rng.permutation(n) if mixup else np.arange(n), device=self.device)
+        return mixup_draw(self.hparams.seed, stream, step, n, self.settings["mixup"].alpha, mixup, self.device)
 
     def composite_loss(self, batch: Any, lam: float, permutation: Tensor) -> Tensor:
-        """The mean over views of the mixed-up cross-entropy (module docstring)."""
-        views, targets, weights = batch  # (B, A, C, H, W), (B,), (B,)
-        weights = weights if self.settings["pseudo_labels"].weighted else None
-        loss = 0.0
-        for view in views.unbind(1):
-            mixed = lam * view + (1 - lam) * view[permutation]
-            loss = loss + mixup_loss(self.classifier(mixed)[0], targets, permutation, lam, weights)
-        return loss / views.shape[1]
+        return composite_loss(self.classifier, batch, lam, permutation, self.settings["pseudo_labels"].weighted)
 
     # --------------------------------------------------------------- training
-    def fit_minutes(self) -> float:
-        """Wall minutes spent fitting, over every resumed process (the accuracy-against-minutes curve)."""
-        return self._minutes_before + (time.perf_counter() - self._fit_started) / 60
-
     def on_fit_start(self) -> None:
-        self._fit_started = time.perf_counter()
+        self.clock.start()
         if self.settings["choose_t"].enabled:
             if self.chosen_t is None:
                 best = choose_t(self)
@@ -204,7 +171,7 @@ class LaplaceNet(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.state.fn == "fit":
-            self.log("time/fit_minutes", self.fit_minutes())
+            self.log("time/fit_minutes", self.clock.minutes())
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         images, labels = batch
@@ -221,8 +188,9 @@ class LaplaceNet(L.LightningModule):
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["diffrep"] = {"method": "LaplaceNet", "encoder_source": self.source, "chosen_t": self.chosen_t,
-                                 "fit_minutes": self.fit_minutes()}
+                                 "fit_minutes": self.clock.minutes()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         meta = checkpoint.get("diffrep", {})
-        self.chosen_t, self._minutes_before = meta.get("chosen_t"), float(meta.get("fit_minutes", 0.0))
+        self.chosen_t = meta.get("chosen_t")
+        self.clock.resume_from(meta.get("fit_minutes", 0.0))
