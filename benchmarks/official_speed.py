@@ -86,13 +86,12 @@ def trainer_entry(make_module: Callable[[], L.LightningModule], images: torch.Te
 
 def with_fast_paths(make_module: Callable[[], L.LightningModule], **fast: bool) -> Callable[[], L.LightningModule]:
     """``make_module`` with the config's ``fast`` options set (channels_last, compile) on the network they
-    act on (PDAE's shift decoder, the others' denoiser), as ``fast: {...}`` in a config would."""
+    act on (``fast_path_network``: PDAE's shift decoder, the others' denoiser), as ``fast: {...}`` would."""
     from diffrep.lightning_modules.settings import FastPaths
 
     def make() -> L.LightningModule:
         module = make_module()
-        net = module.decoder if type(module).__name__ == "PDAE" else module.unet
-        module.setup_fast_paths(net, FastPaths(**fast))
+        module.setup_fast_paths(module.fast_path_network(), FastPaths(**fast))
         return module
 
     return make

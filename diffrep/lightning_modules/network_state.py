@@ -64,5 +64,9 @@ class NetworkStateMixin:
         if fast.compile:
             net.compile(mode=None if fast.compile is True else fast.compile)
 
+    def fast_path_network(self) -> nn.Module:
+        """The network the speed options act on: the denoiser (PDAE's: its shift decoder)."""
+        return self.unet  # type: ignore[attr-defined]
+
     def to_memory_format(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

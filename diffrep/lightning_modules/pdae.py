@@ -71,7 +71,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         for module in self.decoder.frozen_modules():
             self.freeze(module, "pre-trained DPM")
         self.shift_off_fraction = shift_off_fraction
-        self.setup_fast_paths(self.decoder, settings["fast"])
+        self.setup_fast_paths(self.fast_path_network(), settings["fast"])
         self.setup_ema()
 
     # ------------------------------------------------------------------ training
@@ -92,6 +92,9 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
             "unet": self.decoder.config.as_dict(),
             "dpm": self.dpm_origin,  # which stage-1 step this PDAE adapts (a pre-empted stage 1 shows here)
         }
+
+    def fast_path_network(self) -> torch.nn.Module:
+        return self.decoder
 
     def on_fit_start(self) -> None:
         """Say which stage-1 step this run adapts (after a pre-empted stage 1, the step shows it)."""
