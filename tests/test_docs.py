@@ -110,6 +110,9 @@ QUOTED += [
       for entry in ("DRL E(x0, t)", "random init", "DRL static code (the recipe's encoder)", "autoencoder")],
     *[("claims_laplacenet.json", ("paired", entry, "mean"), lambda v: f"{100 * v:+.1f}", ("docs/claims.md",))
       for entry in ("random init", "DRL static code (the recipe's encoder)", "autoencoder")],
+    *[("claims_laplacenet.json", ("table", entry, "seed_means", seed), lambda v: f"{100 * v:.1f}",
+       ("docs/claims.md", "docs/results.md"))
+      for entry in ("DRL static code (the recipe's encoder)", "autoencoder") for seed in ("0", "1")],
 ]
 
 QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
