@@ -118,6 +118,10 @@ QUOTED += [
 QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
             ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
 
+QUOTED += [("step_time_against.json", ("methods", method, key), form, ("docs/speed.md",))
+           for method in ("dpm", "pdae", "drl", "diffae")
+           for key, form in (("before_ms", "{:.1f}"), ("after_ms", "{:.1f}"), ("after_over_before", "{:.2f}x"))]
+
 
 def test_quoted_numbers_are_the_stored_ones():
     for name, keys, form, docs in QUOTED:
