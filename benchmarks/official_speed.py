@@ -91,7 +91,7 @@ def with_fast_paths(make_module: Callable[[], L.LightningModule], **fast: bool) 
 
     def make() -> L.LightningModule:
         module = make_module()
-        module.setup_fast_paths(module.fast_path_network(), FastPaths(**fast))
+        module.setup_fast_paths(FastPaths(**fast))
         return module
 
     return make

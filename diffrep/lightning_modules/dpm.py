@@ -55,7 +55,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         only_ddim(settings["sampling"], "DPM")
         self.setup_backbone(schedule, settings["objective"], settings["optimisation"], settings["ema"],
                             (unet.in_channels, unet.image_size, unet.image_size), settings["sampling"].timestep_grid)
-        self.setup_fast_paths(self.unet, settings["fast"])
+        self.setup_fast_paths(settings["fast"])
         self.setup_ema()
 
     def eps(self, x_t: Tensor, t: Tensor) -> Tensor:

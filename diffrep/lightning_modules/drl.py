@@ -8,10 +8,9 @@ time sampler chooses which noise levels (which details) the code is paid to expl
 
 VDRL (``code.variational``) adds kl_weight * KL(q(z|x0) || N(0, I)); ``code.kl_weight`` and reg-DRL's
 ``code.l1`` are stated against the official summed loss 0.5 sum_pixels(...), so with a per-pixel mean
-objective they enter scaled by 2 / pixels (same optimum).
-The code, static E(x0) or time-dependent E(x0, t), is ``learned_code.py``'s. Every option
-(networks, samplers, the official data space and training-step switches, released checkpoints) is in
-docs/methods.md, "DRL, VDRL and Diff-AE".
+objective they enter scaled by 2 / pixels (same optimum). The code, static E(x0) or time-dependent
+E(x0, t), is ``learned_code.py``'s. Every option (networks, samplers, the official data space and
+training-step switches, released checkpoints) is in docs/methods.md, "DRL, VDRL and Diff-AE".
 """
 
 from __future__ import annotations
@@ -94,7 +93,7 @@ class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackb
         self.unet = build_code_denoiser(kind, net_settings, code.latent_dim, z_mode)
         self.eps_fn = eps_of(self.unet)
         self.setup_code_prior(settings["prior"])  # DRL's prior for `sample` (code_prior.py)
-        self.setup_fast_paths(self.unet, settings["fast"])
+        self.setup_fast_paths(settings["fast"])
         self.setup_ema()
         if official_checkpoint:
             self.load_official_checkpoint(official_checkpoint)

@@ -51,14 +51,16 @@ class NetworkStateMixin:
         rank_zero_info(f"diffrep: the frozen {names} ({len(in_eval)} modules) stays in eval mode while "
                        f"{type(self).__name__} trains, on purpose (no dropout, no gradients)")
 
-    def setup_fast_paths(self, net: nn.Module, fast: FastPaths) -> None:
-        """GPU speed options: NHWC memory layout and in-place ``torch.compile`` (keys unchanged).
+    def setup_fast_paths(self, fast: FastPaths) -> None:
+        """GPU speed options on ``fast_path_network()``: NHWC memory layout and in-place ``torch.compile``
+        (keys unchanged); call it once that network is built.
 
         ``compile`` is False, True (the default mode) or a torch.compile mode name; on a GPU at
         small batches "reduce-overhead" (CUDA graphs) removes the kernel-launch cost that
         dominates a 32x32 U-Net step.
         """
         self.channels_last = fast.channels_last
+        net = self.fast_path_network()
         if fast.channels_last:
             net.to(memory_format=torch.channels_last)
         if fast.compile:

@@ -71,7 +71,7 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         for module in self.decoder.frozen_modules():
             self.freeze(module, "pre-trained DPM")
         self.shift_off_fraction = shift_off_fraction
-        self.setup_fast_paths(self.fast_path_network(), settings["fast"])
+        self.setup_fast_paths(settings["fast"])
         self.setup_ema()
 
     # ------------------------------------------------------------------ training
