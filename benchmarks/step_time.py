@@ -76,8 +76,9 @@ def config_model(tree: Path, method: str) -> tuple[type, dict, dict]:
 
 
 def fit_steps(model: torch.nn.Module, trainer_settings: dict, steps: int, warmup: int = 5,
-              folder: str | None = None) -> list[float]:
-    """Seconds of each training step after ``warmup`` steps of a plain trainer.fit on random images."""
+              save_to: str | None = None) -> list[float]:
+    """Seconds of each training step after ``warmup`` steps of a plain trainer.fit on random images
+    (then the model's checkpoint written to ``save_to``, where given)."""
     import lightning as L
 
     class StepClock(L.Callback):
@@ -93,12 +94,11 @@ def fit_steps(model: torch.nn.Module, trainer_settings: dict, steps: int, warmup
     clock = StepClock()
     trainer = L.Trainer(max_steps=steps + warmup + 1, precision=trainer_settings.get("precision", "32-true"),
                         gradient_clip_val=trainer_settings.get("gradient_clip_val"), logger=False,
-                        enable_checkpointing=folder is not None, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[clock], accelerator="cpu", devices=1,
-                        default_root_dir=folder, limit_val_batches=0)
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[clock], accelerator="cpu", devices=1, limit_val_batches=0)
     trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=64, drop_last=True))
-    if folder is not None:
-        trainer.save_checkpoint(f"{folder}/dpm.ckpt")
+    if save_to is not None:
+        trainer.save_checkpoint(save_to)
     stamps = clock.times[warmup:]
     return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
@@ -113,8 +113,8 @@ def worker(tree: Path, method: str, steps: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         if "dpm_checkpoint" in init_args:  # PDAE adapts a DPM: this tree's own, trained one step
             dpm_cls, dpm_args, dpm_trainer = config_model(tree, "dpm")
-            fit_steps(dpm_cls(**dpm_args), dpm_trainer, 1, warmup=0, folder=folder)
             init_args["dpm_checkpoint"] = f"{folder}/dpm.ckpt"
+            fit_steps(dpm_cls(**dpm_args), dpm_trainer, 1, warmup=0, save_to=init_args["dpm_checkpoint"])
         seconds = fit_steps(cls(**init_args), trainer_settings, steps)
     print(json.dumps({"diffrep": str(Path(diffrep.__file__).resolve().parent), "seconds": seconds}))
 

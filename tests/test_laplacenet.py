@@ -92,7 +92,6 @@ def test_cosine_rampdown_and_mixup_loss_closed_forms():
     assert mixup_loss(logits, y, perm, 0.3).item() == pytest.approx(mixed.item())
 
 
-
 def test_mixup_draws_repeat_per_step_and_the_fit_clock_counts_resumed_minutes():
     lam, perm = mixup_draw(0, 0, 7, 8, 1.0, mixup=True)
     again, perm_again = mixup_draw(0, 0, 7, 8, 1.0, mixup=True)
@@ -102,6 +101,7 @@ def test_mixup_draws_repeat_per_step_and_the_fit_clock_counts_resumed_minutes():
     clock = FitClock()
     clock.resume_from(2.5)  # a checkpoint's 2.5 minutes come before this process's
     assert 2.5 <= clock.minutes() < 2.6
+
 
 @pytest.fixture(scope="module")
 def vdrl_time_wrn_checkpoint(tmp_path_factory) -> str:
