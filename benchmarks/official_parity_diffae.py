@@ -186,8 +186,9 @@ def checkpoint_rows(conf) -> list[tuple[str, torch.Tensor, float]]:
         config.write_text(yaml.safe_dump({"model": {"class_path": "diffrep.lightning_modules.DiffAE",
                                                     "init_args": base_args}}))
         ours = DiffAE(**{**base_args, "official_checkpoint": str(path)}).eval()
-        latent = LatentDPM(official_checkpoint=str(path), base_config=str(config), hidden=128, num_layers=4,
-                           time_dim=conf.net_latent_time_emb_channels).eval()
+        latent = LatentDPM(official_checkpoint=str(path), base_config=str(config),
+                           network={"hidden": 128, "num_layers": 4, "time_dim": conf.net_latent_time_emb_channels}
+                           ).eval()
     mapping = name_map(ours, model)
     ours_state, official_state = ours.state_dict(), model.state_dict()
     rows = [("Diff-AE last.ckpt: raw weights of every tensor",

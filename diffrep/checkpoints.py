@@ -115,6 +115,10 @@ def load_dpm_with_origin(
         meta = checkpoint["diffrep"]
         if "unet" not in meta:
             raise CheckpointError(f"{path} is a {meta.get('method')} checkpoint, not a DPM; pass the DPM's checkpoint")
+        if "class_path" in meta["unet"]:
+            raise CheckpointError(f"{path} is a DPM on your own network ({meta['unet']['class_path']}); PDAE and the "
+                                  "DPM features read a diffrep U-Net DPM (PDAE's shift net is built on its encoder "
+                                  "half): train the DPM with a unet: {...} of UNetConfig's settings")
         unet = UNet(UNetConfig(**meta["unet"]))
         # A PDAE checkpoint holds its frozen DPM under decoder.<official U-Net names>.
         prefix = "decoder." if meta.get("method") == "PDAE" else "unet."

@@ -212,10 +212,22 @@ def refuse_old_settings(argv: list[str]) -> None:
                               "settings are grouped: `diffrep fit --model " f"{method} --print_config` shows them)")
 
 
+def accept_user_objectives() -> None:
+    """A method's ``objective`` may be the user's own ``DenoisingObjective`` subclass by ``class_path``:
+    jsonargparse's subclass mode for that one group. Every other settings group is a plain dataclass,
+    whose fields a config gives in part over the method's own defaults."""
+    from jsonargparse import set_parsing_settings
+
+    from diffrep.diffusion.objective import DenoisingObjective
+
+    set_parsing_settings(subclasses_enabled=[DenoisingObjective])
+
+
 class DiffrepCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         refuse_old_settings(self._argv)
+        accept_user_objectives()
         super().__init__(
             lightning.LightningModule,
             lightning.LightningDataModule,

@@ -73,9 +73,9 @@ model:
   init_args:
     image_shape: [1, 16, 16]
     latent_dim: 8
-    encoder_kwargs: {{channels: [16, 32], num_groups: 8, num_heads: 1}}
+    encoder: {{kind: conv, channels: [16, 32], num_groups: 8, num_heads: 1}}
     decoder_channels: [32, 16]
-    lr: 3.0e-3
+    optimisation: {{lr: 3.0e-3}}
 data: {data}
 trainer:
   default_root_dir: {root}
@@ -122,7 +122,8 @@ def with_defaults(defaults: dict, given: dict) -> dict:
     replaces the helper's whole)."""
     out = dict(defaults)
     for key, value in given.items():
-        both = isinstance(value, dict) and isinstance(out.get(key), dict) and key != "encoder"
+        both = (isinstance(value, dict) and isinstance(out.get(key), dict) and key != "encoder"
+                and "class_path" not in value)  # a user's class replaces the helper's settings whole
         out[key] = {**out[key], **value} if both else value
     return out
 

@@ -10,7 +10,7 @@ from diffrep.lightning_modules.api import UnsupportedOperation
 SMALL = dict(
     image_shape=(1, 16, 16),
     latent_dim=8,
-    encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1},
+    encoder={"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1},
     decoder_channels=(32, 16),
     num_groups=8,
 )
@@ -42,7 +42,7 @@ def test_pca_fits_itself_from_the_datamodule_in_a_test_run(tmp_path):
 @pytest.mark.parametrize("cls", [Autoencoder, VAE])
 def test_autoencoders_learn_and_answer_the_evaluation_api(cls, tmp_path):
     torch.manual_seed(0)
-    model = cls(lr=3e-3, **SMALL)
+    model = cls(optimisation={"lr": 3e-3}, **SMALL)
     data = digits(subset=512)
     data.setup()
     x = torch.stack([data.splits["val"][i][0] for i in range(32)])

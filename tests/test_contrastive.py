@@ -35,7 +35,8 @@ def test_views_keep_shape_and_range_and_the_gauss_view_only_adds_noise():
 def test_simclr_loss_goes_down_and_encodes_to_its_code_width(views):
     torch.manual_seed(0)
     model = SimCLR(image_shape=(1, 16, 16), latent_dim=8, views=views,
-                   encoder_kwargs={"channels": (16, 32), "num_groups": 8, "num_heads": 1}, lr=2e-3)
+                   encoder={"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1},
+                   optimisation={"lr": 2e-3})
     losses = fit_plain(model, digits(batch_size=64), 60)
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.2
     assert model.encode(torch.zeros(3, 1, 16, 16)).shape == (3, 8)

@@ -39,7 +39,8 @@ def test_latent_mlp_is_the_official_architecture_with_pinned_outputs():
 
 def fit_latent_dpm(checkpoint, tmp_path, steps=120, **kwargs):
     torch.manual_seed(0)
-    model = LatentDPM(str(checkpoint), hidden=64, num_layers=4, lr=2e-3, ema_decay=0.9, **kwargs)
+    model = LatentDPM(str(checkpoint), network={"hidden": 64, "num_layers": 4}, optimisation={"lr": 2e-3},
+                      ema={"decay": 0.9}, **kwargs)
     recorder = LossRecorder()
     trainer = quiet_trainer(tmp_path, max_steps=steps, callbacks=[recorder])
     trainer.fit(model, datamodule=digits())
@@ -80,8 +81,8 @@ def test_official_latent_sampling_clamps_and_stops_at_the_t0_level(tiny_pdae_che
 def test_a_latent_dpm_works_on_drl_codes_and_feeds_drl_sampling(tiny_drl_checkpoint, tmp_path):
     from diffrep.lightning_modules.loading import load_trained
 
-    model, recorder, trainer = fit_latent_dpm(tiny_drl_checkpoint, tmp_path, steps=60, clip_codes=False,
-                                              latent_grid="linspace")
+    model, recorder, trainer = fit_latent_dpm(tiny_drl_checkpoint, tmp_path, steps=60,
+                                              sampling={"clip_codes": False, "latent_grid": "linspace"})
     assert type(model.base).__name__ == "DRL" and sum(recorder.losses[-10:]) < sum(recorder.losses[:10])
     assert model.sample(3, num_steps=5).shape == (3, 1, 16, 16)
     path = tmp_path / "latent.ckpt"

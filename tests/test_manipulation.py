@@ -99,7 +99,7 @@ def test_a_time_dependent_code_and_a_baseline_are_skipped_by_the_edit_grid_with_
     with pytest.raises(UnsupportedOperation, match="time-dependent"):
         time_dependent.manipulate(torch.zeros(1, 1, 16, 16), None, [0.0])
     baseline = Autoencoder(image_shape=(1, 16, 16), latent_dim=8,
-                           encoder_kwargs={"channels": [16, 32], "num_groups": 8, "num_heads": 1},
+                           encoder={"kind": "conv", "channels": [16, 32], "num_groups": 8, "num_heads": 1},
                            decoder_channels=[32, 16])
     for model, reason in ((time_dependent, "time-dependent"), (baseline, "cannot decode an edited code")):
         grid = ManipulationGrid(num_codes=100, num_steps=2, num_images=2, positive_class=1)

@@ -229,7 +229,8 @@ def test_a_diffae_latent_file_gives_the_latent_dpm_its_base_its_mlp_and_its_code
     config = tmp_path / "diffae_tiny.yaml"
     args = {k: v for k, v in tiny_diffae().hparams.items() if not k.startswith("_")}
     config.write_text(yaml.safe_dump({"model": {"class_path": "diffrep.lightning_modules.DiffAE", "init_args": args}}))
-    model = LatentDPM(official_checkpoint=str(path), base_config=str(config), hidden=16, num_layers=3, ema_decay=0.9)
+    model = LatentDPM(official_checkpoint=str(path), base_config=str(config), network={"hidden": 16, "num_layers": 3},
+                      ema={"decay": 0.9})
     for name, p in model.net.named_parameters():
         torch.testing.assert_close(p, dict(mlp.named_parameters())[name], rtol=0, atol=0)
         torch.testing.assert_close(model.ema.shadow(f"net.{name}"), dict(mlp.named_parameters())[name] + 0.5)
@@ -243,11 +244,10 @@ def test_a_diffae_latent_file_gives_the_latent_dpm_its_base_its_mlp_and_its_code
         LatentDPM(
             official_checkpoint=str(diffae_lightning_file(tmp_path / "autoenc.ckpt", source)),
             base_config=str(config),
-            hidden=16,
-            num_layers=3,
+            network={"hidden": 16, "num_layers": 3},
         )
     with pytest.raises(Exception, match="needs base_config"):
-        LatentDPM(official_checkpoint=str(path), hidden=16, num_layers=3)
+        LatentDPM(official_checkpoint=str(path), network={"hidden": 16, "num_layers": 3})
 
 
 def test_diffrep_test_evaluates_a_released_drl_checkpoint_with_one_flag(tmp_path, capsys, monkeypatch, drl_source):

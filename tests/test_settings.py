@@ -90,6 +90,9 @@ def test_validate_reads_an_old_checkpoints_settings(tiny_drl_checkpoint, tmp_pat
     ("command line", "time_sampler", "objective.time_sampler", "drl.yaml"),
     ("file", "encoder_checkpoint", "start.checkpoint", "laplacenet.yaml"),
     ("command line", "mixup_alpha", "mixup.alpha", "laplacenet.yaml"),
+    ("file", "lr", "optimisation.lr", "baselines/autoencoder.yaml"),
+    ("command line", "encoder_kwargs", "encoder", "baselines/simclr.yaml"),
+    ("file", "hidden", "network.hidden", "pdae_latent.yaml"),
 ])
 def test_a_config_in_the_old_form_stops_with_the_new_key(where, key, place, config, tmp_path, capsys, monkeypatch):
     config = yaml.safe_load((REPO / "configs" / config).read_text())
@@ -113,6 +116,7 @@ def test_old_settings_are_named_per_method():
     assert old_setting("DiffAE", ["denoiser"]) == ("denoiser", "network.kind")
     assert old_setting("LaplaceNet", ["encoder", "check_t"]) == ("check_t", "choose_t.enabled")
     assert old_setting("LaplaceNet", ["encoder", "latent_dim", "seed"]) is None  # LaplaceNet keeps these
+    assert old_setting("VAE", ["latent_dim", "kl_weight", "lr"]) == ("lr", "optimisation.lr")  # baselines keep these
 
 
 #: hyper-parameters as a LaplaceNet checkpoint held them before the grouping (a claims.py run, 2026-12-06)
@@ -164,3 +168,67 @@ def test_the_command_line_sets_one_field_of_a_group(tmp_path, capsys, monkeypatc
     init = yaml.safe_load(out)["model"]["init_args"]
     assert init["optimisation"]["lr"] == 0.125 and init["optimisation"]["warmup_steps"] == 100  # the config's
     assert init["code"]["latent_dim"] == 3 and init["code"]["variational"] is False
+
+
+#: hyper-parameters as an Autoencoder checkpoint held them before its optimiser settings were grouped
+OLD_AUTOENCODER = {"image_shape": [1, 16, 16], "latent_dim": 8, "encoder": "conv",
+                   "encoder_kwargs": {"channels": [16, 32], "num_groups": 8, "num_heads": 1},
+                   "decoder_channels": [32, 16], "num_groups": 8, "variational": False, "kl_weight": 0.01, "lr": 3e-3}
+
+
+def test_an_old_autoencoder_checkpoint_rebuilds_the_same_network_with_its_learning_rate():
+    from diffrep.lightning_modules import Autoencoder
+
+    new = migrate_hparams("Autoencoder", OLD_AUTOENCODER)
+    assert new["encoder"] == {"kind": "conv", "channels": [16, 32], "num_groups": 8, "num_heads": 1}
+    assert new["optimisation"] == {"lr": 3e-3} and "lr" not in new and "encoder_kwargs" not in new
+    model = Autoencoder(**new)
+    assert model.optimisation.lr == 3e-3 and model.encoder.net[0].out_channels == 16
+    assert migrate_hparams("Autoencoder", dict(model.hparams)) == dict(model.hparams)
+
+
+def test_an_old_latent_dpm_checkpoint_gets_its_groups_and_a_latent_config_keeps_the_constant_schedule(
+        tmp_path, capsys, monkeypatch):
+    from test_cli import print_config
+
+    old = {"model_checkpoint": "runs/pdae/checkpoints/last.ckpt", "hidden": 256, "num_layers": 6, "time_dim": 64,
+           "dropout": 0.0, "beta": 0.01, "num_timesteps": 500, "lr": 2e-3, "weight_decay": 0.01, "ema_decay": 0.995,
+           "norm_items": None, "clip_codes": False, "latent_grid": "linspace", "latent_steps": None,
+           "timestep_grid": None, "official_checkpoint": None, "base_config": None}
+    new = migrate_hparams("LatentDPM", old)
+    assert new["network"] == {"hidden": 256, "num_layers": 6, "time_dim": 64, "dropout": 0.0}
+    assert new["schedule"] == {"beta_end": 0.01, "num_timesteps": 500}
+    assert new["optimisation"] == {"lr": 2e-3, "weight_decay": 0.01} and new["ema"] == {"decay": 0.995}
+    assert new["sampling"] == {"clip_codes": False, "latent_grid": "linspace", "latent_steps": None,
+                               "timestep_grid": None}
+    from diffrep.lightning_modules.latent_settings import latent_schedule
+
+    schedule = latent_schedule(new["schedule"])  # the fields given, over the official constant schedule
+    assert (schedule.beta_schedule, schedule.beta_end, schedule.num_timesteps) == ("constant", 0.01, 500)
+    printed = yaml.safe_load(print_config("fit", "--config", REPO / "configs/pdae_latent.yaml", cwd=tmp_path,
+                                          capsys=capsys, monkeypatch=monkeypatch))["model"]["init_args"]
+    schedule = latent_schedule(printed["schedule"])  # what LatentDPM builds from the parsed config
+    assert (schedule.beta_schedule, schedule.beta_end) == ("constant", 0.008)
+
+
+@pytest.mark.parametrize(("config", "group", "field", "value"), [
+    ("vdrl.yaml", "code", "variational", True),  # VDRL's own default; the config gives latent_dim, kl_weight
+    ("pdae.yaml", "objective", "weighting", "pdae"),  # PDAE's lambda_t; the config gives gamma
+    ("drl.yaml", "ema", "decay", 0.995),  # the config's own value
+])
+def test_a_group_given_in_part_in_a_config_file_keeps_the_methods_own_defaults(config, group, field, value, tmp_path,
+                                                                              capsys, monkeypatch):
+    """jsonargparse hands the partial group over as the config's dict (``dict`` first in the annotation),
+    and the method lays it over its own defaults; with the class first the class's defaults won."""
+    import importlib
+
+    from test_cli import print_config
+
+    from diffrep.lightning_modules.settings import grouped_settings
+
+    model = yaml.safe_load(print_config("fit", "--config", REPO / "configs" / config, cwd=tmp_path, capsys=capsys,
+                                        monkeypatch=monkeypatch))["model"]
+    module, _, name = model["class_path"].rpartition(".")
+    method = getattr(importlib.import_module(module), name)
+    settings = grouped_settings(method, **{group: model["init_args"][group]})
+    assert getattr(settings[group], field) == value

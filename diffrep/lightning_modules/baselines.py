@@ -31,6 +31,8 @@ from diffrep.lightning_modules.api import (
     codes_and_labels,
     evaluating,
 )
+from diffrep.lightning_modules.optimisation import OptimisationMixin, OptimiserSettings
+from diffrep.lightning_modules.settings import as_saved, as_settings
 from diffrep.nets.codes import gaussian_kl, reparameterise
 from diffrep.nets.decoders import ConvDecoder
 from diffrep.nets.encoders import build_encoder
@@ -155,11 +157,20 @@ class PCABaseline(_Baseline):
         return None
 
 
-class TrainedBaseline(_Baseline, ABC):
-    """A baseline trained by minimising ``loss(x0)`` with Adam at ``self.lr`` (the autoencoders,
-    SimCLR): one training step, validation and optimiser for all of them."""
+class TrainedBaseline(OptimisationMixin, _Baseline, ABC):
+    """A baseline trained by minimising ``loss(x0)`` (the autoencoders, SimCLR): one training step,
+    validation, and the methods' optimiser settings (``optimisation``: Adam by default, or the user's
+    optimiser and schedule by ``class_path``) for all of them."""
 
-    lr: float
+    optimisation: OptimiserSettings
+
+    def setup_optimisation(self, optimisation: OptimiserSettings | dict) -> None:
+        """``optimisation`` as its settings object, saved as plain data (the checkpoint loads weights-only)."""
+        self.optimisation = as_settings(optimisation, OptimiserSettings, "optimisation", OptimiserSettings(lr=1e-3))
+        self.hparams["optimisation"] = as_saved(self.optimisation)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
 
     @abstractmethod
     def loss(self, x0: Tensor) -> Tensor:
@@ -175,9 +186,6 @@ class TrainedBaseline(_Baseline, ABC):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.log("val/loss", self.loss(batch[0]), sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
-
 
 class Autoencoder(TrainedBaseline):
     """A conv autoencoder (or VAE) of the PDAE encoder's size, trained by pixel MSE."""
@@ -187,19 +195,20 @@ class Autoencoder(TrainedBaseline):
         image_shape: tuple[int, int, int] = (1, 32, 32),
         latent_dim: int = 32,
         encoder: str | dict[str, Any] = "conv",
-        encoder_kwargs: dict[str, Any] | None = None,
         decoder_channels: tuple[int, ...] = (128, 64, 32),
         num_groups: int = 8,
         variational: bool = False,
         kl_weight: float = 0.01,
-        lr: float = 1e-3,
+        optimisation: OptimiserSettings = OptimiserSettings(lr=1e-3),
     ) -> None:
+        """``encoder``: a name, ``{kind: NAME, <its settings>}`` or your own ``{class_path, init_args}``."""
         super().__init__()
         self.save_hyperparameters()
+        self.setup_optimisation(optimisation)
         self.image_shape = tuple(image_shape)
         c, size = self.image_shape[0], self.image_shape[-1]
-        self.variational, self.kl_weight, self.lr, self.latent_dim = variational, kl_weight, lr, latent_dim
-        self.encoder = build_encoder(encoder, c, size, latent_dim * (2 if variational else 1), **(encoder_kwargs or {}))
+        self.variational, self.kl_weight, self.latent_dim = variational, kl_weight, latent_dim
+        self.encoder = build_encoder(encoder, c, size, latent_dim * (2 if variational else 1))
         self.decoder = ConvDecoder(c, size, latent_dim, tuple(decoder_channels), num_groups)
 
     @property
@@ -242,20 +251,18 @@ class VAE(Autoencoder):
         image_shape: tuple[int, int, int] = (1, 32, 32),
         latent_dim: int = 32,
         encoder: str | dict[str, Any] = "conv",
-        encoder_kwargs: dict[str, Any] | None = None,
         decoder_channels: tuple[int, ...] = (128, 64, 32),
         num_groups: int = 8,
         kl_weight: float = 0.01,
-        lr: float = 1e-3,
+        optimisation: OptimiserSettings = OptimiserSettings(lr=1e-3),
     ) -> None:
         super().__init__(
             image_shape=image_shape,
             latent_dim=latent_dim,
             encoder=encoder,
-            encoder_kwargs=encoder_kwargs,
             decoder_channels=decoder_channels,
             num_groups=num_groups,
             variational=True,
             kl_weight=kl_weight,
-            lr=lr,
+            optimisation=optimisation,
         )

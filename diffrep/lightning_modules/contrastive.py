@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.baselines import TrainedBaseline
+from diffrep.lightning_modules.optimisation import OptimiserSettings
 from diffrep.nets.encoders import build_encoder
 
 VIEWS = ("standard", "gauss")
@@ -82,25 +83,25 @@ class SimCLR(TrainedBaseline):
         image_shape: tuple[int, int, int] = (1, 32, 32),
         latent_dim: int = 32,
         encoder: str | dict[str, Any] = "conv",
-        encoder_kwargs: dict[str, Any] | None = None,
         projection_dim: int = 128,
         projection_hidden: int = 512,
         temperature: float = 0.5,
         views: str = "standard",
         noise_std: tuple[float, float] = (0.1, 1.0),
-        lr: float = 1e-3,
+        optimisation: OptimiserSettings = OptimiserSettings(lr=1e-3),
     ) -> None:
+        """``encoder``: a name, ``{kind: NAME, <its settings>}`` or your own ``{class_path, init_args}``."""
         super().__init__()
         if views not in VIEWS:
             raise ConfigError(f"unknown views {views!r}; choose one of {list(VIEWS)}")
         self.save_hyperparameters()
+        self.setup_optimisation(optimisation)
         self.image_shape = tuple(image_shape)
         c, size = self.image_shape[0], self.image_shape[-1]
-        self.encoder = build_encoder(encoder, c, size, latent_dim, **(encoder_kwargs or {}))
+        self.encoder = build_encoder(encoder, c, size, latent_dim)
         self.projection = nn.Sequential(nn.Linear(latent_dim, projection_hidden), nn.ReLU(),
                                         nn.Linear(projection_hidden, projection_dim))
-        self.latent_dim, self.temperature, self.views, self.noise_std, self.lr = (
-            latent_dim, temperature, views, tuple(noise_std), lr)
+        self.latent_dim, self.temperature, self.views, self.noise_std = latent_dim, temperature, views, tuple(noise_std)
 
     @property
     def anchor(self) -> Tensor:

@@ -10,16 +10,21 @@ loss and sampler works with, so no method branches on which network it holds:
 - ``"scaled_score"``: score_sde's NCSN++ with ``scale_by_sigma``: reads x_t as it is and sigma(t),
   returns sigma * score = -eps.
 
+A user's own code-conditioned denoiser plugs in the same way (``network: {class_path, init_args}``,
+``UserNetwork``): any ``nn.Module`` called as ``net(x, t, z)`` that declares its ``output`` (default 'eps').
+
 Plain torch (no Lightning), kept beside the methods that use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor, nn
 
+from diffrep import plugins
 from diffrep.diffusion.process import network_input
 from diffrep.diffusion.schedule import NoiseSchedule
 from diffrep.errors import ConfigError
@@ -58,6 +63,40 @@ def eps_of(net: nn.Module) -> Callable[..., Tensor]:
 
 
 # ------------------------------------------------------------------ the code-conditioned networks
+@dataclass(frozen=True)
+class UserNetwork:
+    """A denoiser given by ``{class_path, init_args}``: any ``nn.Module`` called as ``net(x, t, z)`` with the
+    convention its ``output`` names (``CONVENTIONS``; 'eps': x scaled to unit variance, t the schedule's
+    model time, returns eps). It is offered ``latent_dim`` and ``z_dim`` (the code's width), and its
+    ``init_args`` state the images it denoises (``in_channels``, ``image_size``): the method draws its noise
+    and builds its encoder from them before the network exists."""
+
+    spec: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        plugins.import_class(plugins.class_path_of(self.spec, "network"), nn.Module, "network")
+        missing = [k for k in ("in_channels", "image_size") if k not in (self.spec.get("init_args") or {})]
+        if missing:
+            raise ConfigError(f"a network given by class_path states the images it denoises: add "
+                              f"{' and '.join(missing)} to its init_args (it is offered latent_dim and z_dim)")
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.spec["init_args"]["in_channels"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.spec["init_args"]["image_size"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"class_path": self.spec["class_path"], "init_args": dict(self.spec["init_args"])}
+
+    def build(self, latent_dim: int | None) -> nn.Module:
+        """The network, offered the code's width (None: an unconditional DPM's, offered nothing)."""
+        offered = {} if latent_dim is None else {"latent_dim": latent_dim, "z_dim": latent_dim}
+        return plugins.build(self.spec, nn.Module, "network", offered)
+
+
 #: network kind -> its settings class; ``build_code_denoiser`` builds the network a method holds
 NETWORK_SETTINGS: dict[str, type[UNetConfig]] = {"unet": UNetConfig, "ncsnpp": NCSNppConfig, "beatgans": BeatGANsConfig}
 
@@ -66,8 +105,11 @@ def network_settings(spec: str | dict | UNetConfig | None) -> tuple[str, Any, st
     """(kind, settings, z_mode) of a ``network`` setting: a kind name, a settings object, or ``{kind: NAME,
     z_mode: ..., <the kind's settings>}`` ('unet', the default: diffrep's guided-diffusion U-Net,
     ``UNetConfig``; 'ncsnpp': the official NCSN++, ``NCSNppConfig``; 'beatgans': Diff-AE's official
-    denoiser, ``BeatGANsConfig``). ``z_mode`` is how the U-Net takes the code ('scale', Diff-AE's, by
-    default; or 'ncsnpp'); the other kinds take it their own way."""
+    denoiser, ``BeatGANsConfig``), or your own ``{class_path, init_args}`` (kind 'class_path', ``UserNetwork``).
+    ``z_mode`` is how the U-Net takes the code ('scale', Diff-AE's, by default; or 'ncsnpp'); the other kinds
+    take it their own way."""
+    if isinstance(spec, dict) and "class_path" in spec:
+        return "class_path", UserNetwork(dict(spec)), None
     if isinstance(spec, UNetConfig):  # a settings object names its kind by its class
         kind = next((k for k, cls in NETWORK_SETTINGS.items() if k != "unet" and type(spec) is cls), "unet")
         spec = {"kind": kind, **spec.as_dict()}
@@ -89,6 +131,8 @@ def network_settings(spec: str | dict | UNetConfig | None) -> tuple[str, Any, st
 
 def build_code_denoiser(kind: str, settings: Any, latent_dim: int, z_mode: str | None) -> nn.Module:
     """The code-conditioned denoiser of ``network_settings``' output."""
+    if kind == "class_path":
+        return settings.build(latent_dim)
     if kind == "ncsnpp":
         return NCSNpp(settings, z_dim=latent_dim)
     if kind == "beatgans":
@@ -98,4 +142,6 @@ def build_code_denoiser(kind: str, settings: Any, latent_dim: int, z_mode: str |
 
 def saved_network(kind: str, settings: Any, z_mode: str | None) -> dict[str, Any]:
     """A ``network`` setting as plain data (the checkpoint's hyper-parameters), read back by ``network_settings``."""
+    if kind == "class_path":
+        return settings.as_dict()
     return {"kind": kind, **({"z_mode": z_mode} if kind == "unet" else {}), **settings.as_dict()}

@@ -47,10 +47,10 @@ class DiffAE(DRL):
         network: str | dict[str, Any] | None = None,
         *args: Any,
         encoder: str | dict[str, Any] = "halfunet",
-        code: CodeSettings | dict = CodeSettings(latent_dim=512),
-        objective: DenoisingObjective | dict = DenoisingObjective(),
-        optimisation: OptimiserSettings | dict = OptimiserSettings(lr=1e-4),
-        ema: EMASettings | dict = EMASettings(decay=0.9999),
+        code: CodeSettings = CodeSettings(latent_dim=512),
+        objective: DenoisingObjective = DenoisingObjective(),
+        optimisation: OptimiserSettings = OptimiserSettings(lr=1e-4),
+        ema: EMASettings = EMASettings(decay=0.9999),
         **kwargs: Any,
     ) -> None:
         kind, _, z_mode = network_settings(network)

@@ -16,7 +16,7 @@ from diffrep.diffusion.objective import PRESETS, DenoisingObjective
 from diffrep.diffusion.sampling import EpsFn
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
-from diffrep.lightning_modules.denoisers import eps_of
+from diffrep.lightning_modules.denoisers import UserNetwork, eps_of
 from diffrep.lightning_modules.optimisation import OptimiserSettings
 from diffrep.lightning_modules.settings import (
     EMASettings,
@@ -30,27 +30,32 @@ from diffrep.nets.unet import UNet, UNetConfig
 
 
 class DPM(DiffusionBackboneMixin, L.LightningModule):
-    """eps-prediction DPM on the guided-diffusion U-Net."""
+    """eps-prediction DPM on the guided-diffusion U-Net (``unet``: its ``UNetConfig``), or on your own
+    network, ``unet: {class_path, init_args}`` (``denoisers.UserNetwork``, called as ``net(x, t)``). PDAE and
+    the DPM features read a U-Net DPM: PDAE's shift net is built on the U-Net's encoder half."""
 
     def __init__(
         self,
         unet: UNetConfig | dict | None = None,
-        schedule: ScheduleConfig | dict | None = None,
-        objective: DenoisingObjective | dict = PRESETS["ddpm"],
-        optimisation: OptimiserSettings | dict = OptimiserSettings(),
-        ema: EMASettings | dict = EMASettings(),
-        sampling: SamplingSettings | dict = SamplingSettings(),
-        fast: FastPaths | dict = FastPaths(),
+        schedule: ScheduleConfig | None = None,
+        objective: DenoisingObjective = PRESETS["ddpm"],
+        optimisation: OptimiserSettings = OptimiserSettings(),
+        ema: EMASettings = EMASettings(),
+        sampling: SamplingSettings = SamplingSettings(),
+        fast: FastPaths = FastPaths(),
     ) -> None:
         super().__init__()
-        unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
+        if isinstance(unet, dict) and "class_path" in unet:
+            unet = UserNetwork(dict(unet))
+        else:
+            unet = UNetConfig(**unet) if isinstance(unet, dict) else unet or UNetConfig()
         schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or ScheduleConfig()
         settings = grouped_settings(type(self), objective=objective, optimisation=optimisation, ema=ema,
                                     sampling=sampling, fast=fast)
         self.save_hyperparameters()
         # Plain data, so checkpoints load with torch.load(weights_only=True).
         self.hparams.update(unet=unet.as_dict(), schedule=vars(schedule).copy(), **as_saved(settings))
-        self.unet = UNet(unet)
+        self.unet = unet.build(None) if isinstance(unet, UserNetwork) else UNet(unet)
         self.eps_fn = eps_of(self.unet)  # its output convention, read once (lightning_modules/denoisers.py)
         only_ddim(settings["sampling"], "DPM")
         self.setup_backbone(schedule, settings["objective"], settings["optimisation"], settings["ema"],
@@ -66,7 +71,7 @@ class DPM(DiffusionBackboneMixin, L.LightningModule):
         return self.denoising_loss(x0, self.eps, t)[0]
 
     def checkpoint_metadata(self) -> dict[str, Any]:
-        return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict()}
+        return {**super().checkpoint_metadata(), "unet": self.hparams["unet"]}
 
     # --------------------------------------------------------- evaluation API
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:

@@ -54,26 +54,29 @@ class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackb
     def __init__(
         self,
         network: str | dict[str, Any] | None = None,
-        schedule: ScheduleConfig | dict | None = None,
+        schedule: ScheduleConfig | None = None,
         encoder: str | dict[str, Any] = "conv",
-        code: CodeSettings | dict = CodeSettings(),
-        objective: DenoisingObjective | dict = DenoisingObjective(weighting="sigma2"),
-        optimisation: OptimiserSettings | dict = OptimiserSettings(lr=2e-4),
-        ema: EMASettings | dict = EMASettings(decay=0.999),
-        prior: CodePriorSettings | dict = CodePriorSettings(),
-        sampling: SamplingSettings | dict = SamplingSettings(),
-        standardise: Standardisation | dict | None = None,
-        fast: FastPaths | dict = FastPaths(),
+        code: CodeSettings = CodeSettings(),
+        objective: DenoisingObjective = DenoisingObjective(weighting="sigma2"),
+        optimisation: OptimiserSettings = OptimiserSettings(lr=2e-4),
+        ema: EMASettings = EMASettings(decay=0.999),
+        prior: CodePriorSettings = CodePriorSettings(),
+        sampling: SamplingSettings = SamplingSettings(),
+        standardise: Standardisation | None = None,
+        fast: FastPaths = FastPaths(),
         official_checkpoint: str | None = None,
     ) -> None:
-        """``network``: the code-conditioned denoiser, a kind or ``{kind: unet | ncsnpp | beatgans, z_mode: ...,
-        <its settings>}`` (``denoisers.network_settings``); ``encoder``: a name, ``{kind: NAME, <its
-        settings>}`` or your own ``{class_path, init_args}``; the other groups are ``settings.py``'s."""
+        """``network``: the code-conditioned denoiser, a kind, ``{kind: unet | ncsnpp | beatgans, z_mode: ...,
+        <its settings>}`` or your own ``{class_path, init_args}`` (``denoisers.network_settings``);
+        ``encoder``: a name, ``{kind: NAME, <its settings>}`` or your own ``{class_path, init_args}``; the other
+        groups are ``settings.py``'s."""
         super().__init__()
         settings = grouped_settings(type(self), code=code, objective=objective, optimisation=optimisation, ema=ema,
                                     prior=prior, sampling=sampling, standardise=standardise, fast=fast)
         kind, net_settings, z_mode = network_settings(network)
-        schedule = ScheduleConfig(**schedule) if isinstance(schedule, dict) else schedule or self.default_schedule()
+        if isinstance(schedule, dict):  # the fields given, over the method's own schedule
+            schedule = ScheduleConfig(**{**vars(self.default_schedule()), **schedule})
+        schedule = schedule or self.default_schedule()
         self.save_hyperparameters()
         self.hparams.update(network=saved_network(kind, net_settings, z_mode), schedule=vars(schedule).copy(),
                             **as_saved(settings))
@@ -141,7 +144,9 @@ class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackb
         return loss
 
     def checkpoint_metadata(self) -> dict[str, Any]:
-        return {**super().checkpoint_metadata(), "unet": self.unet.config.as_dict(), "latent_dim": self.latent_dim}
+        config = getattr(self.unet, "config", None)  # a user's network (class_path) has its saved spec instead
+        network = config.as_dict() if config is not None else self.hparams["network"]
+        return {**super().checkpoint_metadata(), "unet": network, "latent_dim": self.latent_dim}
 
     # --------------------------------------------------------- evaluation API
     def code_eps_fn(self, code_fn: CodeFn) -> Callable[[Tensor, Tensor], Tensor]:
@@ -174,5 +179,5 @@ class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackb
 class VDRL(DRL):
     """DRL with a variational code: ``code.variational`` defaults to True (see the module docstring)."""
 
-    def __init__(self, *args: Any, code: CodeSettings | dict = CodeSettings(variational=True), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, code: CodeSettings = CodeSettings(variational=True), **kwargs: Any) -> None:
         super().__init__(*args, code=code, **kwargs)

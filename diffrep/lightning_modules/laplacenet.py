@@ -55,16 +55,16 @@ class LaplaceNet(L.LightningModule):
     def __init__(
         self,
         num_classes: int = 10,
-        start: StartSettings | dict = StartSettings(),
+        start: StartSettings = StartSettings(),
         encoder: str | dict[str, Any] = "wrn28_2",
         latent_dim: int = 128,
         in_channels: int = 1,
         image_size: int = 32,
-        standardise: Standardisation | dict | None = None,
-        choose_t: ChooseT | dict = ChooseT(),
-        pseudo_labels: PseudoLabelSettings | dict = PseudoLabelSettings(),
-        mixup: MixupSettings | dict = MixupSettings(),
-        optimisation: SGDSchedule | dict = SGDSchedule(),
+        standardise: Standardisation | None = None,
+        choose_t: ChooseT = ChooseT(),
+        pseudo_labels: PseudoLabelSettings = PseudoLabelSettings(),
+        mixup: MixupSettings = MixupSettings(),
+        optimisation: SGDSchedule = SGDSchedule(),
         seed: int = 0,
     ) -> None:
         """``start``: the weights (a checkpoint, or random init); ``encoder`` (a name, ``{kind: NAME, <its

@@ -12,9 +12,9 @@ latent branch of ``diffusion/gaussian_diffusion.py``; phizaz/diffae ``templates_
   decay 0.01, EMA 0.9999;
 - sampling is a latent DDIM from z_T ~ N(0, I). With ``clip_codes`` (PDAE's official sampler,
   the default) z_T and every predicted z0 are clamped to [-1, 1] ("may slightly improve sample
-  quality", the official comment) and ``latent_grid: official`` stops at the latent schedule's
+  quality", the official comment) and ``sampling.latent_grid: official`` stops at the latent schedule's
   t = 0 level instead of a clean estimate; Diff-AE's official latent sampler clamps nothing
-  (``clip_codes: false``). The image is then decoded by the base model's ``generate`` (PDAE:
+  (``sampling.clip_codes: false``). The image is then decoded by the base model's ``generate`` (PDAE:
   shift off for the last 30% of steps; DRL/Diff-AE: DDIM conditioned on the code).
 
 The base model is loaded from its own checkpoint (self-contained), its EMA weights copied in
@@ -38,21 +38,25 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.objective import PRESETS
-from diffrep.diffusion.schedule import TIMESTEP_GRIDS, ScheduleConfig
+from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
 from diffrep.lightning_modules.diffae import DiffAE
 from diffrep.lightning_modules.latent_prior import latent_ddim
+from diffrep.lightning_modules.latent_settings import LATENT_SCHEDULE, LatentNetwork, LatentSampling, latent_schedule
 from diffrep.lightning_modules.loading import in_its_ema_weights, load_trained
 from diffrep.lightning_modules.migration import old_setting
 from diffrep.lightning_modules.optimisation import OptimiserSettings
-from diffrep.lightning_modules.settings import EMASettings
+from diffrep.lightning_modules.settings import EMASettings, as_saved, grouped_settings
 from diffrep.nets.latent_mlp import LatentMLP
 from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read_official
 
 #: Methods whose codes a latent DPM can model: one static code per image.
 CODE_METHODS = ("PDAE", "DRL", "VDRL", "DiffAE")
+#: the latent DPM's settings groups, by argument name (``settings.grouped_settings``)
+LATENT_GROUPS: dict[str, type] = {"network": LatentNetwork, "optimisation": OptimiserSettings, "ema": EMASettings,
+                                  "sampling": LatentSampling}
 
 
 def official_diffae(weights: OfficialWeights, path: str, base_config: str | None) -> DiffAE:
@@ -80,25 +84,24 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
     def __init__(
         self,
         model_checkpoint: str = "runs/pdae/checkpoints/last.ckpt",
-        hidden: int = 2048,
-        num_layers: int = 10,
-        time_dim: int = 64,
-        dropout: float = 0.0,
-        beta: float = 0.008,
-        num_timesteps: int = 1000,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        ema_decay: float | None = 0.9999,
+        network: LatentNetwork = LatentNetwork(),
+        schedule: ScheduleConfig = LATENT_SCHEDULE,
+        optimisation: OptimiserSettings = OptimiserSettings("adamw", 1e-3, weight_decay=0.01),
+        ema: EMASettings = EMASettings(decay=0.9999),
+        sampling: LatentSampling = LatentSampling(),
         norm_items: int | None = None,
-        clip_codes: bool = True,
-        latent_grid: str = "official",
-        latent_steps: int | None = None,
-        timestep_grid: str | None = None,
         official_checkpoint: str | None = None,
         base_config: str | None = None,
     ) -> None:
+        """``network``: the MLP's size (``LatentNetwork``); ``schedule``: fields over the official constant
+        beta 0.008, T = 1000 (``latent_settings.latent_schedule``); ``sampling``: ``LatentSampling``;
+        ``norm_items``: codes for the standardisation statistics (None: the whole training split)."""
         super().__init__()
+        settings = grouped_settings(type(self), LATENT_GROUPS, network=network, optimisation=optimisation, ema=ema,
+                                    sampling=sampling)
+        schedule = latent_schedule(schedule)
         self.save_hyperparameters()
+        self.hparams.update(schedule=vars(schedule).copy(), **as_saved(settings))
         if official_checkpoint:
             released = read_official(official_checkpoint, "diffae")
             self.base = official_diffae(released, official_checkpoint, base_config)
@@ -107,21 +110,19 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         if getattr(self.base, "time_dependent", False):
             raise ConfigError(f"{model_checkpoint} has a time-dependent code E(x0, t); a latent DPM models one "
                              "static code per image: train the model with time_dependent: false")
-        if latent_grid not in TIMESTEP_GRIDS:
-            raise ConfigError(f"unknown latent_grid {latent_grid!r}; choose one of {list(TIMESTEP_GRIDS)}")
-        self.setup_backbone(
-            ScheduleConfig(kind="discrete", num_timesteps=num_timesteps, beta_schedule="constant", beta_end=beta),
-            PRESETS["latent_l1"], OptimiserSettings("adamw", lr, weight_decay=weight_decay), EMASettings(ema_decay),
-            image_shape=self.base.image_shape, timestep_grid=timestep_grid or self.base.timestep_grid,
-        )
+        sampling = settings["sampling"]
+        self.setup_backbone(schedule, PRESETS["latent_l1"], settings["optimisation"], settings["ema"],
+                            image_shape=self.base.image_shape,
+                            timestep_grid=sampling.timestep_grid or self.base.timestep_grid)
         self.freeze(self.base, f"trained {type(self.base).__name__}")
         latent_dim = self.base.encode(torch.zeros(1, *self.base.image_shape)).shape[1]
-        self.net = LatentMLP(latent_dim, hidden, num_layers, time_dim, dropout=dropout)
+        net = settings["network"]
+        self.net = LatentMLP(latent_dim, net.hidden, net.num_layers, net.time_dim, dropout=net.dropout)
         # Code statistics of the training split: computed at the start of fit, saved with the model.
         self.register_buffer("z_mean", torch.zeros(latent_dim))
         self.register_buffer("z_std", torch.ones(latent_dim))
-        self.norm_items, self.clip_codes, self.latent_grid = norm_items, clip_codes, latent_grid
-        self.latent_steps = latent_steps
+        self.norm_items, self.clip_codes, self.latent_grid = norm_items, sampling.clip_codes, sampling.latent_grid
+        self.latent_steps = sampling.latent_steps
         self.setup_ema()
         if official_checkpoint:
             self.load_official_latent(released, official_checkpoint)

@@ -13,7 +13,8 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError, read_checkpoint
 from diffrep.diffusion.sampling import ddim_sample
-from diffrep.diffusion.schedule import ScheduleConfig
+from diffrep.lightning_modules.latent_settings import latent_schedule
+from diffrep.lightning_modules.migration import migrate_hparams
 from diffrep.nets.latent_mlp import LatentMLP
 
 
@@ -28,19 +29,22 @@ class LatentPrior(torch.nn.Module):
         if checkpoint.get("diffrep", {}).get("method") != "LatentDPM":
             raise CheckpointError(f"{path} is not a LatentDPM checkpoint; pass the last.ckpt that "
                                   "`diffrep fit --config configs/<method>_latent.yaml` writes")
-        h = checkpoint["hyper_parameters"]
+        # settings saved before the grouping are translated (migration.py)
+        h = migrate_hparams("LatentDPM", {k: v for k, v in checkpoint["hyper_parameters"].items()
+                                          if not k.startswith("_")})
+        net, sampling = h["network"], h["sampling"]
         state = checkpoint["state_dict"]
         latent_dim = state["z_mean"].numel()
-        self.net = LatentMLP(latent_dim, h["hidden"], h["num_layers"], h.get("time_dim", 64), dropout=0.0)
+        self.net = LatentMLP(latent_dim, net["hidden"], net["num_layers"], net.get("time_dim", 64), dropout=0.0)
         self.net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
         with torch.no_grad():  # then the EMA weights, by parameter (a shared layer has one EMA entry)
             for name, param in self.net.named_parameters():
                 param.copy_(state.get("ema.net__" + name.replace(".", "__"), param))
-        self.schedule = ScheduleConfig(kind="discrete", num_timesteps=h["num_timesteps"], beta_schedule="constant",
-                                       beta_end=h["beta"]).build()
+        self.schedule = latent_schedule(h.get("schedule")).build()
         self.register_buffer("z_mean", state["z_mean"].clone())
         self.register_buffer("z_std", state["z_std"].clone())
-        self.clip_codes, self.latent_grid, self.latent_steps = h["clip_codes"], h["latent_grid"], h["latent_steps"]
+        self.clip_codes, self.latent_grid = sampling["clip_codes"], sampling["latent_grid"]
+        self.latent_steps = sampling.get("latent_steps")
         self.eval().requires_grad_(False)
 
     @torch.no_grad()

@@ -76,8 +76,27 @@ LAPLACENET_MOVED: dict[str, str] = {
     "channel_mean": "standardise.mean",
     "channel_std": "standardise.std",
 }
+#: the latent DPM's flat settings -> its groups (``latent_settings.py``)
+LATENT_MOVED: dict[str, str] = {
+    "hidden": "network.hidden",
+    "num_layers": "network.num_layers",
+    "time_dim": "network.time_dim",
+    "dropout": "network.dropout",
+    "beta": "schedule.beta_end",
+    "num_timesteps": "schedule.num_timesteps",
+    "lr": "optimisation.lr",
+    "weight_decay": "optimisation.weight_decay",
+    "ema_decay": "ema.decay",
+    "clip_codes": "sampling.clip_codes",
+    "latent_grid": "sampling.latent_grid",
+    "latent_steps": "sampling.latent_steps",
+    "timestep_grid": "sampling.timestep_grid",
+}
+#: the trained baselines' flat settings -> their groups (their code settings stay flat)
+BASELINE_MOVED: dict[str, str] = {"lr": "optimisation.lr"}
 CODE_METHODS = ("DRL", "VDRL", "DiffAE")
-METHODS = ("DPM", "PDAE", *CODE_METHODS, "LaplaceNet")
+BASELINES = ("Autoencoder", "VAE", "SimCLR")
+METHODS = ("DPM", "PDAE", *CODE_METHODS, "LaplaceNet", "LatentDPM", *BASELINES)
 
 
 def method_of(class_path: str | None) -> str | None:
@@ -94,6 +113,10 @@ def new_place(method: str, key: str) -> str | None:
         return "encoder"
     if method == "LaplaceNet":
         return LAPLACENET_MOVED.get(key)
+    if method in BASELINES:
+        return BASELINE_MOVED.get(key)
+    if method == "LatentDPM":
+        return LATENT_MOVED.get(key)
     if method in CODE_METHODS and key in MOVED_IN_CODE_METHODS:
         return MOVED_IN_CODE_METHODS[key]
     return MOVED.get(key)
@@ -137,7 +160,7 @@ def migrate_hparams(method: str, hparams: dict[str, Any]) -> dict[str, Any]:
         else:
             group, field = place.split(".", 1)
             new.setdefault(group, {})[field] = value
-    if method in CODE_METHODS:
+    if method in CODE_METHODS or network:
         new["network"] = network
     if method in (*CODE_METHODS, "LaplaceNet"):
         std = new.get("standardise")

@@ -21,7 +21,10 @@ from diffrep.lightning_modules.api import uses_gradient_scaler
 class OptimiserSettings:
     """``optimizer``: 'adam', 'adamw' or the user's ``{class_path, init_args}`` (offered lr, betas and
     weight decay); ``warmup_steps`` of linear warm-up, from lr / warmup (the first step already learns)
-    or, with ``warmup_from_zero``, from 0 as score_sde and Diff-AE do."""
+    or, with ``warmup_from_zero``, from 0 as score_sde and Diff-AE do; ``lr_schedule``, any
+    ``torch.optim.lr_scheduler`` class as ``{class_path, init_args}`` (e.g. CosineAnnealingLR), stepped
+    every optimiser step (or epoch: ``lr_schedule_interval``) after the warm-up. The papers' recipes
+    keep the rate constant after warm-up, so there is none by default."""
 
     optimizer: str | dict[str, Any] = "adam"
     lr: float = 1e-4
@@ -29,8 +32,17 @@ class OptimiserSettings:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     warmup_from_zero: bool = False
+    lr_schedule: dict[str, Any] | None = None
+    lr_schedule_interval: str = "step"
 
     def __post_init__(self) -> None:
+        if self.lr_schedule is not None:
+            plugins.import_class(plugins.class_path_of(self.lr_schedule, "lr_schedule"),
+                                 torch.optim.lr_scheduler.LRScheduler, "lr_schedule")
+        if self.lr_schedule_interval not in ("step", "epoch"):
+            raise ConfigError(f"lr_schedule_interval is 'step' or 'epoch', not {self.lr_schedule_interval!r}")
+        if self.lr_schedule is not None and self.warmup_steps and self.lr_schedule_interval != "step":
+            raise ConfigError("the warm-up counts optimiser steps: with warmup_steps, keep lr_schedule_interval 'step'")
         if isinstance(self.optimizer, dict):  # fail when the method is built, not at its first step
             plugins.import_class(plugins.class_path_of(self.optimizer, "optimizer"), torch.optim.Optimizer,
                                  "optimizer")
@@ -40,17 +52,29 @@ class OptimiserSettings:
 
     def build(self, params: list[nn.Parameter], fused: bool) -> Any:
         """The optimiser (fused Adam where ``fused``: one kernel per step, and it takes NonFiniteGuard's
-        found_inf), with its per-step warm-up schedule when there is one (Lightning's return form)."""
+        found_inf), with its warm-up and ``lr_schedule`` when there are (Lightning's return form)."""
         if isinstance(self.optimizer, dict):
             optimizer = plugins.build(self.optimizer, torch.optim.Optimizer, "optimizer",
                                       {"lr": self.lr, "betas": self.betas, "weight_decay": self.weight_decay}, params)
         else:
             cls = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
             optimizer = cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None)
-        if not self.warmup_steps:
+        scheduler = self.schedule(optimizer)
+        if scheduler is None:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.warmup_factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        interval = self.lr_schedule_interval if self.lr_schedule is not None else "step"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def schedule(self, optimizer: torch.optim.Optimizer) -> Any:
+        """The warm-up, the user's ``lr_schedule``, or the warm-up then the schedule (``SequentialLR``,
+        switching at ``warmup_steps``); None for a constant rate."""
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, self.warmup_factor) if self.warmup_steps else None
+        if self.lr_schedule is None:
+            return warmup
+        user = plugins.build(self.lr_schedule, torch.optim.lr_scheduler.LRScheduler, "lr_schedule", None, optimizer)
+        if warmup is None:
+            return user
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, user], milestones=[self.warmup_steps])
 
     def warmup_factor(self, step: int) -> float:
         """lr x this at optimiser step ``step``: (step + 1) / warmup, or step / warmup from zero, up to 1."""

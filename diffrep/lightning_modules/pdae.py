@@ -42,12 +42,12 @@ class PDAE(DiffusionBackboneMixin, L.LightningModule):
         dpm_config: str | None = None,
         encoder: str | dict[str, Any] = "conv",
         latent_dim: int = 32,
-        objective: DenoisingObjective | dict = PRESETS["pdae"],
-        optimisation: OptimiserSettings | dict = OptimiserSettings(),
-        ema: EMASettings | dict = EMASettings(),
-        sampling: SamplingSettings | dict = SamplingSettings(),
+        objective: DenoisingObjective = PRESETS["pdae"],
+        optimisation: OptimiserSettings = OptimiserSettings(),
+        ema: EMASettings = EMASettings(),
+        sampling: SamplingSettings = SamplingSettings(),
         shift_off_fraction: float = 0.3,
-        fast: FastPaths | dict = FastPaths(),
+        fast: FastPaths = FastPaths(),
     ) -> None:
         """``encoder``: a name ('conv', the official PDAE encoder), ``{kind: NAME, <its settings>}`` or your
         own ``{class_path, init_args}`` (``diffrep.nets.encoders.build_encoder``); ``objective``: PDAE's

@@ -4,10 +4,17 @@ A method's ``__init__`` takes a handful of these (``DRL``: 12 arguments, not 33)
 concern (``optimisation.lr``, ``ema.decay``, ``code.latent_dim``), ``--print_config`` shows each group
 with its defaults, and a command line sets one field (``--model.init_args.optimisation.lr 3e-4``) while the
 method's own defaults fill the rest (jsonargparse reads them from the default instance in the signature).
+The annotations put ``dict`` first (``dict | CodeSettings``): jsonargparse then hands a group given in
+part in a YAML file over as that dict, which ``grouped_settings`` lays over the method's own defaults;
+with the class first it would build the class with the *class's* defaults (VDRL's ``code: {latent_dim:
+32}`` would lose ``variational: true``, PDAE's ``objective: {gamma: 0.1}`` its weighting).
 
 Each group is a frozen dataclass that is also accepted as a plain dict: saved hyper-parameters hold
 dicts (``as_saved``), so a checkpoint loads with ``torch.load(weights_only=True)`` and rebuilds the module.
 Settings written before the groups existed are translated by ``diffrep.lightning_modules.migration``.
+A group may also be the user's own subclass, given as ``{class_path, init_args}`` (e.g. an objective
+with a weighting of their own: ``objective: {class_path: my_losses.MyObjective, init_args: {...}}``):
+a dataclass subclass of the group's class, saved back as its class path and fields.
 Plain Python (no Lightning, no torch).
 """
 
@@ -19,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from diffrep import plugins
 from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.errors import ConfigError
 from diffrep.lightning_modules.optimisation import OptimiserSettings
@@ -102,6 +110,12 @@ def as_settings(value: Any, cls: type[T], name: str, default: T | None = None) -
         return default
     if isinstance(value, cls):
         return value
+    if isinstance(value, dict) and "class_path" in value:  # the user's own subclass of the group
+        built = plugins.build(value, cls, name)
+        if not dataclasses.is_dataclass(built):
+            raise ConfigError(f"{name} class_path {value['class_path']} must be a dataclass (a subclass of "
+                              f"{cls.__name__} with @dataclass(frozen=True)), so its settings are saved")
+        return built
     if not isinstance(value, dict):
         raise ConfigError(f"{name} takes a mapping of {fields_of(cls)}; got {value!r}")
     unknown = sorted(set(value) - set(fields_of(cls)))
@@ -121,9 +135,14 @@ def fields_of(cls: type) -> list[str]:
 
 
 def as_saved(value: Any) -> Any:
-    """A settings object as the plain data a checkpoint's hyper-parameters hold (dicts, tuples, numbers)."""
+    """A settings object as the plain data a checkpoint's hyper-parameters hold (dicts, tuples, numbers);
+    a user's own subclass of a group as ``{class_path, init_args}``, which ``as_settings`` builds back."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: as_saved(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {f.name: as_saved(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        cls = type(value)
+        if cls.__module__.split(".")[0] == "diffrep":
+            return fields
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": fields}
     if isinstance(value, dict):
         return {k: as_saved(v) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str):
