@@ -6,6 +6,7 @@
     python benchmarks/claims.py downstream        # after make compare-semi
     python benchmarks/claims.py time-code         # after the claim-4 hour (benchmarks/time_to_accuracy.py)
     python benchmarks/claims.py efficiency        # after the claim-2 runs (benchmarks/time_to_accuracy.py)
+    python benchmarks/claims.py code-alone --entries "Diff-AE, PDAE's conv encoder"   # their last checkpoints
     python benchmarks/claims.py laplacenet        # trains what it needs; resumes; ~20 min per run
 
 ``pdae-gap`` (PDAE, Lin et al. 2022: "the forward process loses information, so a pre-trained DPM
@@ -38,6 +39,13 @@ Diff-AE from scratch for 60; at each point the probes, and MSE / SSIM / rFID of 
 decoded from their inverted x_T) and sets them side by side on one clock, both ways: PDAE's own
 minutes (the DPM already exists) and with its DPM's minutes added. Nothing trains here. Writes
 benchmarks/results/claims_efficiency.json and docs/claims_efficiency.png.
+
+``code-alone`` (the same claim, reconstruction): each named claim-2 entry's last checkpoint (under
+--runs, runs/time_to_accuracy_claim2 by default), its first 500 test images encoded and decoded with 25
+DDIM steps from their own inverted x_T and from fresh noise x_T (what the code alone carries), fp32,
+MSE / PSNR / SSIM on pixels in [0, 1] (``diffrep.evaluation.reconstruction``, as ``diffrep test``'s
+ReconstructionMetrics). Adds each entry to benchmarks/results/claims_efficiency_code_alone.json,
+keeping the entries measured before.
 
 ``time-code`` (DRL, Proposition 2.1 and the LaplaceNet result: "the infinite-dimensional code
 E(x0, t) beats a static code on semi-supervised classification"): the time-dependent WRN trained
@@ -84,13 +92,17 @@ DATA = {
 
 
 def train(data: str, sampler: str, steps: int, root: Path) -> Path:
-    """DRL with a 2-D code through `diffrep fit` (in this process); returns its last.ckpt."""
+    """DRL with a 2-D code through `diffrep fit` (in this process); returns its last.ckpt. A finished run
+    is kept; one interrupted after a periodic save (every 500 steps) continues from its last.ckpt."""
     from diffrep.cli import main
 
     last = root / "checkpoints/last.ckpt"
-    if last.is_file():  # resumable by entry
-        return last
-    main(["fit", "--config", str(REPO / "configs/drl.yaml"), *DATA[data],
+    resume = []
+    if last.is_file():
+        if load_step(last) >= steps:
+            return last
+        resume = ["--ckpt_path", str(last)]
+    main(["fit", "--config", str(REPO / "configs/drl.yaml"), *DATA[data], *resume,
           "--model.init_args.code.latent_dim", "2", "--model.init_args.objective.time_sampler", sampler,
           "--trainer.max_steps", str(steps), "--trainer.logger", "false", "--evaluate", "false",
           "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
@@ -370,9 +382,16 @@ EFFICIENCY_PANELS = {"test/linear": "linear probe (%)", "test/semi_10_label_spre
                      "test/recon_mse": "reconstruction MSE (inverted x_T)", "test/rfid": "rFID (diffrep-classifier)"}
 
 
+#: claim 2's equal-encoder controls (time_to_accuracy.py's opt-in entries), each drawn when it has run
+DIFFAE_CONV = "Diff-AE, PDAE's conv encoder"
+PDAE_HALFUNET = "PDAE, Diff-AE's half-U-Net encoder"
+
+
 def efficiency_rows(entries: dict) -> dict:
     """PDAE against Diff-AE at equal minutes, both ways: at each mark, Diff-AE's last point by then,
-    PDAE's by its own minutes (the DPM exists) and PDAE's with the DPM's minutes counted."""
+    PDAE's by its own minutes (the DPM exists) and PDAE's with the DPM's minutes counted; and, where
+    they have run, the equal-encoder controls (Diff-AE on PDAE's conv encoder; PDAE on Diff-AE's half-U-Net
+    encoder, by its own minutes)."""
     from time_to_accuracy import at_minutes, reached
 
     from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS
@@ -386,6 +405,11 @@ def efficiency_rows(entries: dict) -> dict:
     own = [{**p, "minutes": p["minutes"] - dpm_minutes} for p in entries["PDAE"]["points"]]
     curves = {"Diff-AE": entries["Diff-AE"]["points"], "PDAE, own minutes": own,
               "PDAE, DPM's minutes added": entries["PDAE"]["points"]}
+    if DIFFAE_CONV in entries:
+        curves[DIFFAE_CONV] = entries[DIFFAE_CONV]["points"]
+    if PDAE_HALFUNET in entries:
+        curves[f"{PDAE_HALFUNET}, own minutes"] = [{**p, "minutes": p["minutes"] - dpm_minutes}
+                                                   for p in entries[PDAE_HALFUNET]["points"]]
     longest = max(p["minutes"] for c in curves.values() for p in c)
     rows = {}
     for mark in (m for m in DEFAULT_MARKS if m <= longest * 1.02):
@@ -408,7 +432,8 @@ def efficiency(args: argparse.Namespace) -> None:
     fig = Figure(figsize=(15, 3.6), layout="constrained")
     axes = fig.subplots(1, len(EFFICIENCY_PANELS))
     styles = {"Diff-AE": dict(color="tab:red"), "PDAE, own minutes": dict(color="tab:blue", linestyle="--"),
-              "PDAE, DPM's minutes added": dict(color="tab:green")}
+              "PDAE, DPM's minutes added": dict(color="tab:green"), DIFFAE_CONV: dict(color="tab:orange"),
+              f"{PDAE_HALFUNET}, own minutes": dict(color="tab:purple", linestyle="--")}
     for ax, (key, label) in zip(axes, EFFICIENCY_PANELS.items(), strict=True):
         scale = 1 if is_image_metric(key) else 100
         for name, points in summary["curves"].items():
@@ -620,6 +645,42 @@ def laplacenet(args: argparse.Namespace) -> None:
     print(f"wrote claims_laplacenet.json to {args.results_dir} and its figure to {args.figure_dir}")
 
 
+#: claim-2 entry -> its run folder under --runs (benchmarks/time_to_accuracy.py's ENTRIES)
+CLAIM2_RUNS = {"PDAE": "runs/pdae", "Diff-AE": "runs/diffae", DIFFAE_CONV: "runs/diffae_conv_encoder",
+               PDAE_HALFUNET: "runs/pdae_halfunet_encoder"}
+
+
+def code_alone(args: argparse.Namespace) -> None:
+    """Claim 2's reconstructions from each entry's last checkpoint (module docstring)."""
+    from official_speed import machine
+
+    from diffrep.datamodules import FashionMNISTDataModule
+    from diffrep.evaluation.reconstruction import reconstruction_metrics
+    from diffrep.lightning_modules.loading import load_trained
+
+    path = Path(args.results_dir) / "claims_efficiency_code_alone.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    for name in args.entries:
+        if name not in CLAIM2_RUNS:
+            raise SystemExit(f"no claim-2 entry {name!r}; choose from {list(CLAIM2_RUNS)}")
+        ckpt = Path(args.runs) / CLAIM2_RUNS[name] / "checkpoints/last.ckpt"
+        if not ckpt.is_file():
+            raise SystemExit(f"{name}: no checkpoint at {ckpt}; run benchmarks/time_to_accuracy.py --out "
+                             f"{args.runs} --only {name!r} --minutes 60 --reconstruction first")
+        model = load_trained(ckpt, ["PDAE", "DiffAE"], f"the {name} checkpoint")
+        data = FashionMNISTDataModule(image_size=model.image_shape[-1])
+        data.setup()
+        start = time.perf_counter()
+        scores = reconstruction_metrics(model, data.evaluation_split("test"), args.num_images, args.steps,
+                                        batch_size=100, seed=0)
+        record[name] = {**{k: round(v, 6) for k, v in scores.items()}, "step": load_step(ckpt),
+                        "checkpoint": str(ckpt), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+                        "seconds": round(time.perf_counter() - start)}
+        print(name, json.dumps(record[name]), flush=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
 def load_step(ckpt: Path) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False).get("global_step", -1))
 
@@ -650,6 +711,11 @@ def main(argv: list[str] | None = None) -> None:
     eff = sub.add_parser("efficiency", help="PDAE against Diff-AE on one clock (claim 2)")
     eff.add_argument("--results",
                      default=str(REPO / "benchmarks/results/time_to_accuracy_time_to_accuracy_claim2.json"))
+    alone = sub.add_parser("code-alone", help="claim 2: each entry's code decoded from inverted and random x_T")
+    alone.add_argument("--entries", nargs="+", required=True, help=f"of {list(CLAIM2_RUNS)}")
+    alone.add_argument("--runs", default=str(REPO / "runs/time_to_accuracy_claim2"))
+    alone.add_argument("--num-images", type=int, default=500)
+    alone.add_argument("--steps", type=int, default=25, help="DDIM steps of the inversion and of each decode")
     lap = sub.add_parser("laplacenet", help="claim 4 with the paper's protocol: LaplaceNet from each start")
     lap.add_argument("--entries", nargs="*", default=None, help=f"a subset of {list(LAPLACENET_STARTS)}")
     lap.add_argument("--draws", nargs="*", type=int, default=[0, 1, 2], help="label draws (label_seed)")
@@ -667,7 +733,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     np.random.seed(0)
     {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream,
-     "time-code": time_code, "efficiency": efficiency, "laplacenet": laplacenet}[args.claim](args)
+     "time-code": time_code, "efficiency": efficiency, "code-alone": code_alone,
+     "laplacenet": laplacenet}[args.claim](args)
 
 
 if __name__ == "__main__":

@@ -289,7 +289,11 @@ def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, done
         marks = sorted({*DEFAULT_MARKS, *(offset + m for m in DEFAULT_MARKS)})
         extra += f", at_minutes: {marks}"
         dpm_dir = next(e.run_dir for e in ENTRIES if e.name == "DPM features")
-        seeded += ["--model.init_args.dpm_checkpoint", f"{seeded_run_dir(dpm_dir, seed)}/checkpoints/last.ckpt"]
+        dpm_checkpoint = f"{seeded_run_dir(dpm_dir, seed)}/checkpoints/last.ckpt"
+        if not (out / dpm_checkpoint).is_file():  # runs/ is not committed, the record of its run is
+            raise SystemExit(f"{entry.name} (seed {seed}) starts from the DPM at {out / dpm_checkpoint}, which "
+                             "is not there: train it again with --redo 'DPM features' (its record is replaced)")
+        seeded += ["--model.init_args.dpm_checkpoint", dpm_checkpoint]
     overrides = out / f"overrides_{run_dir.name}.yaml"
     overrides.write_text(CALLBACK.format(run_dir=run_dir, budget=budget, offset=offset, extra=extra))
     common = ["--config", str(REPO / entry.config), "--trainer.default_root_dir", str(run_dir),

@@ -31,6 +31,12 @@ def test_the_time_sampler_experiment_runs_both_samplers_and_records_them(tmp_pat
     claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "time-sampler", "--data", "digits",
                  "--replot", "--out", str(tmp_path / "nowhere")])
     assert figure.stat().st_size > 10_000 and not (tmp_path / "nowhere").exists()
+    # a finished run is kept; one asked for more steps than its last.ckpt holds continues from it
+    last = tmp_path / "runs/uniform/checkpoints/last.ckpt"
+    before = last.stat().st_mtime_ns
+    assert claims.train("digits", "uniform", 6, tmp_path / "runs/uniform") == last and last.stat().st_mtime_ns == before
+    claims.train("digits", "uniform", 8, tmp_path / "runs/uniform")
+    assert claims.load_step(last) == 8
 
 
 def test_the_2d_code_knn_reads_the_class_structure_and_not_shuffled_labels():
@@ -115,6 +121,15 @@ def test_the_efficiency_comparison_puts_pdae_on_one_clock_both_ways(tmp_path):
     assert at_15["PDAE, DPM's minutes added"]["step"] == 400  # the last point by then (14 minutes)
     assert at_15["Diff-AE"] is None and at_15["PDAE, own minutes"] is None  # both ended at 8 minutes
     assert (tmp_path / "claims_efficiency.png").stat().st_size > 10_000
+    assert set(at_2) == {"Diff-AE", "PDAE, own minutes", "PDAE, DPM's minutes added"}  # no control run yet
+    # the equal-encoder controls join when they have run, PDAE's on its own minutes as well
+    entries[claims.DIFFAE_CONV] = {"points": [point(1.0, 120, 0.72, 0.03), point(2.0, 240, 0.74, 0.02)]}
+    entries[claims.PDAE_HALFUNET] = {"points": [point(11.0, 90, 0.71, 0.02), point(12.0, 180, 0.73, 0.01)]}
+    results.write_text(json.dumps({"settings": {"minutes": 4}, "entries": entries}))
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "efficiency", "--results",
+                 str(results)])
+    at_2 = json.loads((tmp_path / "claims_efficiency.json").read_text())["rows"]["2"]
+    assert at_2[claims.DIFFAE_CONV]["step"] == 240 and at_2[f"{claims.PDAE_HALFUNET}, own minutes"]["step"] == 180
     del entries["Diff-AE"]
     results.write_text(json.dumps({"settings": {}, "entries": entries}))
     with pytest.raises(SystemExit, match="no 'Diff-AE' entry"):
@@ -178,3 +193,22 @@ def test_laplacenet_report_tabulates_finished_runs_pairs_them_and_lists_the_rest
     assert pair["pairs"] == 2 and pair["mean"] == pytest.approx(0.02) and pair["std"] == pytest.approx(0.0141421, 1e-4)
     assert record["pending"][0] == ["DRL E(x0, t)", 2, 0] and "--top-seeds" in record["pending"][1]
     assert record["top_on_validation"] == [] and (tmp_path / "claims_laplacenet.png").is_file()
+
+
+def test_code_alone_adds_an_entrys_reconstructions_and_keeps_the_earlier_ones(tiny_pdae_checkpoint, tmp_path):
+    import shutil
+
+    run = tmp_path / "claim2/runs/pdae/checkpoints"
+    run.mkdir(parents=True)
+    shutil.copy(tiny_pdae_checkpoint, run / "last.ckpt")
+    (tmp_path / "claims_efficiency_code_alone.json").write_text(json.dumps({"Diff-AE": {"random_mse": 0.03}}))
+    claims.main(["--results-dir", str(tmp_path), "code-alone", "--entries", "PDAE", "--runs", str(tmp_path / "claim2"),
+                 "--num-images", "8", "--steps", "3"])
+    record = json.loads((tmp_path / "claims_efficiency_code_alone.json").read_text())
+    assert record["Diff-AE"] == {"random_mse": 0.03}  # measured before, kept
+    pdae = record["PDAE"]
+    assert pdae["step"] == claims.load_step(run / "last.ckpt") > 0
+    assert 0 < pdae["inverted_mse"] < pdae["random_mse"]  # its own inverted x_T reconstructs best
+    with pytest.raises(SystemExit, match="no checkpoint at"):
+        claims.main(["--results-dir", str(tmp_path), "code-alone", "--entries", "Diff-AE", "--runs",
+                     str(tmp_path / "claim2")])

@@ -115,6 +115,16 @@ QUOTED += [
       for entry in ("DRL static code (the recipe's encoder)", "autoencoder") for seed in ("0", "1")],
 ]
 
+CONTROL = "Diff-AE, PDAE's conv encoder"  # claim 2's equal-encoder control
+QUOTED += [
+    *[("claims_efficiency.json", ("rows", "60", entry, metric), percent, docs)
+      for entry, docs in ((CONTROL, ("docs/claims.md", "docs/results.md")), ("PDAE, own minutes", ("docs/claims.md",)))
+      for metric in ("test/linear", "test/semi_10_label_spreading")],
+    ("claims_efficiency_code_alone.json", (CONTROL, "random_mse"), "{:.4f}", ("docs/claims.md", "docs/results.md")),
+    ("claims_efficiency_code_alone.json", (CONTROL, "random_ssim"), "{:.3f}", ("docs/claims.md",)),
+    ("claims_efficiency_code_alone.json", ("PDAE", "random_mse"), "{:.4f}", ("docs/claims.md", "docs/results.md")),
+]
+
 QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
             ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
 

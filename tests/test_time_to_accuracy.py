@@ -266,6 +266,12 @@ def test_each_seed_trains_in_its_own_folder_on_its_own_dpm_and_resumes(tmp_path,
     args = argparse.Namespace(minutes=6.0, dpm_minutes=10.0, precision="bf16-mixed")
     pdae = next(e for e in bench.ENTRIES if e.name == "PDAE")
     done = {"DPM features": {"points": [point(10.0, 100, 0.5)], "seeds": {"1": {"points": [point(9.5, 95, 0.5)]}}}}
+    with pytest.raises(SystemExit, match="redo 'DPM features'"):  # its record is there, its checkpoint is not
+        bench.run_entry(pdae, 1, args, tmp_path, done, {}, "", tmp_path / "log")
+    assert not calls
+    for dpm in ("runs/dpm_seed1", "runs/dpm"):
+        (tmp_path / dpm / "checkpoints").mkdir(parents=True)
+        (tmp_path / dpm / "checkpoints/last.ckpt").write_bytes(b"a DPM")
     run = bench.run_entry(pdae, 1, args, tmp_path, done, {}, "", tmp_path / "log")
     command = calls[-1]
     assert command[command.index("--seed_everything") + 1] == "1"
