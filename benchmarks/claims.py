@@ -443,8 +443,9 @@ def efficiency(args: argparse.Namespace) -> None:
         ax.set(xlabel="training minutes, 2-core CPU", title=label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    controls = " and the equal-encoder controls" if len(summary["curves"]) > 3 else ""
     fig.suptitle(f"Fashion-MNIST test split: PDAE on a {summary['dpm_minutes']:.0f}-minute DPM against Diff-AE "
-                 "from scratch (benchmarks/time_to_accuracy.py --reconstruction)", fontsize=9)
+                 f"from scratch{controls} (benchmarks/time_to_accuracy.py --reconstruction)", fontsize=9)
     record = {"results": str(args.results), "settings": results["settings"], **summary}
     (Path(args.results_dir) / "claims_efficiency.json").write_text(json.dumps(record, indent=1))
     fig.savefig(Path(args.figure_dir) / "claims_efficiency.png", dpi=120)
