@@ -32,7 +32,7 @@ from diffrep.lightning_modules.api import (
     evaluating,
 )
 from diffrep.lightning_modules.optimisation import OptimisationMixin, OptimiserSettings
-from diffrep.lightning_modules.settings import as_saved, as_settings
+from diffrep.lightning_modules.settings import as_saved, grouped_settings
 from diffrep.nets.codes import gaussian_kl, reparameterise
 from diffrep.nets.decoders import ConvDecoder
 from diffrep.nets.encoders import build_encoder
@@ -165,8 +165,9 @@ class TrainedBaseline(OptimisationMixin, _Baseline, ABC):
     optimisation: OptimiserSettings
 
     def setup_optimisation(self, optimisation: OptimiserSettings | dict) -> None:
-        """``optimisation`` as its settings object, saved as plain data (the checkpoint loads weights-only)."""
-        self.optimisation = as_settings(optimisation, OptimiserSettings, "optimisation", OptimiserSettings(lr=1e-3))
+        """``optimisation`` as its settings object (a dict's missing fields from the class's signature), saved
+        as plain data (the checkpoint loads weights-only)."""
+        self.optimisation = grouped_settings(type(self), optimisation=optimisation)["optimisation"]
         self.hparams["optimisation"] = as_saved(self.optimisation)
 
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -15,6 +15,7 @@ training-step switches, released checkpoints) is in docs/methods.md, "DRL, VDRL 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,7 @@ class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackb
                                     prior=prior, sampling=sampling, standardise=standardise, fast=fast)
         kind, net_settings, z_mode = network_settings(network)
         if isinstance(schedule, dict):  # the fields given, over the method's own schedule
-            schedule = ScheduleConfig(**{**vars(self.default_schedule()), **schedule})
+            schedule = dataclasses.replace(self.default_schedule(), **schedule)
         schedule = schedule or self.default_schedule()
         self.save_hyperparameters()
         self.hparams.update(network=saved_network(kind, net_settings, z_mode), schedule=vars(schedule).copy(),

@@ -13,8 +13,9 @@ from torch import Tensor
 
 from diffrep.checkpoints import CheckpointError, read_checkpoint
 from diffrep.diffusion.sampling import ddim_sample
-from diffrep.lightning_modules.latent_settings import latent_schedule
+from diffrep.lightning_modules.latent_settings import LatentNetwork, LatentSampling, latent_schedule
 from diffrep.lightning_modules.migration import migrate_hparams
+from diffrep.lightning_modules.settings import as_settings
 from diffrep.nets.latent_mlp import LatentMLP
 
 
@@ -32,10 +33,11 @@ class LatentPrior(torch.nn.Module):
         # settings saved before the grouping are translated (migration.py)
         h = migrate_hparams("LatentDPM", {k: v for k, v in checkpoint["hyper_parameters"].items()
                                           if not k.startswith("_")})
-        net, sampling = h["network"], h["sampling"]
+        net = as_settings(h["network"], LatentNetwork, "network", LatentNetwork())
+        sampling = as_settings(h["sampling"], LatentSampling, "sampling", LatentSampling())
         state = checkpoint["state_dict"]
         latent_dim = state["z_mean"].numel()
-        self.net = LatentMLP(latent_dim, net["hidden"], net["num_layers"], net.get("time_dim", 64), dropout=0.0)
+        self.net = LatentMLP(latent_dim, net.hidden, net.num_layers, net.time_dim, dropout=0.0)
         self.net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
         with torch.no_grad():  # then the EMA weights, by parameter (a shared layer has one EMA entry)
             for name, param in self.net.named_parameters():
@@ -43,8 +45,8 @@ class LatentPrior(torch.nn.Module):
         self.schedule = latent_schedule(h.get("schedule")).build()
         self.register_buffer("z_mean", state["z_mean"].clone())
         self.register_buffer("z_std", state["z_std"].clone())
-        self.clip_codes, self.latent_grid = sampling["clip_codes"], sampling["latent_grid"]
-        self.latent_steps = sampling.get("latent_steps")
+        self.clip_codes, self.latent_grid = sampling.clip_codes, sampling.latent_grid
+        self.latent_steps = sampling.latent_steps
         self.eval().requires_grad_(False)
 
     @torch.no_grad()

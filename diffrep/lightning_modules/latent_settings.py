@@ -5,6 +5,7 @@ the official latent recipe as defaults (AdamW 1e-3, weight decay 0.01; EMA 0.999
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,4 +50,4 @@ def latent_schedule(given: ScheduleConfig | dict[str, Any] | None) -> ScheduleCo
     """``given`` over the official latent schedule, so ``{beta_end: 0.01}`` keeps it constant over 1000 steps."""
     if isinstance(given, ScheduleConfig):
         return given
-    return ScheduleConfig(**{**vars(LATENT_SCHEDULE), **(given or {})})
+    return dataclasses.replace(LATENT_SCHEDULE, **(given or {}))

@@ -4,10 +4,11 @@ A method's ``__init__`` takes a handful of these (``DRL``: 12 arguments, not 33)
 concern (``optimisation.lr``, ``ema.decay``, ``code.latent_dim``), ``--print_config`` shows each group
 with its defaults, and a command line sets one field (``--model.init_args.optimisation.lr 3e-4``) while the
 method's own defaults fill the rest (jsonargparse reads them from the default instance in the signature).
-The annotations put ``dict`` first (``dict | CodeSettings``): jsonargparse then hands a group given in
-part in a YAML file over as that dict, which ``grouped_settings`` lays over the method's own defaults;
-with the class first it would build the class with the *class's* defaults (VDRL's ``code: {latent_dim:
-32}`` would lose ``variational: true``, PDAE's ``objective: {gamma: 0.1}`` its weighting).
+A YAML file may give a group in part too: each group is annotated by its class alone (``code:
+CodeSettings``), so jsonargparse lays the given fields over that default instance. An annotation
+``CodeSettings | dict`` would build the class from the given fields with the *class's* defaults (VDRL's
+``code: {latent_dim: 32}`` would lose ``variational: true``, PDAE's ``objective: {gamma: 0.1}`` its
+weighting); a dict given in Python goes through ``grouped_settings``, which does the same.
 
 Each group is a frozen dataclass that is also accepted as a plain dict: saved hyper-parameters hold
 dicts (``as_saved``), so a checkpoint loads with ``torch.load(weights_only=True)`` and rebuilds the module.
