@@ -387,12 +387,25 @@ DIFFAE_CONV = "Diff-AE, PDAE's conv encoder"
 PDAE_HALFUNET = "PDAE, Diff-AE's half-U-Net encoder"
 
 
+def by_seed(entry: dict) -> dict[int, list[dict]]:
+    """An entry's points per training seed (time_to_accuracy.py --seeds: seed 0's, then those under "seeds")."""
+    return {0: entry["points"], **{int(k): run["points"] for k, run in entry.get("seeds", {}).items()}}
+
+
+def own_minutes(pdae: dict, dpm: dict) -> dict[int, list[dict]]:
+    """A PDAE entry's points per seed on its own clock: each seed's shifted back by its own DPM's minutes."""
+    dpms = by_seed(dpm)
+    return {seed: [{**p, "minutes": p["minutes"] - dpms[seed][-1]["minutes"]} for p in points]
+            for seed, points in by_seed(pdae).items() if seed in dpms}
+
+
 def efficiency_rows(entries: dict) -> dict:
     """PDAE against Diff-AE at equal minutes, both ways: at each mark, Diff-AE's last point by then,
     PDAE's by its own minutes (the DPM exists) and PDAE's with the DPM's minutes counted; and, where
     they have run, the equal-encoder controls (Diff-AE on PDAE's conv encoder; PDAE on Diff-AE's half-U-Net
-    encoder, by its own minutes)."""
-    from time_to_accuracy import at_minutes, reached
+    encoder, by its own minutes). ``rows`` are training seed 0's points; ``spread``, where a curve has
+    several training seeds, the mean and std over the seeds that trained until the mark."""
+    from time_to_accuracy import at_minutes, reached, spread
 
     from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS
 
@@ -401,24 +414,33 @@ def efficiency_rows(entries: dict) -> dict:
             raise SystemExit(f"the claim-2 results hold no {name!r} entry; run benchmarks/time_to_accuracy.py "
                              '--out runs/time_to_accuracy_claim2 --only "DPM features" PDAE Diff-AE --minutes 60 '
                              "--reconstruction")
-    dpm_minutes = entries["DPM features"]["points"][-1]["minutes"]
-    own = [{**p, "minutes": p["minutes"] - dpm_minutes} for p in entries["PDAE"]["points"]]
-    curves = {"Diff-AE": entries["Diff-AE"]["points"], "PDAE, own minutes": own,
-              "PDAE, DPM's minutes added": entries["PDAE"]["points"]}
+    dpm = entries["DPM features"]
+    seeds = {"Diff-AE": by_seed(entries["Diff-AE"]), "PDAE, own minutes": own_minutes(entries["PDAE"], dpm),
+             "PDAE, DPM's minutes added": by_seed(entries["PDAE"])}
     if DIFFAE_CONV in entries:
-        curves[DIFFAE_CONV] = entries[DIFFAE_CONV]["points"]
+        seeds[DIFFAE_CONV] = by_seed(entries[DIFFAE_CONV])
     if PDAE_HALFUNET in entries:
-        curves[f"{PDAE_HALFUNET}, own minutes"] = [{**p, "minutes": p["minutes"] - dpm_minutes}
-                                                   for p in entries[PDAE_HALFUNET]["points"]]
+        seeds[f"{PDAE_HALFUNET}, own minutes"] = own_minutes(entries[PDAE_HALFUNET], dpm)
+    curves = {name: runs[0] for name, runs in seeds.items()}
     longest = max(p["minutes"] for c in curves.values() for p in c)
-    rows = {}
+    rows, spreads = {}, {}
     for mark in (m for m in DEFAULT_MARKS if m <= longest * 1.02):
-        rows[str(mark)] = {}
-        for name, points in curves.items():
-            point = at_minutes(points, mark) if reached(mark, points[-1]["minutes"]) else None  # - after its end
+        rows[str(mark)], spreads[str(mark)] = {}, {}
+        for name, runs in seeds.items():
+            taken = {seed: at_minutes(points, mark) for seed, points in runs.items()
+                     if reached(mark, points[-1]["minutes"])}  # - after its end
+            taken = {seed: point for seed, point in taken.items() if point is not None}
+            point = taken.get(0)
             rows[str(mark)][name] = None if point is None else {k: point.get(k) for k in ("minutes", "step",
                                                                                          *EFFICIENCY_PANELS)}
-    return {"dpm_minutes": dpm_minutes, "curves": curves, "rows": rows}
+            if len(taken) > 1:
+                spreads[str(mark)][name] = {"seeds": sorted(taken), **{
+                    key: list(spread([p[key] for p in taken.values()])) for key in EFFICIENCY_PANELS
+                    if all(key in p for p in taken.values())}}
+    return {"dpm_minutes": dpm["points"][-1]["minutes"], "curves": curves,
+            "seed_curves": {name: {str(seed): points for seed, points in runs.items() if seed}
+                            for name, runs in seeds.items() if len(runs) > 1},
+            "rows": rows, "spread": {mark: row for mark, row in spreads.items() if row}}
 
 
 def efficiency(args: argparse.Namespace) -> None:
@@ -440,10 +462,15 @@ def efficiency(args: argparse.Namespace) -> None:
             shown = [p for p in points if key in p]
             ax.plot([p["minutes"] for p in shown], [scale * p[key] for p in shown], marker="o", markersize=3,
                     label=name, **styles[name])
+            for other in summary["seed_curves"].get(name, {}).values():  # further training seeds: thin, unlabelled
+                shown = [p for p in other if key in p]
+                ax.plot([p["minutes"] for p in shown], [scale * p[key] for p in shown], marker=".",
+                        markersize=2, linewidth=0.7, alpha=0.6, **styles[name])
         ax.set(xlabel="training minutes, 2-core CPU", title=label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     controls = " and the equal-encoder controls" if len(summary["curves"]) > 3 else ""
+    controls += "; thin lines: further training seeds" if summary["seed_curves"] else ""
     fig.suptitle(f"Fashion-MNIST test split: PDAE on a {summary['dpm_minutes']:.0f}-minute DPM against Diff-AE "
                  f"from scratch{controls} (benchmarks/time_to_accuracy.py --reconstruction)", fontsize=9)
     record = {"results": str(args.results), "settings": results["settings"], **summary}
@@ -454,6 +481,11 @@ def efficiency(args: argparse.Namespace) -> None:
             f"{(1 if is_image_metric(k) else 100) * p[k]:.4g}" if p.get(k) is not None else "-"
             for k in EFFICIENCY_PANELS)) for n, p in row.items()]
         print(f"{mark:>3} min | " + " | ".join(cells))
+    for mark, row in summary["spread"].items():
+        cells = [f"{n} ({len(r['seeds'])} seeds): " + " / ".join(
+            f"{(1 if is_image_metric(k) else 100) * r[k][0]:.4g} ± {(1 if is_image_metric(k) else 100) * r[k][1]:.2g}"
+            if k in r else "-" for k in EFFICIENCY_PANELS) for n, r in row.items()]
+        print(f"{mark:>3} min, mean ± std over training seeds | " + " | ".join(cells))
     print(f"wrote claims_efficiency.json to {args.results_dir} and its figure to {args.figure_dir}")
 
 

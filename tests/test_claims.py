@@ -130,6 +130,22 @@ def test_the_efficiency_comparison_puts_pdae_on_one_clock_both_ways(tmp_path):
                  str(results)])
     at_2 = json.loads((tmp_path / "claims_efficiency.json").read_text())["rows"]["2"]
     assert at_2[claims.DIFFAE_CONV]["step"] == 240 and at_2[f"{claims.PDAE_HALFUNET}, own minutes"]["step"] == 180
+    assert record["spread"] == {} and record["seed_curves"] == {}  # one training seed each so far
+    # training seeds 1-2, shorter than seed 0's run: PDAE's own minutes by its own seed's DPM, the spread
+    # over the seeds that trained until each mark
+    entries["DPM features"]["seeds"] = {"1": {"points": [point(9.0, 1800, 0.8)]},
+                                        "2": {"points": [point(11.0, 2200, 0.8)]}}
+    entries["PDAE"]["seeds"] = {"1": {"points": [point(10.0, 100, 0.77, 0.02), point(11.0, 200, 0.79, 0.01)]},
+                                "2": {"points": [point(12.0, 100, 0.73, 0.02), point(13.0, 200, 0.75, 0.01)]}}
+    results.write_text(json.dumps({"settings": {"minutes": 4}, "entries": entries}))
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "efficiency", "--results",
+                 str(results)])
+    record = json.loads((tmp_path / "claims_efficiency.json").read_text())
+    assert [p["minutes"] for p in record["seed_curves"]["PDAE, own minutes"]["1"]] == [1.0, 2.0]
+    own = record["spread"]["2"]["PDAE, own minutes"]
+    assert own["seeds"] == [0, 1, 2] and own["test/linear"] == pytest.approx([0.77, 0.02])  # 0.77, 0.79, 0.75
+    assert "4" not in record["spread"]  # seeds 1-2 ended at 2 of their own minutes
+    assert record["rows"]["2"]["PDAE, own minutes"]["step"] == 200  # the rows stay seed 0's
     del entries["Diff-AE"]
     results.write_text(json.dumps({"settings": {}, "entries": entries}))
     with pytest.raises(SystemExit, match="no 'Diff-AE' entry"):

@@ -247,6 +247,12 @@ def test_several_training_seeds_show_their_mean_and_spread(tmp_path):
     text = bench.write_results(tmp_path, {"minutes": 2}, done)
     assert "| DRL | 3 | 2.0 (500) | 72.0 ± 2.0 / 72.0 ± 2.0 |" in text  # std over 0.70, 0.72, 0.74
     assert "| DRL | 72.0 ± 2.0 / 72.0 ± 2.0 / 72.0 ± 2.0 |" in text  # the 2-minute mark
+    # seed 0 trains on to 4 minutes, seeds 1-2 stopped at 2 (a shorter --budget): each mark counts the
+    # seeds that trained that long, the end-of-run row seed 0 alone
+    done["DRL"]["points"].append(point(4.0, 1000, 0.80))
+    text = bench.write_results(tmp_path, {"minutes": 4}, done)
+    assert "| DRL | 1 | 4.0 (1000) | 80.0 / 80.0 |" in text
+    assert "| DRL | 72.0 ± 2.0 / 72.0 ± 2.0 / 72.0 ± 2.0 | 80.0 / 80.0 / 80.0 |" in text  # 2 and 4 minutes
 
 
 def test_each_seed_trains_in_its_own_folder_on_its_own_dpm_and_resumes(tmp_path, monkeypatch):
