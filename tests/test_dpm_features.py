@@ -4,10 +4,11 @@ import json
 
 import pytest
 import torch
-from conftest import digits, quiet_trainer
+from conftest import digits, quiet_trainer, tiny_unet_config
 
+from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.evaluation.dpm_features import default_layers
-from diffrep.lightning_modules import DPMFeatures
+from diffrep.lightning_modules import DPM, DPMFeatures
 
 
 def test_the_code_is_the_pooled_activation_of_the_named_layer(tiny_dpm_checkpoint):
@@ -40,14 +41,27 @@ def test_unknown_layers_and_a_missing_choice_are_refused(tiny_dpm_checkpoint):
 
 def test_the_sweep_chooses_the_best_validation_pair_and_writes_its_heat_map(tiny_dpm_checkpoint, tmp_path):
     layers = ["input_blocks.1", "middle_block", "output_blocks.2"]
-    model = DPMFeatures(str(tiny_dpm_checkpoint), sweep_layers=layers, sweep_times=(10, 300), sweep_train=300,
-                        sweep_val=100)
+
+    def sweep(checkpoint, out):
+        model = DPMFeatures(str(checkpoint), sweep_layers=layers, sweep_times=(10, 300), sweep_train=300,
+                            sweep_val=100)
+        trainer = quiet_trainer(out, limit_test_batches=1)
+        trainer.test(model, datamodule=digits(subset=400))
+        return model, trainer, json.loads((out / "dpm_feature_sweep.json").read_text())
+
+    model, trainer, saved = sweep(tiny_dpm_checkpoint, tmp_path)
     assert default_layers(model.unet)[-1] == f"output_blocks.{len(model.unet.output_blocks) - 1}"
-    trainer = quiet_trainer(tmp_path, limit_test_batches=1)
-    trainer.test(model, datamodule=digits(subset=400))
-    saved = json.loads((tmp_path / "dpm_feature_sweep.json").read_text())
     grid = torch.tensor(saved["val_accuracy"])
-    assert grid.shape == (3, 2) and (grid > 0.2).all()  # well above chance (10%) on digits
+    # the random-feature control: the same DPM untrained (its initial weights; measured 0.46-0.51 at t = 10
+    # against 0.76-0.90 trained), so the sweep must see what training put in the features
+    torch.manual_seed(0)
+    untrained = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000))  # the fixture's DPM
+    control_trainer = quiet_trainer(tmp_path / "untrained", max_steps=0, limit_train_batches=0)
+    control_trainer.fit(untrained, datamodule=digits(batch_size=32))
+    control_trainer.save_checkpoint(tmp_path / "untrained.ckpt")
+    control = torch.tensor(sweep(tmp_path / "untrained.ckpt", tmp_path / "untrained_sweep")[2]["val_accuracy"])
+    assert grid.shape == control.shape == (3, 2)
+    assert grid.max() > control.max() + 0.2 and (grid[:, 0] > control[:, 0] + 0.1).all(), (grid, control)
     i, j = divmod(int(grid.argmax()), 2)
     assert (model.layer, model.t) == (layers[i], (10, 300)[j]) == tuple(saved["best"])
     assert (tmp_path / "images/dpm_feature_sweep.png").is_file()

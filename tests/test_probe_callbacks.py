@@ -21,6 +21,8 @@ from diffrep.datamodules.digits import DigitsDataModule
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
 from diffrep.evaluation.extractor import SmallClassifier, save_classifier
+from diffrep.evaluation.features import encode_split
+from diffrep.evaluation.probes import linear_probe
 
 
 def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, monkeypatch):
@@ -40,7 +42,8 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
     loggers = [CSVLogger(str(tmp_path), name="csv"), WandbLogger(save_dir=str(tmp_path), offline=True, project="test")]
     trainer = quiet_trainer(tmp_path, max_epochs=2, logger=loggers, callbacks=callbacks, log_every_n_steps=1)
     model.train()
-    trainer.fit(model, datamodule=digits(subset=256))
+    data = digits(subset=256)
+    trainer.fit(model, datamodule=data)
     assert model.training  # the callbacks restored the mode they found
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         rows = list(csv.DictReader(f))
@@ -58,7 +61,11 @@ def test_every_callback_runs_in_a_two_epoch_fit_and_writes_its_files(tmp_path, m
         assert key in logged, key
     accuracy = [float(r["probe/linear_accuracy"]) for r in rows if r.get("probe/linear_accuracy")]
     assert len(accuracy) == 2, accuracy  # the first epoch's end and fit end (the last epoch's end is fit end)
-    assert min(accuracy) > 0.15, accuracy  # 2-D codes of a 2-epoch DRL: twice digits' chance of 0.1
+    # the fit-end number is the probe of the codes fit left (the validation split during fit), computed again:
+    # 8 steps teach this DRL nothing a probe sees (measured: 21.9% trained and untrained), so no bound on it
+    torch.manual_seed(0)
+    train, val = (encode_split(model, data.evaluation_split(split), n) for split, n in (("train", 400), ("val", 200)))
+    assert accuracy[-1] == pytest.approx(linear_probe(*train, *val)["accuracy"])
     images = {p.name.split("_step")[0] for p in (tmp_path / "images").glob("*.png")}
     assert images == {"latent_plot", "samples", "reconstructions", "interpolations"}
     assert list(tmp_path.rglob("offline-run-*"))  # W&B wrote its offline run

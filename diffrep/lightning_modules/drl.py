@@ -153,15 +153,6 @@ class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackb
     def code_eps_fn(self, code_fn: CodeFn) -> Callable[[Tensor, Tensor], Tensor]:
         return lambda x_t, t: self.eps(x_t, t, code_fn(t))
 
-    def code_path(self, ends: CodeFn, weight: Tensor) -> CodeFn:
-        """lerp the two codes, at every t for a time-dependent code."""
-
-        def path(t: Tensor) -> Tensor:
-            z = ends(t[:1].expand(2))
-            return torch.lerp(z[:1], z[1:], weight[:, None])
-
-        return path
-
     def generate(self, z: Tensor, x_T: Tensor, num_steps: int = 100) -> Tensor:
         """Decode new (static) codes from x_T: the decoder half of generation, with ``sampler``
         (DDIM, or the official code's PC sampler / probability-flow ODE, ``diffrep.diffusion.sde_sampling``;

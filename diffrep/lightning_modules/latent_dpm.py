@@ -19,38 +19,36 @@ latent branch of ``diffusion/gaussian_diffusion.py``; phizaz/diffae ``templates_
 
 The base model is loaded from its own checkpoint (self-contained), its EMA weights copied in
 once, and frozen; only the MLP trains. ``encode``, ``reconstruct`` and ``interpolate`` are the
-base model's, so a LatentDPM checkpoint answers the whole evaluation API.
+base model's (``base_model_api.py``), so a LatentDPM checkpoint answers the whole evaluation API.
 
 A released Diff-AE ``*_latent`` checkpoint (``official_checkpoint``, with ``base_config`` naming the
 diffrep config of its autoencoder, e.g. configs/diffae_ffhq128.yaml) gives the base model and the
 latent DPM both: the autoencoder's EMA weights, the ``latent_net`` (MLPSkipNet, the same layers as
-``LatentMLP``; raw and EMA) and the code statistics it was trained with.
+``LatentMLP``; raw and EMA) and the code statistics it was trained with (``latent_official.py``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from diffrep.checkpoints import CheckpointError
 from diffrep.diffusion.objective import PRESETS
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
 from diffrep.evaluation.features import encode_split
 from diffrep.lightning_modules.backbone import DiffusionBackboneMixin
-from diffrep.lightning_modules.diffae import DiffAE
+from diffrep.lightning_modules.base_model_api import BaseModelAPI
+from diffrep.lightning_modules.latent_official import load_official_latent, official_diffae
 from diffrep.lightning_modules.latent_prior import latent_ddim
 from diffrep.lightning_modules.latent_settings import LATENT_SCHEDULE, LatentNetwork, LatentSampling, latent_schedule
-from diffrep.lightning_modules.loading import in_its_ema_weights, load_trained
-from diffrep.lightning_modules.migration import old_setting
+from diffrep.lightning_modules.loading import load_trained
 from diffrep.lightning_modules.optimisation import OptimiserSettings
 from diffrep.lightning_modules.settings import EMASettings, as_saved, grouped_settings
 from diffrep.nets.latent_mlp import LatentMLP
-from diffrep.official_checkpoints import OfficialWeights, load_raw_and_ema, read_official
+from diffrep.official_checkpoints import read_official
 
 #: Methods whose codes a latent DPM can model: one static code per image.
 CODE_METHODS = ("PDAE", "DRL", "VDRL", "DiffAE")
@@ -59,28 +57,7 @@ LATENT_GROUPS: dict[str, type] = {"network": LatentNetwork, "optimisation": Opti
                                   "sampling": LatentSampling}
 
 
-def official_diffae(weights: OfficialWeights, path: str, base_config: str | None) -> DiffAE:
-    """The autoencoder of a released Diff-AE file (read once, ``weights``), built from ``base_config`` (a
-    diffrep config of the same architecture, e.g. configs/diffae_ffhq128.yaml: its ``model.init_args``),
-    its EMA weights in for good."""
-    import yaml
-
-    if not base_config or not Path(base_config).is_file():
-        raise ConfigError(f"an official Diff-AE checkpoint needs base_config: the diffrep config of its autoencoder "
-                          f"(e.g. configs/diffae_ffhq128.yaml); got {base_config!r}")
-    model = yaml.safe_load(Path(base_config).read_text()).get("model", {})
-    if not str(model.get("class_path", "")).endswith("DiffAE"):
-        raise ConfigError(f"base_config {base_config} configures {model.get('class_path')!r}, not a DiffAE")
-    old = old_setting("DiffAE", list(model.get("init_args", {})))
-    if old:
-        raise ConfigError(f"base_config {base_config} sets model.init_args.{old[0]}, which is now "
-                          f"model.init_args.{old[1]}")
-    base = DiffAE(**{**model.get("init_args", {}), "fast": None, "official_checkpoint": None})
-    base.load_official_weights(weights, path)
-    return in_its_ema_weights(base)
-
-
-class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
+class LatentDPM(BaseModelAPI, DiffusionBackboneMixin, L.LightningModule):
     def __init__(
         self,
         model_checkpoint: str = "runs/pdae/checkpoints/last.ckpt",
@@ -125,19 +102,7 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
         self.latent_steps = sampling.latent_steps
         self.setup_ema()
         if official_checkpoint:
-            self.load_official_latent(released, official_checkpoint)
-
-    def load_official_latent(self, weights: OfficialWeights, path: str) -> None:
-        """A released Diff-AE ``*_latent`` last.ckpt: its ``latent_net`` (raw into the MLP, EMA into
-        diffrep's EMA) and its code statistics ``conds_mean``/``conds_std`` (so fit does not recompute them)."""
-        raw, ema = ({f"net.{k.removeprefix('latent_net.')}": v for k, v in state.items() if k.startswith("latent_net.")}
-                    for state in (weights.raw, weights.ema))
-        if not raw or "conds_mean" not in weights.config:
-            raise CheckpointError(f"{path} has no latent DPM (latent_net, conds_mean): it is a Diff-AE autoencoder "
-                                  "alone; the released *_latent checkpoints carry one")
-        load_raw_and_ema(self, raw, ema, ("net.",), path)
-        self.z_mean.copy_(weights.config["conds_mean"].reshape(-1))
-        self.z_std.copy_(weights.config["conds_std"].reshape(-1))
+            load_official_latent(self, released, official_checkpoint)  # latent_official.py
 
     def set_timestep_grid(self, grid: str) -> None:
         """The image decoding grid is the base model's; an evaluation's grid reaches it too."""
@@ -189,24 +154,3 @@ class LatentDPM(DiffusionBackboneMixin, L.LightningModule):
     def sample(self, n: int, num_steps: int = 100, generator: torch.Generator | None = None) -> Tensor:
         z = self.sample_codes(n, num_steps, generator)
         return self.base.generate(z, self.base.noise(n, generator), num_steps)
-
-    def encode(self, x0: Tensor) -> Tensor:
-        return self.base.encode(x0)
-
-    def reconstruct(self, x0: Tensor, num_steps: int = 100, inversion_steps: int | None = None) -> Tensor:
-        return self.base.reconstruct(x0, num_steps, inversion_steps)
-
-    def check_editable(self) -> None:
-        self.base.check_editable()
-
-    def manipulate(self, x0: Tensor, direction: Any, scales: list[float], num_steps: int = 100,
-                   inversion_steps: int | None = None) -> Tensor:
-        return self.base.manipulate(x0, direction, scales, num_steps, inversion_steps)
-
-    def reconstruct_from_noise(
-        self, x0: Tensor, num_steps: int = 100, generator: torch.Generator | None = None
-    ) -> Tensor:
-        return self.base.reconstruct_from_noise(x0, num_steps, generator)
-
-    def interpolate(self, x_a: Tensor, x_b: Tensor, num_points: int = 8, num_steps: int = 100) -> Tensor:
-        return self.base.interpolate(x_a, x_b, num_points, num_steps)
