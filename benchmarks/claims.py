@@ -387,16 +387,13 @@ DIFFAE_CONV = "Diff-AE, PDAE's conv encoder"
 PDAE_HALFUNET = "PDAE, Diff-AE's half-U-Net encoder"
 
 
-def by_seed(entry: dict) -> dict[int, list[dict]]:
-    """An entry's points per training seed (time_to_accuracy.py --seeds: seed 0's, then those under "seeds")."""
-    return {0: entry["points"], **{int(k): run["points"] for k, run in entry.get("seeds", {}).items()}}
-
-
 def own_minutes(pdae: dict, dpm: dict) -> dict[int, list[dict]]:
     """A PDAE entry's points per seed on its own clock: each seed's shifted back by its own DPM's minutes."""
-    dpms = by_seed(dpm)
+    from time_to_accuracy import runs_by_seed
+
+    dpms = runs_by_seed(dpm)
     return {seed: [{**p, "minutes": p["minutes"] - dpms[seed][-1]["minutes"]} for p in points]
-            for seed, points in by_seed(pdae).items() if seed in dpms}
+            for seed, points in runs_by_seed(pdae).items() if seed in dpms}
 
 
 def efficiency_rows(entries: dict) -> dict:
@@ -405,7 +402,7 @@ def efficiency_rows(entries: dict) -> dict:
     they have run, the equal-encoder controls (Diff-AE on PDAE's conv encoder; PDAE on Diff-AE's half-U-Net
     encoder, by its own minutes). ``rows`` are training seed 0's points; ``spread``, where a curve has
     several training seeds, the mean and std over the seeds that trained until the mark."""
-    from time_to_accuracy import at_minutes, reached, spread
+    from time_to_accuracy import at_minutes, runs_by_seed, spread, trained_until
 
     from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS
 
@@ -415,10 +412,10 @@ def efficiency_rows(entries: dict) -> dict:
                              '--out runs/time_to_accuracy_claim2 --only "DPM features" PDAE Diff-AE --minutes 60 '
                              "--reconstruction")
     dpm = entries["DPM features"]
-    seeds = {"Diff-AE": by_seed(entries["Diff-AE"]), "PDAE, own minutes": own_minutes(entries["PDAE"], dpm),
-             "PDAE, DPM's minutes added": by_seed(entries["PDAE"])}
+    seeds = {"Diff-AE": runs_by_seed(entries["Diff-AE"]), "PDAE, own minutes": own_minutes(entries["PDAE"], dpm),
+             "PDAE, DPM's minutes added": runs_by_seed(entries["PDAE"])}
     if DIFFAE_CONV in entries:
-        seeds[DIFFAE_CONV] = by_seed(entries[DIFFAE_CONV])
+        seeds[DIFFAE_CONV] = runs_by_seed(entries[DIFFAE_CONV])
     if PDAE_HALFUNET in entries:
         seeds[f"{PDAE_HALFUNET}, own minutes"] = own_minutes(entries[PDAE_HALFUNET], dpm)
     curves = {name: runs[0] for name, runs in seeds.items()}
@@ -428,7 +425,7 @@ def efficiency_rows(entries: dict) -> dict:
         rows[str(mark)], spreads[str(mark)] = {}, {}
         for name, runs in seeds.items():
             taken = {seed: at_minutes(points, mark) for seed, points in runs.items()
-                     if reached(mark, points[-1]["minutes"])}  # - after its end
+                     if trained_until(points, mark)}  # - after its end
             taken = {seed: point for seed, point in taken.items() if point is not None}
             point = taken.get(0)
             rows[str(mark)][name] = None if point is None else {k: point.get(k) for k in ("minutes", "step",

@@ -145,9 +145,14 @@ def recipe_minutes() -> float:
                 if c["class_path"].endswith("TimeToAccuracy"))
 
 
+def runs_by_seed(d: dict) -> dict[int, list[dict]]:
+    """The points of every training seed of one entry, by seed: seed 0's, then those under "seeds"."""
+    return {0: d["points"], **{int(k): d["seeds"][k]["points"] for k in sorted(d.get("seeds", {}), key=int)}}
+
+
 def seed_runs(d: dict) -> list[list[dict]]:
-    """The points of every training seed of one entry: seed 0's, then those under "seeds"."""
-    return [d["points"], *(run["points"] for _, run in sorted(d.get("seeds", {}).items(), key=lambda kv: int(kv[0])))]
+    """The points of every training seed of one entry, in seed order."""
+    return list(runs_by_seed(d).values())
 
 
 def spread(values: list[float]) -> tuple[float, float]:
@@ -237,7 +242,7 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
     for name, d in done.items():
         # the seeds that trained as long as seed 0 (others may have had a shorter --budget: their points
         # count at the marks they reached, below)
-        lasts = [points[-1] for points in seed_runs(d) if reached(d["points"][-1]["minutes"], points[-1]["minutes"])]
+        lasts = [points[-1] for points in seed_runs(d) if trained_until(points, d["points"][-1]["minutes"])]
         cells = [f"{shown([p[f'val/{m}'] for p in lasts])} / {shown([p[f'test/{m}'] for p in lasts])}"
                  for m in METRICS]
         lines.append(f"| {name} | {len(lasts)} | {lasts[0]['minutes']:.1f} ({lasts[0]['step']}) | "

@@ -205,6 +205,17 @@ def _no_wandb_run_left_open():
         wandb.finish()
 
 
+def linear_probe_again(encoder, data, held_out: str, max_train: int, max_held_out: int) -> float:
+    """The linear probe of ``encoder``'s codes (its first ``max_train`` training and ``max_held_out``
+    ``held_out`` images), computed again: what a callback that logged a probe must have logged."""
+    from diffrep.evaluation.features import encode_split
+    from diffrep.evaluation.probes import linear_probe
+
+    torch.manual_seed(0)
+    train = encode_split(encoder, data.evaluation_split("train"), max_train)
+    return linear_probe(*train, *encode_split(encoder, data.evaluation_split(held_out), max_held_out))["accuracy"]
+
+
 def fit_with_every_evaluation_callback(model, tmp_path: Path, latent_plot: bool = True) -> L.Trainer:
     """One epoch of 96 digits (3 steps) with every evaluation callback on a tiny model: the probe's number
     is the linear probe of the model's codes as fit left them (3 steps teach a tiny model too little for a
@@ -238,12 +249,7 @@ def fit_with_every_evaluation_callback(model, tmp_path: Path, latent_plot: bool 
     trainer = quiet_trainer(tmp_path, max_epochs=1, callbacks=callbacks)
     data = digits(batch_size=32, subset=96)
     trainer.fit(model, datamodule=data)
-    from diffrep.evaluation.features import encode_split
-    from diffrep.evaluation.probes import linear_probe
-
-    torch.manual_seed(0)
-    codes = [encode_split(model, data.evaluation_split(split), n) for split, n in (("train", 200), ("val", 100))]
-    assert probe.last["probe/linear_accuracy"] == pytest.approx(linear_probe(*codes[0], *codes[1])["accuracy"])
+    assert probe.last["probe/linear_accuracy"] == pytest.approx(linear_probe_again(model, data, "val", 200, 100))
     assert set(few.last) == {"probe/few_label_1_mean", "probe/few_label_1_std"}
     assert metrics.last["recon/inverted_mse"] < metrics.last["recon/random_mse"]
     images = {p.name.split("_step")[0] for p in (tmp_path / "images").glob("*.png")}

@@ -90,16 +90,15 @@ def test_the_time_code_probes_read_every_t_and_the_joined_code(tmp_path, tiny_dr
                    for m in ("linear", "supervised_10", "label_spreading_10", "poisson_10")), row
     # each row probes the codes at its own t (3 steps teach too little for a bound to tell the codes from
     # random ones, so one row's number is computed again)
+    from conftest import linear_probe_again
+
     from diffrep.datamodules import DigitsDataModule
-    from diffrep.evaluation.features import encode_split
-    from diffrep.evaluation.probes import linear_probe
     from diffrep.lightning_modules.loading import load_trained
 
-    trained, dm = load_trained(ckpt), DigitsDataModule(image_size=16)
+    dm = DigitsDataModule(image_size=16)
     dm.setup()
-    codes = claims.CodesAt(trained, (0.5,))
-    train, val = (encode_split(codes, dm.evaluation_split(split), n) for split, n in (("train", 10000), ("val", 5000)))
-    assert record["rows"]["t = 0.5"]["val/linear"] == pytest.approx(linear_probe(*train, *val)["accuracy"])
+    again = linear_probe_again(claims.CodesAt(load_trained(ckpt), (0.5,)), dm, "val", 10000, 5000)
+    assert record["rows"]["t = 0.5"]["val/linear"] == pytest.approx(again)
     with pytest.raises(SystemExit, match="not a time-dependent"):
         claims.main(["--results-dir", str(tmp_path), "time-code", "--ckpt", str(tiny_drl_checkpoint), "--data",
                      "digits"])
