@@ -7,11 +7,11 @@ setup:  ## install diffrep with its dev tools (torch from the local wheel cache 
 	$(PY) -m pip install -e '.[dev]'
 	@bash scripts/get_fashion_mnist.sh
 
-test:  ## the whole suite, slow end-to-end tests included
-	WANDB_MODE=disabled $(PY) -m pytest -q --durations=15
+test:  ## the whole suite, slow end-to-end tests included, in two one-thread workers (pytest-xdist)
+	WANDB_MODE=disabled $(PY) -m pytest -q -n 2 --durations=15
 
 test-fast:
-	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
+	WANDB_MODE=disabled $(PY) -m pytest -q -n 2 -m "not slow"
 
 demo:  ## Fashion-MNIST on CPU: DPM pre-training, then PDAE on it, then reconstruction MSE (~13 min; ~40 on a CPU without native bf16)
 	@$(PY) -m diffrep.datamodules

@@ -9,6 +9,8 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one thread per worker (and its subprocesses)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import lightning as L
 import pytest
@@ -22,6 +24,8 @@ from diffrep.nets.unet import UNetConfig
 
 REPO = Path(__file__).resolve().parents[1]
 quiet.install()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def tiny_unet_config(channels: int = 1, size: int = 16) -> UNetConfig:

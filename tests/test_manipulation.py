@@ -80,10 +80,11 @@ def test_edits_work_on_every_method_with_a_static_code(name, tiny_pdae_checkpoin
     x0 = images[labels != 1][:3]
     edits = model.manipulate(x0, direction, [0.0, 0.5, 1.5], num_steps=4)
     assert edits.shape == (3, 3, 1, 16, 16)
-    # edit(z, 0) is z up to the standardiser's rounding
-    torch.testing.assert_close(edits[0], model.reconstruct(x0, num_steps=4), rtol=0, atol=1e-4)
+    # edit(z, 0) is z up to the standardiser's rounding, which 4 DDIM steps carry to ~1e-4 at most
+    # (measured: 3e-6 PDAE ... 1.1e-4 Diff-AE in one thread); the smallest move, Diff-AE's, is 0.015
+    torch.testing.assert_close(edits[0], model.reconstruct(x0, num_steps=4), rtol=0, atol=5e-4)
     moved = [(edits[i] - edits[0]).abs().mean().item() for i in (1, 2)]
-    assert 1e-4 < moved[0] < moved[1], moved
+    assert 5e-3 < moved[0] < moved[1], moved
 
 
 def test_a_time_dependent_code_and_a_baseline_are_skipped_by_the_edit_grid_with_a_warning(tmp_path):
