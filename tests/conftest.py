@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -140,16 +141,31 @@ def make_pdae(ckpt, **kwargs):
     return PDAE(str(ckpt), **with_defaults(defaults, kwargs))
 
 
+def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, train: Callable[[Path], None]) -> Path:
+    """The checkpoint a session fixture trains, trained once per test run: under ``pytest -n 2`` the
+    first worker to ask trains it (``train(path)``) while the other waits on the lock, then reads it."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"tiny_{name}"
+    with FileLock(f"{root}.lock"):
+        path = root / f"{name}.ckpt"
+        if not path.is_file():
+            root.mkdir(exist_ok=True)
+            train(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_pdae_checkpoint(tiny_dpm_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PDAE (8-d code) trained for 100 steps of batch 32 on the tiny DPM, saved as a checkpoint."""
-    root = tmp_path_factory.mktemp("tiny_pdae")
-    model = make_pdae(tiny_dpm_checkpoint, optimisation={"lr": 2e-3})
-    trainer = quiet_trainer(root, max_steps=100)
-    trainer.fit(model, datamodule=digits(batch_size=32))
-    path = root / "pdae.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    def train(path: Path) -> None:
+        model = make_pdae(tiny_dpm_checkpoint, optimisation={"lr": 2e-3})
+        trainer = quiet_trainer(path.parent, max_steps=100)
+        trainer.fit(model, datamodule=digits(batch_size=32))
+        trainer.save_checkpoint(path)
+
+    return trained_once(tmp_path_factory, "pdae", train)
 
 
 DRL_ENCODER = {"kind": "conv", "channels": (16, 32), "num_groups": 8, "num_heads": 1}
@@ -171,27 +187,27 @@ def make_drl(cls=None, **kwargs):
 @pytest.fixture(scope="session")
 def tiny_drl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DRL (8-d static code) trained for 60 steps on 16x16 digits, saved as a checkpoint."""
-    root = tmp_path_factory.mktemp("tiny_drl")
-    model = make_drl(ema={"decay": 0.9})
-    trainer = quiet_trainer(root, max_steps=60)
-    trainer.fit(model, datamodule=digits())
-    path = root / "drl.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    def train(path: Path) -> None:
+        model = make_drl(ema={"decay": 0.9})
+        trainer = quiet_trainer(path.parent, max_steps=60)
+        trainer.fit(model, datamodule=digits())
+        trainer.save_checkpoint(path)
+
+    return trained_once(tmp_path_factory, "drl", train)
 
 
 @pytest.fixture(scope="session")
 def tiny_dpm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DPM trained for 150 steps of batch 32 on 16x16 digits (~20 s), saved as a diffrep checkpoint."""
-    root = tmp_path_factory.mktemp("tiny_dpm")
-    L.seed_everything(0)
-    model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000), optimisation={"lr": 4e-3},
-                ema={"decay": 0.98})
-    trainer = quiet_trainer(root, max_steps=150)
-    trainer.fit(model, datamodule=digits(batch_size=32))
-    path = root / "dpm.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    def train(path: Path) -> None:
+        L.seed_everything(0)
+        model = DPM(unet=tiny_unet_config(), schedule=ScheduleConfig(num_timesteps=1000),
+                    optimisation={"lr": 4e-3}, ema={"decay": 0.98})
+        trainer = quiet_trainer(path.parent, max_steps=150)
+        trainer.fit(model, datamodule=digits(batch_size=32))
+        trainer.save_checkpoint(path)
+
+    return trained_once(tmp_path_factory, "dpm", train)
 
 
 @pytest.fixture(autouse=True)
