@@ -12,16 +12,18 @@ BeatGANs autoencoder at 32 px). Entries, per method:
 - ``official fp32``: the official training step as its code runs it (its loss, Adam, EMA), fp32,
   its only precision;
 - ``diffrep fp32`` / ``diffrep bf16``: diffrep's LightningModule in a Lightning ``Trainer``, as a user
-  runs it (``precision`` 32-true / bf16-mixed; Adam fused, EMA inside the step);
-- with ``--levers`` also ``diffrep bf16 channels_last`` and ``diffrep bf16 compile``: the config's
-  ``fast`` options on the network they act on.
+  runs it (``precision`` 32-true / bf16-mixed; Adam fused, EMA inside the step); bf16 only where the CPU
+  computes it natively (``--precisions`` to choose): elsewhere it is emulated and the target is fp32's;
+- with ``--levers`` also ``diffrep <precision> channels_last`` and ``diffrep <precision> compile``: the
+  config's ``fast`` options on the network they act on.
 
 Each round times ``--steps`` steps of every entry in turn (the official entry first, then diffrep's)
 after one untimed step per entry (warm-up rounds: ``--warmup``); img/s per round, the median over
 rounds and the ratio to the official median. Forward + backward FLOPs per image come from torch's
 FLOP counter on diffrep's module (eager, fp32 shapes); with the matmul peak of this CPU in fp32 and
 bf16 (``throughput.matmul_peak``) each entry's achieved GFLOP/s is a fraction of the limit.
-Results: benchmarks/results/official_speed.json; the table: docs/speed.md.
+Results: benchmarks/results/official_speed.json (official_speed-cpu-avx2.json on a CPU without native
+bf16); the tables: docs/speed.md.
 """
 
 from __future__ import annotations
@@ -97,13 +99,19 @@ def with_fast_paths(make_module: Callable[[], L.LightningModule], **fast: bool) 
     return make
 
 
-def add_levers(entries: dict[str, Timed], make_module: Callable[[], L.LightningModule],
-               images: torch.Tensor) -> dict[str, Timed]:
-    """``--levers``: diffrep's bf16 step again with each speed option of the config (issue 43)."""
-    return {**entries,
-            "diffrep bf16 channels_last": trainer_entry(with_fast_paths(make_module, channels_last=True), images,
-                                                        "bf16-mixed"),
-            "diffrep bf16 compile": trainer_entry(with_fast_paths(make_module, compile=True), images, "bf16-mixed")}
+PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+
+
+def diffrep_entries(make_module: Callable[[], L.LightningModule], images: torch.Tensor, precisions: list[str],
+                    levers: bool) -> dict[str, Timed]:
+    """diffrep's step in each of ``precisions`` and, with ``--levers``, again with each speed option of the
+    config (channels_last, compile) in each (issue 43)."""
+    entries = {f"diffrep {p}": trainer_entry(make_module, images, PRECISIONS[p]) for p in precisions}
+    for p in precisions if levers else []:
+        for lever in ("channels_last", "compile"):
+            entries[f"diffrep {p} {lever}"] = trainer_entry(with_fast_paths(make_module, **{lever: True}), images,
+                                                            PRECISIONS[p])
+    return entries
 
 
 def loop_entry(step: Callable[[], None]) -> Timed:
@@ -126,13 +134,18 @@ def flops_per_image(module: L.LightningModule, images: torch.Tensor) -> float:
     return counter.get_total_flops() / len(images)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower than fp32."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    return any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def machine() -> str:
-    """The CPU's model name and whether it computes bf16 natively (AVX512-BF16 or AMX)."""
+    """The CPU's model name, threads and whether it computes bf16 natively."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
                 platform.processor() or platform.machine())
-    native = any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
-    return f"{name}, {torch.get_num_threads()} threads, {'native' if native else 'emulated'} bf16"
+    return f"{name}, {torch.get_num_threads()} threads, {'native' if native_bf16() else 'emulated'} bf16"
 
 
 def alternate(entries: dict[str, Timed], rounds: int, steps: int, warmup: int, batch: int) -> dict[str, list[float]]:
@@ -147,7 +160,10 @@ def alternate(entries: dict[str, Timed], rounds: int, steps: int, warmup: int, b
 
 
 # ------------------------------------------------------------------ the three methods
-def drl_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, Timed], L.LightningModule, torch.Tensor]:
+Setup = tuple[dict[str, Timed], L.LightningModule, torch.Tensor]  # the entries, diffrep's module, its batch
+
+
+def drl_setup(path: Path, batch: int, precisions: list[str], levers: bool) -> Setup:
     sys.path.insert(0, str(path / "score_sde_pytorch") if (path / "score_sde_pytorch").is_dir() else str(path))
     from official_parity_drl import load_official, official_network, official_step, ours_like, small_config
 
@@ -162,14 +178,11 @@ def drl_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, T
         return model
 
     entries = {"official fp32": loop_entry(lambda: step(images)),
-               "diffrep fp32": trainer_entry(ours, images * 2 - 1, "32-true"),
-               "diffrep bf16": trainer_entry(ours, images * 2 - 1, "bf16-mixed")}
-    entries = add_levers(entries, ours, images * 2 - 1) if levers else entries
+               **diffrep_entries(ours, images * 2 - 1, precisions, levers)}
     return entries, ours(), images * 2 - 1
 
 
-def diffae_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, Timed], L.LightningModule,
-                                                                      torch.Tensor]:
+def diffae_setup(path: Path, batch: int, precisions: list[str], levers: bool) -> Setup:
     from official_parity_diffae import SIZE, load_official_weights, name_map, official_config, official_step, ours_like
 
     conf = official_config(path)
@@ -183,14 +196,11 @@ def diffae_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str
         return diffae
 
     entries = {"official fp32": loop_entry(lambda: step(images, torch.randint(0, conf.T, (batch,)))),
-               "diffrep fp32": trainer_entry(ours, images, "32-true"),
-               "diffrep bf16": trainer_entry(ours, images, "bf16-mixed")}
-    entries = add_levers(entries, ours, images) if levers else entries
+               **diffrep_entries(ours, images, precisions, levers)}
     return entries, ours(), images
 
 
-def pdae_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, Timed], L.LightningModule,
-                                                                    torch.Tensor]:
+def pdae_setup(path: Path, batch: int, precisions: list[str], levers: bool) -> Setup:
     sys.path.insert(0, str(path))
     from official_parity_pdae import SIZE, official_parts, official_step, ours_like
 
@@ -198,9 +208,7 @@ def pdae_setup(path: Path, batch: int, levers: bool = False) -> tuple[dict[str, 
     step, _, _ = official_step(diffusion, encoder, decoder, fused=False, ema_decay=0.9999)
     images = torch.rand(batch, 3, SIZE, SIZE) * 2 - 1
     entries = {"official fp32": loop_entry(lambda: step(images)),
-               "diffrep fp32": trainer_entry(lambda: ours_like(folder), images, "32-true"),
-               "diffrep bf16": trainer_entry(lambda: ours_like(folder), images, "bf16-mixed")}
-    entries = add_levers(entries, lambda: ours_like(folder), images) if levers else entries
+               **diffrep_entries(lambda: ours_like(folder), images, precisions, levers)}
     return entries, ours_like(folder), images
 
 
@@ -216,9 +224,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--levers", action="store_true",
-                        help="also diffrep's bf16 step with channels_last and with torch.compile (issue 43's levers)")
-    parser.add_argument("--results", type=Path, default=HERE / "results/official_speed.json")
+                        help="also diffrep's step with channels_last and with torch.compile (issue 43's levers)")
+    parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS),
+                        help="diffrep's precisions to time (default: fp32 and bf16 where this CPU has native bf16, "
+                             "fp32 alone where bf16 is emulated)")
+    parser.add_argument("--results", type=Path,
+                        help="default: benchmarks/results/official_speed.json on a CPU with native bf16, "
+                             "official_speed-cpu-avx2.json on one without")
     args = parser.parse_args(argv)
+    native = native_bf16()
+    precisions = args.precisions or (["fp32", "bf16"] if native else ["fp32"])
+    results = args.results or HERE / f"results/official_speed{'' if native else '-cpu-avx2'}.json"
     chosen = {name: getattr(args, name) for name in SETUPS if getattr(args, name) is not None}
     if not chosen:
         parser.error("name at least one official copy: --pdae PATH, --drl PATH, --diffae PATH")
@@ -236,10 +252,11 @@ def main(argv: list[str] | None = None) -> None:
     cpu = torch.device("cpu")
     peaks = {"fp32": matmul_peak(cpu, "fp32"), "bf16": matmul_peak(cpu, "bf16")}
     record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
-              "threads": torch.get_num_threads(), "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
+              "threads": torch.get_num_threads(), "precisions": precisions,
+              "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
               "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}, "methods": {}}
     for name, path in chosen.items():
-        entries, module, images = SETUPS[name](path.resolve(), args.batch, args.levers)
+        entries, module, images = SETUPS[name](path.resolve(), args.batch, precisions, args.levers)
         flops = flops_per_image(module, images)
         rates = alternate(entries, args.rounds, args.steps, args.warmup, args.batch)
         official = statistics.median(rates["official fp32"])
@@ -256,8 +273,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"({100 * row['fraction_of_peak']:.0f}% of the matmul peak)")
         forget_official_modules()
         sys.path[:] = [p for p in sys.path if p != str(path.resolve())]
-    args.results.write_text(json.dumps(record, indent=1))
-    print(f"wrote {args.results}")
+    results.write_text(json.dumps(record, indent=1))
+    print(f"wrote {results}")
 
 
 if __name__ == "__main__":

@@ -60,3 +60,15 @@ def test_the_levers_set_the_fast_paths_on_the_network_they_act_on():
     made = official_speed.with_fast_paths(make_drl, channels_last=True)()
     assert made.channels_last and conv(made).is_contiguous(memory_format=torch.channels_last)
     assert not conv(make_drl()).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_diffrep_entries_time_each_precision_asked_and_each_lever_in_each(monkeypatch):
+    """On a CPU without native bf16 the benchmark times fp32 alone (bf16 there is emulated, slower than
+    fp32): the levers then act on the fp32 step."""
+    made = []
+    monkeypatch.setattr(official_speed, "trainer_entry", lambda make, images, precision: made.append(precision))
+    fp32 = official_speed.diffrep_entries(lambda: None, torch.zeros(1), ["fp32"], levers=True)
+    assert list(fp32) == ["diffrep fp32", "diffrep fp32 channels_last", "diffrep fp32 compile"]
+    assert made == ["32-true"] * 3
+    both = official_speed.diffrep_entries(lambda: None, torch.zeros(1), ["fp32", "bf16"], levers=False)
+    assert list(both) == ["diffrep fp32", "diffrep bf16"] and made[3:] == ["32-true", "bf16-mixed"]
