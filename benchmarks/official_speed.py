@@ -267,13 +267,13 @@ def main(argv: list[str] | None = None) -> None:
             rows[entry] = {"img_per_s": values, "median": median, "ratio": median / official,
                            "gflops": median * flops / 1e9, "fraction_of_peak": median * flops / peak}
         record["methods"][name] = {"gflop_per_image": flops / 1e9, "entries": rows}
+        results.write_text(json.dumps(record, indent=1))  # after each method: a later failure keeps it
         print(f"{name}: {flops / 1e9:.2f} GFLOP per image (forward + backward)")
         for entry, row in rows.items():
             print(f"  {entry:26s} {row['median']:7.1f} img/s  x{row['ratio']:.2f}  {row['gflops']:6.1f} GFLOP/s "
                   f"({100 * row['fraction_of_peak']:.0f}% of the matmul peak)")
         forget_official_modules()
         sys.path[:] = [p for p in sys.path if p != str(path.resolve())]
-    results.write_text(json.dumps(record, indent=1))
     print(f"wrote {results}")
 
 
