@@ -1,7 +1,7 @@
 """Each method's training step against its official code's, side by side in one process.
 
 Usage: python benchmarks/official_speed.py [--pdae PATH] [--drl PATH] [--diffae PATH]
-           [--batch 32] [--steps 5] [--rounds 3]
+           [--batch 32] [--steps 5] [--rounds 3] [--levers] [--precisions fp32 bf16] [--profile]
 
 PATH: the same local copies ``benchmarks/official_parity.py`` takes (ckczzj/PDAE,
 korabs-x/representation_score_based, phizaz/diffae; the code is imported from there at run time).
@@ -22,8 +22,10 @@ after one untimed step per entry (warm-up rounds: ``--warmup``); img/s per round
 rounds and the ratio to the official median. Forward + backward FLOPs per image come from torch's
 FLOP counter on diffrep's module (eager, fp32 shapes); with the matmul peak of this CPU in fp32 and
 bf16 (``throughput.matmul_peak``) each entry's achieved GFLOP/s is a fraction of the limit.
-Results: benchmarks/results/official_speed.json (official_speed-cpu-avx2.json on a CPU without native
-bf16); the tables: docs/speed.md.
+``--profile`` times nothing: it profiles the plain fp32 steps (``op_times``) and sums the self time of
+the convolutions, the attention and the dropout masks, to say what the two codes share and where they
+can differ. Results: benchmarks/results/official_speed.json and official_speed_profile.json (with
+``-cpu-avx2`` on a CPU without native bf16); the tables: docs/speed.md.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -140,6 +143,29 @@ def native_bf16() -> bool:
     return any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
 
 
+#: ``--profile``: the ops whose self time is summed per group (everything else is in "all ops" only)
+OP_GROUPS = {
+    "convolution": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
+                    "aten::convolution"),
+    "attention": ("aten::bmm", "aten::baddbmm", "aten::_softmax", "aten::_softmax_backward_data", "aten::where",
+                  "aten::all", "aten::isneginf"),
+    "dropout mask": ("aten::bernoulli_",),
+}
+
+
+def op_times(run: Timed, steps: int = 2) -> dict[str, float]:
+    """Milliseconds per step of each ``OP_GROUPS`` group and of all ops (self CPU time) over one call of an
+    entry, ``run(1)``: 2 steps, the untimed one and one more, on both the official and diffrep's side; after
+    one such call unprofiled (first-call costs: oneDNN's kernel choice, allocations)."""
+    run(1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(1)
+    events = prof.key_averages()
+    groups = {group: sum(e.self_cpu_time_total for e in events if e.key in names) / 1e3 / steps
+              for group, names in OP_GROUPS.items()}
+    return {**groups, "all ops": sum(e.self_cpu_time_total for e in events) / 1e3 / steps}
+
+
 def machine() -> str:
     """The CPU's model name, threads and whether it computes bf16 natively."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
@@ -228,13 +254,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS),
                         help="diffrep's precisions to time (default: fp32 and bf16 where this CPU has native bf16, "
                              "fp32 alone where bf16 is emulated)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the timing rounds: where each plain fp32 step spends its time "
+                             "(torch.profiler: ms per step of the convolutions, attention, dropout masks, all ops) to "
+                             "official_speed_profile[-cpu-avx2].json")
     parser.add_argument("--results", type=Path,
                         help="default: benchmarks/results/official_speed.json on a CPU with native bf16, "
                              "official_speed-cpu-avx2.json on one without")
     args = parser.parse_args(argv)
     native = native_bf16()
     precisions = args.precisions or (["fp32", "bf16"] if native else ["fp32"])
-    results = args.results or HERE / f"results/official_speed{'' if native else '-cpu-avx2'}.json"
+    stem = "official_speed_profile" if args.profile else "official_speed"
+    results = args.results or HERE / f"results/{stem}{'' if native else '-cpu-avx2'}.json"
     chosen = {name: getattr(args, name) for name in SETUPS if getattr(args, name) is not None}
     if not chosen:
         parser.error("name at least one official copy: --pdae PATH, --drl PATH, --diffae PATH")
@@ -250,13 +281,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # a Trainer per round: no start-up lines
 
     cpu = torch.device("cpu")
-    peaks = {"fp32": matmul_peak(cpu, "fp32"), "bf16": matmul_peak(cpu, "bf16")}
+    peaks = {"fp32": 1.0, "bf16": 1.0} if args.profile else {p: matmul_peak(cpu, p) for p in ("fp32", "bf16")}
     record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
               "threads": torch.get_num_threads(), "precisions": precisions,
               "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
               "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}, "methods": {}}
     for name, path in chosen.items():
-        entries, module, images = SETUPS[name](path.resolve(), args.batch, precisions, args.levers)
+        entries, module, images = SETUPS[name](path.resolve(), args.batch, precisions,
+                                                  args.levers and not args.profile)
+        if args.profile:
+            record["methods"][name] = {entry: op_times(entries[entry]) for entry in ("official fp32", "diffrep fp32")}
+            results.write_text(json.dumps(record, indent=1))
+            print(name, json.dumps(record["methods"][name], indent=1))
+            forget_official_modules()
+            sys.path[:] = [p for p in sys.path if p != str(path.resolve())]
+            continue
         flops = flops_per_image(module, images)
         rates = alternate(entries, args.rounds, args.steps, args.warmup, args.batch)
         official = statistics.median(rates["official fp32"])

@@ -131,6 +131,15 @@ QUOTED += [
 QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
             ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
 
+QUOTED += [("official_speed-cpu-avx2.json", ("methods", method, "entries", entry, "ratio"), "x{:.2f}",
+            ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")
+           for entry in ("diffrep fp32", "diffrep fp32 channels_last", "diffrep fp32 compile")]
+QUOTED += [("official_speed_profile-cpu-avx2.json", ("methods", method, entry, group), "{:.0f}", ("docs/speed.md",))
+           for method in ("pdae", "drl", "diffae") for entry in ("official fp32", "diffrep fp32")
+           for group in ("convolution", "all ops")]
+QUOTED += [("official_speed_profile-cpu-avx2.json", ("methods", "diffae", entry, group), "{:.0f}", ("docs/speed.md",))
+           for entry in ("official fp32", "diffrep fp32") for group in ("attention", "dropout mask")]
+
 QUOTED += [("step_time_against.json", ("methods", method, key), form, ("docs/speed.md",))
            for method in ("dpm", "pdae", "drl", "diffae")
            for key, form in (("before_ms", "{:.1f}"), ("after_ms", "{:.1f}"), ("after_over_before", "{:.2f}x"))]

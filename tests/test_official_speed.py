@@ -72,3 +72,23 @@ def test_diffrep_entries_time_each_precision_asked_and_each_lever_in_each(monkey
     assert made == ["32-true"] * 3
     both = official_speed.diffrep_entries(lambda: None, torch.zeros(1), ["fp32", "bf16"], levers=False)
     assert list(both) == ["diffrep fp32", "diffrep bf16"] and made[3:] == ["32-true", "bf16-mixed"]
+
+
+def test_op_times_put_a_convolution_and_a_dropout_mask_in_their_groups():
+    conv, x = torch.nn.Conv2d(4, 8, 3), torch.randn(2, 4, 16, 16)
+
+    def run(k: int) -> float:  # an entry's call: the untimed step and k more
+        for _ in range(k + 1):
+            conv(x).sum().backward()
+        return 0.0
+
+    plain = official_speed.op_times(run)
+    assert plain["convolution"] > 0 and plain["dropout mask"] == 0 and plain["attention"] == 0
+    assert plain["all ops"] >= plain["convolution"]
+
+    def with_dropout(k: int) -> float:
+        for _ in range(k + 1):
+            torch.nn.functional.dropout(torch.ones(64, 64), 0.1, training=True)
+        return 0.0
+
+    assert official_speed.op_times(with_dropout)["dropout mask"] > 0
