@@ -241,6 +241,26 @@ def pdae_setup(path: Path, batch: int, precisions: list[str], levers: bool) -> S
 SETUPS = {"pdae": pdae_setup, "drl": drl_setup, "diffae": diffae_setup}
 
 
+def timed_method(name: str, entries: dict[str, Timed], module: L.LightningModule, images: torch.Tensor,
+                 args: argparse.Namespace, peaks: dict[str, float]) -> dict:
+    """The alternating rounds of one method's entries: img/s, medians, ratios to the official step and
+    fractions of the matmul peak, printed and returned."""
+    flops = flops_per_image(module, images)
+    rates = alternate(entries, args.rounds, args.steps, args.warmup, args.batch)
+    official = statistics.median(rates["official fp32"])
+    rows = {}
+    for entry, values in rates.items():
+        median = statistics.median(values)
+        peak = peaks["bf16" if "bf16" in entry else "fp32"]
+        rows[entry] = {"img_per_s": values, "median": median, "ratio": median / official,
+                       "gflops": median * flops / 1e9, "fraction_of_peak": median * flops / peak}
+    print(f"{name}: {flops / 1e9:.2f} GFLOP per image (forward + backward)")
+    for entry, row in rows.items():
+        print(f"  {entry:26s} {row['median']:7.1f} img/s  x{row['ratio']:.2f}  {row['gflops']:6.1f} GFLOP/s "
+              f"({100 * row['fraction_of_peak']:.0f}% of the matmul peak)")
+    return {"gflop_per_image": flops / 1e9, "entries": rows}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in SETUPS:
@@ -281,36 +301,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # a Trainer per round: no start-up lines
 
     cpu = torch.device("cpu")
-    peaks = {"fp32": 1.0, "bf16": 1.0} if args.profile else {p: matmul_peak(cpu, p) for p in ("fp32", "bf16")}
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
-              "threads": torch.get_num_threads(), "precisions": precisions,
-              "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
-              "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}, "methods": {}}
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "threads": torch.get_num_threads(),
+              "batch": args.batch, "methods": {}}
+    if not args.profile:
+        peaks = {p: matmul_peak(cpu, p) for p in {"fp32", *precisions}}  # an emulated bf16 peak takes minutes
+        record.update(precisions=precisions, steps=args.steps, rounds=args.rounds,
+                      matmul_peak_gflops={k: v / 1e9 for k, v in peaks.items()})
     for name, path in chosen.items():
         entries, module, images = SETUPS[name](path.resolve(), args.batch, precisions,
                                                   args.levers and not args.profile)
         if args.profile:
             record["methods"][name] = {entry: op_times(entries[entry]) for entry in ("official fp32", "diffrep fp32")}
-            results.write_text(json.dumps(record, indent=1))
             print(name, json.dumps(record["methods"][name], indent=1))
-            forget_official_modules()
-            sys.path[:] = [p for p in sys.path if p != str(path.resolve())]
-            continue
-        flops = flops_per_image(module, images)
-        rates = alternate(entries, args.rounds, args.steps, args.warmup, args.batch)
-        official = statistics.median(rates["official fp32"])
-        rows = {}
-        for entry, values in rates.items():
-            median = statistics.median(values)
-            peak = peaks["bf16" if "bf16" in entry else "fp32"]
-            rows[entry] = {"img_per_s": values, "median": median, "ratio": median / official,
-                           "gflops": median * flops / 1e9, "fraction_of_peak": median * flops / peak}
-        record["methods"][name] = {"gflop_per_image": flops / 1e9, "entries": rows}
+        else:
+            record["methods"][name] = timed_method(name, entries, module, images, args, peaks)
         results.write_text(json.dumps(record, indent=1))  # after each method: a later failure keeps it
-        print(f"{name}: {flops / 1e9:.2f} GFLOP per image (forward + backward)")
-        for entry, row in rows.items():
-            print(f"  {entry:26s} {row['median']:7.1f} img/s  x{row['ratio']:.2f}  {row['gflops']:6.1f} GFLOP/s "
-                  f"({100 * row['fraction_of_peak']:.0f}% of the matmul peak)")
         forget_official_modules()
         sys.path[:] = [p for p in sys.path if p != str(path.resolve())]
     print(f"wrote {results}")
