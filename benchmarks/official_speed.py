@@ -47,6 +47,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from diffrep.cli import cpu_has_fast_bf16
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -137,12 +139,6 @@ def flops_per_image(module: L.LightningModule, images: torch.Tensor) -> float:
     return counter.get_total_flops() / len(images)
 
 
-def native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower than fp32."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    return any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
-
-
 #: ``--profile``: the ops whose self time is summed per group (everything else is in "all ops" only)
 OP_GROUPS = {
     "convolution": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
@@ -153,10 +149,11 @@ OP_GROUPS = {
 }
 
 
-def op_times(run: Timed, steps: int = 2) -> dict[str, float]:
+def op_times(run: Timed) -> dict[str, float]:
     """Milliseconds per step of each ``OP_GROUPS`` group and of all ops (self CPU time) over one call of an
     entry, ``run(1)``: 2 steps, the untimed one and one more, on both the official and diffrep's side; after
     one such call unprofiled (first-call costs: oneDNN's kernel choice, allocations)."""
+    steps = 2
     run(1)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run(1)
@@ -171,7 +168,7 @@ def machine() -> str:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
                 platform.processor() or platform.machine())
-    return f"{name}, {torch.get_num_threads()} threads, {'native' if native_bf16() else 'emulated'} bf16"
+    return f"{name}, {torch.get_num_threads()} threads, {'native' if cpu_has_fast_bf16() else 'emulated'} bf16"
 
 
 def alternate(entries: dict[str, Timed], rounds: int, steps: int, warmup: int, batch: int) -> dict[str, list[float]]:
@@ -282,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="default: benchmarks/results/official_speed.json on a CPU with native bf16, "
                              "official_speed-cpu-avx2.json on one without")
     args = parser.parse_args(argv)
-    native = native_bf16()
+    native = cpu_has_fast_bf16()  # the CLI's own test for falling back to fp32
     precisions = args.precisions or (["fp32", "bf16"] if native else ["fp32"])
     stem = "official_speed_profile" if args.profile else "official_speed"
     results = args.results or HERE / f"results/{stem}{'' if native else '-cpu-avx2'}.json"
@@ -308,8 +305,8 @@ def main(argv: list[str] | None = None) -> None:
         record.update(precisions=precisions, steps=args.steps, rounds=args.rounds,
                       matmul_peak_gflops={k: v / 1e9 for k, v in peaks.items()})
     for name, path in chosen.items():
-        entries, module, images = SETUPS[name](path.resolve(), args.batch, precisions,
-                                                  args.levers and not args.profile)
+        entries, module, images = SETUPS[name](path.resolve(), args.batch, ["fp32"] if args.profile else precisions,
+                                                  args.levers and not args.profile)  # --profile: the fp32 steps
         if args.profile:
             record["methods"][name] = {entry: op_times(entries[entry]) for entry in ("official fp32", "diffrep fp32")}
             print(name, json.dumps(record["methods"][name], indent=1))
