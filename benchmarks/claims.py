@@ -28,8 +28,10 @@ two samplers are the paper's, and the numbers are read once. Writes
 benchmarks/results/claims_time_sampler_<data>.json and docs/claims_time_sampler_<data>.png.
 
 ``downstream`` (DRL, Figures 4-5: "DRL/VDRL against AE, VAE, SimCLR and SimCLR-Gauss on downstream
-tasks"): the SVMs on 100 and 1000 labels and Poisson learning with 10 labels per class of those
-entries, read from `make compare-semi`'s results.json (equal training steps; nothing trains here).
+tasks"): the linear and MLP probes (all labels), the SVMs on 100 and 1000 labels and Poisson learning
+with 10 labels per class of those entries, read from `make compare-semi`'s results.json (equal training
+steps; nothing trains here); with `compare.py --semi --seeds N`, each the mean over the training seeds
+with their std, and each DRL/VDRL-baseline margin judged against the spread of the difference.
 Writes benchmarks/results/claims_downstream.json and docs/claims_downstream.png.
 
 ``efficiency`` (PDAE: "PDAE trains more efficiently than Diff-AE and performs better"): reads the
@@ -279,48 +281,87 @@ def pdae_gap(args: argparse.Namespace) -> None:
 
 #: the entries of `make compare-semi` in claim 5's figure, DRL's and VDRL's first, then the baselines
 DOWNSTREAM_ENTRIES = ("DRL, uniform t", "DRL, high-noise t", "VDRL", "autoencoder", "VAE", "SimCLR", "SimCLR-Gauss")
-DOWNSTREAM_METRICS = {"downstream/svm_100": "SVM, 100 labels", "downstream/svm_1000": "SVM, 1000 labels",
-                      "semi/poisson_10": "Poisson learning, 10 per class", "downstream/mlp": "MLP probe, all labels"}
+DOWNSTREAM_METRICS = {"probe/linear_accuracy": "linear probe, all labels", "downstream/mlp": "MLP probe, all labels",
+                      "downstream/svm_100": "SVM, 100 labels", "downstream/svm_1000": "SVM, 1000 labels",
+                      "semi/poisson_10": "Poisson learning, 10 per class"}
+DOWNSTREAM_METHODS = ("DRL, uniform t", "DRL, high-noise t", "VDRL")  # the claim's; the rest are its baselines
+
+
+def seed_values(entry: dict, key: str) -> list[float] | None:
+    """One value per training seed (seed 0 first): the metric's mean over label draws, or the metric itself
+    for a probe without draws (the linear probe); None where a seed's report lacks it."""
+    reports = [entry["report"], *(run["report"] for _, run in sorted(entry.get("seeds", {}).items(),
+                                                                      key=lambda kv: int(kv[0])))]
+    values = [r["metrics"].get(f"{key}_mean", r["metrics"].get(key)) for r in reports]
+    return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def downstream_cell(entry: dict, key: str) -> dict | None:
+    """Mean and sample std over training seeds (std 0 with one seed), the per-seed values, and the label
+    draws' std averaged over the seeds (the spread a single seed's table shows)."""
+    values = seed_values(entry, key)
+    if values is None:
+        return None
+    draw_stds = [r["metrics"].get(f"{key}_std") for r in [entry["report"], *(s["report"] for s in
+                                                                              entry.get("seeds", {}).values())]]
+    return {"mean": float(np.mean(values)), "seed_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "seeds": values,
+            "draw_std": float(np.mean(draw_stds)) if all(d is not None for d in draw_stds) else None}
+
+
+def downstream_margin(method: dict, baseline: dict) -> dict:
+    """method minus baseline, and the spread of that difference for one run of each (the seed stds added in
+    quadrature); "ahead" / "behind" only when the margin exceeds that spread, else "within the spread"."""
+    margin = method["mean"] - baseline["mean"]
+    spread = float(np.hypot(method["seed_std"], baseline["seed_std"]))
+    verdict = "within the spread" if abs(margin) <= spread else ("ahead" if margin > 0 else "behind")
+    return {"margin": margin, "spread": spread, "verdict": verdict}
+
+
+def downstream_record(results: dict, source: str) -> dict:
+    entries, settings = results["entries"], results["settings"]
+    names = [n for n in DOWNSTREAM_ENTRIES if n in entries and entries[n].get("report")]
+    if not names:
+        raise SystemExit(f"{source} holds none of {', '.join(DOWNSTREAM_ENTRIES)}; run make compare-semi")
+    rows = {n: {label: downstream_cell(entries[n], key) for key, label in DOWNSTREAM_METRICS.items()} for n in names}
+    seeds = {n: len(next(c for c in rows[n].values() if c)["seeds"]) for n in names}
+    margins = {f"{m} - {b}": {label: downstream_margin(rows[m][label], rows[b][label])
+                              for label in DOWNSTREAM_METRICS.values() if rows[m][label] and rows[b][label]}
+               for m in names if m in DOWNSTREAM_METHODS for b in names if b not in DOWNSTREAM_METHODS}
+    return {"results": source, "settings": settings, "training_seeds": seeds, "rows": rows, "margins": margins}
 
 
 def downstream(args: argparse.Namespace) -> None:
     """Claim 5 in the form of the DRL paper's Figures 4-5: downstream accuracy of DRL/VDRL against
-    AE, VAE, SimCLR and SimCLR-Gauss, read from `make compare-semi`'s results.json (no training)."""
+    AE, VAE, SimCLR and SimCLR-Gauss, read from `make compare-semi`'s results.json (no training): each
+    cell the mean over training seeds with their std, and every method-baseline margin against its spread."""
     from matplotlib.figure import Figure
 
     record_path = Path(args.results_dir) / "claims_downstream.json"
     if args.replot:  # the stored record alone: runs/compare_semi is not committed
         record = json.loads(record_path.read_text())
-        rows, settings, names = record["rows"], record["settings"], list(record["rows"])
     else:
-        results = json.loads(Path(args.results).read_text())
-        entries, settings = results["entries"], results["settings"]
-        names = [n for n in DOWNSTREAM_ENTRIES if n in entries and entries[n].get("report")]
-        if not names:
-            raise SystemExit(f"{args.results} holds none of {', '.join(DOWNSTREAM_ENTRIES)}; run make compare-semi")
-        rows = {}
-        for name in names:
-            metrics = entries[name]["report"]["metrics"]
-            rows[name] = {label: [metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")]
-                          for key, label in DOWNSTREAM_METRICS.items()}
-        record = {"results": str(args.results), "settings": settings, "rows": rows}
-    fig = Figure(figsize=(12, 3.2), layout="constrained")
+        record = downstream_record(json.loads(Path(args.results).read_text()), str(args.results))
+    rows, names = record["rows"], list(record["rows"])
+    fig = Figure(figsize=(15, 3.2), layout="constrained")
     axes = fig.subplots(1, len(DOWNSTREAM_METRICS), sharey=True)
     for ax, label in zip(axes, DOWNSTREAM_METRICS.values(), strict=True):
-        if all(rows[n].get(label, [None])[0] is None for n in names):  # a record made before the MLP was in the suite
+        if all(rows[n].get(label) is None for n in names):  # a run made before this probe was in the suite
             ax.set(title=f"{label}: not in this run", xlim=(0, 100), xlabel="test accuracy (%), axis from 0")
             continue
-        values = [100 * (rows[n].get(label, [None])[0] or 0.0) for n in names]
-        errors = [100 * (rows[n].get(label, [None, None])[1] or 0.0) for n in names]
-        colours = ["tab:blue" if n.startswith(("DRL", "VDRL")) else "tab:gray" for n in names]
-        bars = ax.barh(range(len(names)), values, xerr=errors, color=colours)
+        cells = [rows[n].get(label) or {"mean": 0.0, "seed_std": 0.0} for n in names]
+        values = [100 * c["mean"] for c in cells]
+        colours = ["tab:blue" if n in DOWNSTREAM_METHODS else "tab:gray" for n in names]
+        bars = ax.barh(range(len(names)), values, xerr=[100 * c["seed_std"] for c in cells], color=colours)
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], padding=2, fontsize=7)
         ax.set(title=label, xlabel="test accuracy (%), axis from 0", xlim=(0, 100))
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(names)), names)
     axes[0].invert_yaxis()
-    fig.suptitle(f"Fashion-MNIST, {settings.get('steps', '?')} training steps each (make compare-semi); mean and "
-                 "std of 3 label draws", fontsize=9)
+    seeds = sorted(set(record["training_seeds"].values()))
+    fig.suptitle(f"Fashion-MNIST, {record['settings'].get('steps', '?')} training steps each (make compare-semi); "
+                 f"mean over {'/'.join(map(str, seeds))} training seeds (each the mean of 3 label draws), "
+                 "error bars: std over the training seeds", fontsize=9)
     record_path.write_text(json.dumps(record, indent=1))
     fig.savefig(Path(args.figure_dir) / "claims_downstream.png", dpi=120)
     print(f"wrote claims_downstream.json to {args.results_dir} and its figure to {args.figure_dir}")

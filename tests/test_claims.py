@@ -51,23 +51,40 @@ def test_the_2d_code_knn_reads_the_class_structure_and_not_shuffled_labels():
     assert abs(claims.knn_euclidean(x, random_y, xt, random_yt) - 1 / 3) < 0.1  # labels unrelated to the codes
 
 
-def test_the_downstream_figure_reads_compare_semis_results(tmp_path):
+def test_the_downstream_record_reads_compare_semis_seeds_and_judges_margins_against_their_spread(tmp_path):
     """Claim 5's figure and record from a results.json in compare's layout: the named entries in
-    order, missing ones left out, each metric's mean and std carried over."""
-    def entry(svm100: float) -> dict:
-        metrics = {"downstream/svm_100_mean": svm100, "downstream/svm_100_std": 0.01, "downstream/svm_1000_mean": 0.8,
-                   "downstream/svm_1000_std": 0.002, "semi/poisson_10_mean": 0.7, "semi/poisson_10_std": 0.02}
-        return {"report": {"metrics": metrics}}
+    order, missing ones left out; each cell the mean and std over training seeds of the label-draw means;
+    a margin is "ahead" only when it exceeds the spread of the difference."""
+    def report(svm100: float, linear: float = 0.8) -> dict:
+        return {"metrics": {"downstream/svm_100_mean": svm100, "downstream/svm_100_std": 0.01,
+                            "downstream/svm_1000_mean": 0.8, "downstream/svm_1000_std": 0.002,
+                            "semi/poisson_10_mean": 0.7, "semi/poisson_10_std": 0.02, "probe/linear_accuracy": linear}}
+
+    def entry(*svm100: float, linear: tuple[float, ...] = (0.8, 0.8, 0.8)) -> dict:
+        return {"report": report(svm100[0], linear[0]),
+                "seeds": {str(k): {"report": report(v, linear[k])} for k, v in enumerate(svm100) if k}}
 
     results = tmp_path / "results.json"
-    results.write_text(json.dumps({"settings": {"steps": 1000, "semi": True},
-                                   "entries": {"VAE": entry(0.73), "pixels": entry(0.6), "VDRL": entry(0.67)}}))
+    results.write_text(json.dumps({"settings": {"steps": 1000, "semi": True}, "entries": {
+        "VAE": entry(0.70, 0.72, 0.74, linear=(0.80, 0.84, 0.82)), "pixels": entry(0.6),
+        "VDRL": entry(0.76, 0.77, 0.78, linear=(0.81, 0.83, 0.85))}}))
     claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "downstream", "--results",
                  str(results)])
     record = json.loads((tmp_path / "claims_downstream.json").read_text())
     assert list(record["rows"]) == ["VDRL", "VAE"]  # the claim's entries in the paper's order, pixels left out
-    assert record["rows"]["VAE"]["SVM, 100 labels"] == [0.73, 0.01]
+    vae = record["rows"]["VAE"]["SVM, 100 labels"]
+    assert vae["seeds"] == [0.70, 0.72, 0.74] and vae["mean"] == pytest.approx(0.72)
+    assert vae["seed_std"] == pytest.approx(0.02) and vae["draw_std"] == pytest.approx(0.01)
+    assert record["rows"]["VAE"]["MLP probe, all labels"] is None  # not in these reports
+    assert record["training_seeds"] == {"VDRL": 3, "VAE": 3}
+    svm = record["margins"]["VDRL - VAE"]["SVM, 100 labels"]  # +0.05 against sqrt(0.01^2 + 0.02^2) = 0.022
+    assert svm["margin"] == pytest.approx(0.05) and svm["spread"] == pytest.approx(0.0224, abs=1e-4)
+    assert svm["verdict"] == "ahead"
+    linear = record["margins"]["VDRL - VAE"]["linear probe, all labels"]  # +0.01 against a spread of 0.028
+    assert linear["verdict"] == "within the spread"
     assert (tmp_path / "claims_downstream.png").stat().st_size > 10_000
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "downstream", "--replot"])
+    assert json.loads((tmp_path / "claims_downstream.json").read_text()) == record
 
 
 def test_the_time_code_probes_read_every_t_and_the_joined_code(tmp_path, tiny_drl_checkpoint):
