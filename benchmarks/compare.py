@@ -28,10 +28,11 @@ weights, noise and t; the data order and the validation split stay seed 0's): se
 plain call makes. The table is then the mean over the seeds and a second table gives the standard
 deviation over them, of every entry with several; an entry with nothing to train has one.
 
-Resumable by entry: OUT/results.json keeps every finished entry, and a rerun with the same
+Resumable by entry and seed: OUT/results.json keeps every finished run, and a rerun with the same
 settings skips them (--redo NAME ... retrains those). Writes OUT/results.md (the tables),
-OUT/results.json (reports, wall times, probe curves) and OUT/figures/ (reconstructions,
-interpolations and latent plots of each method, and the probe curve).
+OUT/results.json (reports, wall times, probe curves, the machine of each run, and a summary: each
+entry's mean and std over its seeds) with its committed copy benchmarks/results/<OUT's name>.json,
+and OUT/figures/ (reconstructions, interpolations and latent plots of each method, and the probe curve).
 """
 
 from __future__ import annotations
@@ -229,7 +230,8 @@ def over_seeds(reports: list[dict], statistic: str) -> dict:
     return {**reports[0], "metrics": metrics}
 
 
-def write_results(out: Path, settings: dict, done: dict) -> str:
+def write_results(out: Path, settings: dict, done: dict, keep: Path | None = None) -> str:
+    """OUT/results.md and results.json (and its committed copy ``keep``, the file the docs quote)."""
     names = [e.name for e in ALL_ENTRIES if e.name in done and done[e.name].get("report")]
     columns = SEMI_COLUMNS if settings.get("semi") else COLUMNS
     table = comparison([over_seeds(seed_reports(done[n]), "mean") for n in names], columns, names, FORMATS)
@@ -252,9 +254,32 @@ def write_results(out: Path, settings: dict, done: dict) -> str:
     text = (f"settings: {json.dumps(settings)}\n\n## Fashion-MNIST test\n\n{table}\n## Wall time (2-core CPU)\n\n"
             + "\n".join(times) + "\n\n## Linear probe against training step (5000 train / 2000 test codes)\n\n"
             + "\n".join(curve_lines) + "\n")
-    (out / "results.json").write_text(json.dumps({"settings": settings, "entries": done}, indent=2))
+    record = json.dumps({"settings": settings, "summary": summary(done, names), "entries": done}, indent=2)
+    (out / "results.json").write_text(record)
+    if keep is not None:
+        keep.write_text(record)
     (out / "results.md").write_text(text)
     return text
+
+
+def summary(done: dict, names: list[str]) -> dict:
+    """Per entry: how many training seeds, the mean of every metric over them and its sample std (None
+    with one seed), and the machines they ran on: the numbers the docs quote."""
+    rows = {}
+    for name in names:
+        reports = seed_reports(done[name])
+        runs = [done[name], *done[name].get("seeds", {}).values()]
+        rows[name] = {"seeds": len(reports), "mean": over_seeds(reports, "mean")["metrics"],
+                      "std": over_seeds(reports, "std")["metrics"] if len(reports) > 1 else None,
+                      "machines": sorted({r.get("machine", "not recorded") for r in runs})}
+    return rows
+
+
+def stored_copy(out: Path) -> Path:
+    """benchmarks/results/<OUT's name>.json (compare_ put before a name that lacks it): the committed copy
+    of OUT/results.json."""
+    name = out.name if out.name.startswith("compare") else f"compare_{out.name}"
+    return REPO / "benchmarks/results" / f"{name}.json"
 
 
 def latest_test_report(run_dir: Path, from_checkpoint: bool) -> Path:
@@ -314,8 +339,12 @@ def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, step
         test_seconds = diffrep(["test", "--config", config, "--config", eval_config, *fit_args, *common,
                                 *ckpt_args], out, log)
         report = json.loads(latest_test_report(run_dir, bool(ckpt_args)).read_text())
+    # the CPU and whether its bf16 is native (the configs' bf16-mixed trains in fp32 where it is not), so
+    # that seeds run on two machines show in the record
+    from official_speed import machine
+
     return {
-        "report": report, "seed": seed,
+        "report": report, "seed": seed, "date": time.strftime("%Y-%m-%d"), "machine": machine(),
         "steps": entry_steps if entry.trains else 0,
         "fit_s": round(fit_seconds), "test_s": round(test_seconds), "probe_curve": probe_curve(run_dir),
         "figures": collect_figures(run_dir, out / "figures", entry.slug + (f"_seed{seed}" if seed else "")),
@@ -342,10 +371,12 @@ def main() -> None:
     args = parser.parse_args()
     args.out = args.out or REPO / ("runs/compare_semi" if args.semi else "runs/compare")
     if args.table_only:
-        if not (args.out / "results.json").is_file():
+        source = args.out / "results.json" if (args.out / "results.json").is_file() else stored_copy(args.out)
+        if not source.is_file():  # a fresh clone has the stored copy only
             raise SystemExit(f"{args.out / 'results.json'} not found: run the comparison first")
-        saved = json.loads((args.out / "results.json").read_text())
-        print(write_results(args.out.resolve(), saved["settings"], saved["entries"]))
+        (args.out / "figures").mkdir(parents=True, exist_ok=True)
+        saved = json.loads(source.read_text())
+        print(write_results(args.out.resolve(), saved["settings"], saved["entries"], stored_copy(args.out)))
         return
     if not args.semi and not args.extractor.is_file():
         raise SystemExit(f"FID extractor {args.extractor} missing: run `make fid-extractor` first")
@@ -379,10 +410,10 @@ def main() -> None:
                 done[entry.name] = run
             else:
                 done[entry.name].setdefault("seeds", {})[str(seed)] = run
-            write_results(out, settings, done)  # after every run, so an interrupted comparison keeps its work
+            write_results(out, settings, done, stored_copy(out))  # after every run: an interruption keeps its work
             print(f"{entry.name}, seed {seed}: fit {run['fit_s'] / 60:.1f} min, test {run['test_s'] / 60:.1f} min",
                   flush=True)
-    print(write_results(out, settings, done))
+    print(write_results(out, settings, done, stored_copy(out)))
 
 
 if __name__ == "__main__":

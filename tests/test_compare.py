@@ -5,7 +5,10 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # as when run as a script: its neighbours import by name
 spec = importlib.util.spec_from_file_location("compare", REPO / "benchmarks/compare.py")
 compare = importlib.util.module_from_spec(spec)
 sys.modules["compare"] = compare  # dataclasses look their module up while the class is built
@@ -69,10 +72,32 @@ def test_seeds_are_averaged_and_their_spread_tabled(tmp_path):
                     "seeds": {"1": {**run, "report": report(**{"probe/linear_accuracy": 0.82})},
                               "2": {**run, "report": report(**{"probe/linear_accuracy": 0.84})}}},
             "pixels": {**run, "report": report(**{"probe/linear_accuracy": 0.836})}}
-    text = compare.write_results(tmp_path, {"quick": False, "steps": 1000}, done)
+    keep = tmp_path / "kept.json"
+    text = compare.write_results(tmp_path, {"quick": False, "steps": 1000}, done, keep)
     assert text.count("| VAE | 82.0% |") == 1  # the mean of 80, 82, 84
     assert 'Standard deviation over training seeds ({"VAE": 3}' in text and "| VAE | 2.0% |" in text
     assert "| pixels | 83.6% |" in text
+    saved = json.loads(keep.read_text())  # the committed copy holds what the docs quote: mean and std over seeds
+    assert saved == json.loads((tmp_path / "results.json").read_text())
+    vae = saved["summary"]["VAE"]
+    assert vae["seeds"] == 3 and vae["mean"]["probe/linear_accuracy"] == pytest.approx(0.82)
+    assert vae["std"]["probe/linear_accuracy"] == pytest.approx(0.02)
+    assert saved["summary"]["pixels"] == {"seeds": 1, "mean": {"probe/linear_accuracy": 0.836}, "std": None,
+                                          "machines": ["not recorded"]}
+
+
+def test_the_stored_copy_is_named_after_the_output_folder_and_serves_a_fresh_clone(tmp_path, monkeypatch):
+    assert compare.stored_copy(Path("runs/compare_semi")) == REPO / "benchmarks/results/compare_semi.json"
+    assert compare.stored_copy(Path("x/semi_seeds")) == REPO / "benchmarks/results/compare_semi_seeds.json"
+    out, kept = tmp_path / "runs/compare_mine", tmp_path / "kept/compare_mine.json"
+    kept.parent.mkdir()
+    run = {"steps": 1000, "fit_s": 60, "test_s": 30, "probe_curve": [],
+           "report": report(**{"probe/linear_accuracy": 0.8})}
+    kept.write_text(json.dumps({"settings": {"quick": False, "steps": 1000}, "entries": {"VAE": run}}))
+    monkeypatch.setattr(compare, "stored_copy", lambda o: kept.parent / f"{o.name}.json")
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--table-only", "--out", str(out)])
+    compare.main()  # no OUT/results.json: the table is rewritten from the committed copy
+    assert "| VAE | 80.0% |" in (out / "results.md").read_text()
 
 
 def test_seed_k_trains_in_its_own_folders_and_reads_its_own_dpm(tmp_path, monkeypatch):
@@ -95,6 +120,7 @@ def test_seed_k_trains_in_its_own_folders_and_reads_its_own_dpm(tmp_path, monkey
     assert fit[fit.index("--model.init_args.dpm_checkpoint") + 1] == "runs/dpm_seed1/checkpoints/last.ckpt"
     assert fit[fit.index("--trainer.default_root_dir") + 1] == str(tmp_path / "runs/pdae_seed1")
     assert fit[fit.index("--seed_everything") + 1] == "1" and record["seed"] == 1
+    assert "bf16" in record["machine"]  # the CPU and whether its bf16 is native: which precision the run had
     calls.clear()
     compare.run_entry(by_name["PDAE on the 2x DPM"], 2, args, tmp_path, 60, tmp_path / "log")
     fit = calls[0]
