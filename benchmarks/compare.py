@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/compare.py [--quick] [--steps N] [--out runs/compare] [--only NAME ...] [--redo NAME ...]
                                    [--diagnostics] [--semi] [--seeds N]
+                                   [--precision 32-true|bf16-mixed]
        python benchmarks/compare.py --table-only   # rewrite results.md from results.json
 
 Budget: the DPM (PDAE's stage 1) trains for STAGE1_STEPS = 1500 steps (the budget the published
@@ -314,7 +315,7 @@ def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, step
     if seed and reads_the_dpm(entry) and "--model.init_args.dpm_checkpoint" not in fit_args:
         fit_args += ["--model.init_args.dpm_checkpoint", f"{seeded_run_dir('runs/dpm', seed)}/checkpoints/last.ckpt"]
     common = ["--trainer.default_root_dir", str(run_dir), "--trainer.enable_progress_bar", "false",
-              "--seed_everything", str(seed)]
+              "--seed_everything", str(seed), *(["--trainer.precision", args.precision] if args.precision else [])]
     fit_seconds = test_seconds = 0.0
     ckpt_args: list[str] = []
     entry_steps = None
@@ -367,6 +368,10 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from results.json, run nothing")
     parser.add_argument("--seeds", type=int, default=1,
                         help="training seeds 0..N-1 of every entry that trains (tables: their mean, and their std)")
+    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"],
+                        help="every entry in this precision (default: each config's own, bf16-mixed for the diffusion "
+                        "methods, which trains in fp32 on a CPU without native bf16): seeds run on two machines "
+                        "then share one precision")
     parser.add_argument("--extractor", type=Path, default=REPO / "runs/fid/fashion_mnist_classifier.pt")
     args = parser.parse_args()
     args.out = args.out or REPO / ("runs/compare_semi" if args.semi else "runs/compare")
@@ -386,7 +391,8 @@ def main() -> None:
     if not args.semi:
         shutil.copy(args.extractor, out / "runs/fid/fashion_mnist_classifier.pt")
     steps = args.steps or (60 if args.quick else 1000)
-    settings = {"quick": args.quick, "steps": steps, **({"semi": True} if args.semi else {})}
+    settings = {"quick": args.quick, "steps": steps, **({"semi": True} if args.semi else {}),
+                **({"precision": args.precision} if args.precision else {})}
     previous = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     done = previous.get("entries", {}) if previous.get("settings") == settings else {}
     log = out / "compare.log"

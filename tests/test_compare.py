@@ -113,7 +113,7 @@ def test_seed_k_trains_in_its_own_folders_and_reads_its_own_dpm(tmp_path, monkey
         return 1.0
 
     monkeypatch.setattr(compare, "diffrep", fake_diffrep)
-    args = argparse.Namespace(quick=True, semi=False)
+    args = argparse.Namespace(quick=True, semi=False, precision=None)
     by_name = {e.name: e for e in compare.ALL_ENTRIES}
     record = compare.run_entry(by_name["PDAE"], 1, args, tmp_path, 60, tmp_path / "log")
     fit = calls[0]
@@ -129,3 +129,8 @@ def test_seed_k_trains_in_its_own_folders_and_reads_its_own_dpm(tmp_path, monkey
     calls.clear()
     compare.run_entry(by_name["PDAE"], 0, args, tmp_path, 60, tmp_path / "log")  # seed 0: the config's own DPM
     assert "--model.init_args.dpm_checkpoint" not in calls[0]
+    assert "--trainer.precision" not in calls[0]  # each config's own precision unless one is asked for
+    calls.clear()
+    args.precision = "32-true"
+    compare.run_entry(by_name["VAE"], 2, args, tmp_path, 60, tmp_path / "log")
+    assert all(call[call.index("--trainer.precision") + 1] == "32-true" for call in calls) and len(calls) == 2
