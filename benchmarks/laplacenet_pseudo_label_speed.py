@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import io
 import json
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from official_speed import machine  # noqa: E402
+
 from diffrep.evaluation.graph_pseudo_labels import graph_pseudo_labels  # noqa: E402
 from diffrep.nets.classifier import FeatureClassifier  # noqa: E402
 from diffrep.nets.ncsnpp_official import wrn_state_dict  # noqa: E402
@@ -48,14 +49,6 @@ def fashion_mnist_rgb(n: int) -> tuple[torch.Tensor, np.ndarray]:
     images, labels = FashionMNISTDataModule().load_split("train")
     x = torch.nn.functional.pad(images[:n].float() / 127.5 - 1, (2, 2, 2, 2), value=-1.0).repeat(1, 3, 1, 1)
     return x, labels[:n].numpy()
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -115,7 +108,7 @@ def main() -> None:
     base = table["official (fp32)"]["total_s"]
     for row in table.values():
         row["speedup"] = base / row["total_s"]
-    record = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "cores": torch.get_num_threads(),
+    record = {"date": time.strftime("%Y-%m-%d"), "cpu": machine(), "cores": torch.get_num_threads(),
               "images": opts.images, "network": "WRN-10-1 with time embedding, 3 x 32 x 32",
               "rounds_counted": opts.rounds - 1, "median": table,
               "command": f"python benchmarks/laplacenet_pseudo_label_speed.py --official PATH --rounds {opts.rounds}"}
