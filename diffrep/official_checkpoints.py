@@ -20,7 +20,7 @@ Two layouts (read from the official code):
   foreign code runs and no old ``pytorch_lightning`` is needed.
 
 Both give ``OfficialWeights``: raw and EMA state dicts in the official names; each method maps the
-names to its modules (``DRL.official_state``, ``DiffAE.official_state``).
+names to its modules (``lightning_modules.official_loading.OFFICIAL_STATES``).
 """
 
 from __future__ import annotations

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import Tensor
-
 from diffrep.diffusion.objective import DenoisingObjective
 from diffrep.diffusion.schedule import ScheduleConfig
 from diffrep.errors import ConfigError
@@ -34,8 +32,6 @@ from diffrep.lightning_modules.denoisers import network_settings
 from diffrep.lightning_modules.drl import DRL
 from diffrep.lightning_modules.optimisation import OptimiserSettings
 from diffrep.lightning_modules.settings import CodeSettings, EMASettings
-from diffrep.nets.beatgans import BeatGANsAutoencUNet
-from diffrep.official_checkpoints import paired_by_order
 
 
 class DiffAE(DRL):
@@ -65,17 +61,4 @@ class DiffAE(DRL):
         """DDPM: linear betas 1e-4..0.02 over T = 1000."""
         return ScheduleConfig(kind="discrete", num_timesteps=1000, beta_schedule="linear")
 
-    official_layout = "diffae"
-
-    def official_state(self, state: dict[str, Tensor], path: str) -> dict[str, Tensor]:
-        """An official BeatGANsAutoencModel state dict in this module's names: the denoiser's names are
-        the official ones; the semantic encoder's are paired in order (same layers, shapes checked).
-        A latent variant's ``latent_net.*`` (its latent DPM) is left out."""
-        if not isinstance(self.unet, BeatGANsAutoencUNet):
-            raise ConfigError("official Diff-AE checkpoints hold the BeatGANs denoiser: set network.kind: beatgans "
-                              "(configs/diffae_ffhq128.yaml)")
-        encoder = [(k, v) for k, v in state.items() if k.startswith("encoder.")]
-        pairs = paired_by_order(self.encoder.state_dict(), encoder, "semantic encoder", path)
-        out = {f"encoder.{ours}": state[theirs] for ours, theirs in pairs.items()}
-        out.update({f"unet.{k}": v for k, v in state.items() if not k.startswith(("encoder.", "latent_net."))})
-        return out
+    official_layout = "diffae"  # released checkpoints: official_loading.diffae_state

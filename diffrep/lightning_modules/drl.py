@@ -45,8 +45,6 @@ from diffrep.lightning_modules.settings import (
 )
 from diffrep.nets.codes import gaussian_kl, reparameterise
 from diffrep.nets.data_space import channel_standardisation
-from diffrep.nets.ncsnpp import NCSNpp
-from diffrep.nets.ncsnpp_official import split_official_state_dict
 
 SAMPLERS = ("ddim", *SDE_SAMPLERS)
 
@@ -102,19 +100,7 @@ class DRL(LearnedCodeMixin, CodePriorMixin, OfficialLoadingMixin, DiffusionBackb
         if official_checkpoint:
             self.load_official_checkpoint(official_checkpoint)
 
-    # ------------------------------------------------- official checkpoints
-    official_layout = "score_sde"
-
-    def official_state(self, state: dict[str, Tensor], path: str) -> dict[str, Tensor]:
-        """An official NCSN++ state dict (with its WRN encoder) in this module's names; the unused
-        reconstruction decoder is dropped unless this model builds one."""
-        if not isinstance(self.unet, NCSNpp) or not getattr(self.encoder, "takes_noise_level", False):
-            raise ConfigError("official DRL/VDRL checkpoints hold NCSN++ with the time-conditioned WRN: set "
-                              "network.kind: ncsnpp and encoder: wrn28_2 (configs/drl_cifar10.yaml, vdrl_cifar10.yaml)")
-        encoder, net = split_official_state_dict(state)
-        if not hasattr(self.unet, "decoder"):
-            net = {k: v for k, v in net.items() if not k.startswith("decoder.")}
-        return {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"unet.{k}": v for k, v in net.items()}}
+    official_layout = "score_sde"  # released checkpoints: official_loading.score_sde_state
 
     @staticmethod
     def default_schedule() -> ScheduleConfig:
