@@ -132,6 +132,10 @@ FORMATS = {m: (lambda v: f"{100 * v:.1f}%") for m in [*COLUMNS, *SEMI_COLUMNS] i
 FORMATS.update({"recon/inverted_mse": "{:.4f}".format, "recon/random_mse": "{:.3f}".format,
                 "recon/inverted_ssim": "{:.3f}".format, "fid/reconstructions": "{:.0f}".format,
                 "fid/samples": "{:.0f}".format})
+#: the README's headline columns (--semi): each cell the mean ± std over training seeds
+HEADLINE_COLUMNS = {"probe/linear_accuracy": "linear", "semi/supervised_10_mean": "10/class sup.",
+                    "semi/label_spreading_10_mean": "10/class LS", "downstream/svm_1000_mean": "SVM 1000",
+                    "downstream/mlp_mean": "MLP"}
 FIGURES = ("reconstructions", "interpolations", "latent_plot", "probe_against_t", "dpm_feature_sweep")
 PROBE_EVERY = 250
 
@@ -252,6 +256,9 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
     curve_lines += [f"| {n} | " + " | ".join(f"{100 * a:.1f}%" for _, a in rows) + " |" for n, rows in curves.items()]
     if curves:
         plot_probe_curves(curves, out / "figures/probe_curve.png")
+    if settings.get("semi"):
+        table += ("\n## Mean ± std over training seeds (the README's columns, %)\n\n"
+                  + headline_table(summary(done, names), HEADLINE_COLUMNS))
     text = (f"settings: {json.dumps(settings)}\n\n## Fashion-MNIST test\n\n{table}\n## Wall time (2-core CPU)\n\n"
             + "\n".join(times) + "\n\n## Linear probe against training step (5000 train / 2000 test codes)\n\n"
             + "\n".join(curve_lines) + "\n")
@@ -261,6 +268,19 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
         keep.write_text(record)
     (out / "results.md").write_text(text)
     return text
+
+
+def headline_table(rows: dict, columns: dict[str, str]) -> str:
+    """Markdown, one row per entry of ``summary``: accuracies as "mean ± std" over its training seeds (the mean
+    alone with one seed), and the number of seeds."""
+    lines = ["| codes | seeds | " + " | ".join(columns.values()) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for name, row in rows.items():
+        cells = []
+        for metric in columns:
+            mean, std = row["mean"].get(metric), (row["std"] or {}).get(metric)
+            cells.append("-" if mean is None else f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}"))
+        lines.append(f"| {name} | {row['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def summary(done: dict, names: list[str]) -> dict:

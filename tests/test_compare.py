@@ -134,3 +134,17 @@ def test_seed_k_trains_in_its_own_folders_and_reads_its_own_dpm(tmp_path, monkey
     args.precision = "32-true"
     compare.run_entry(by_name["VAE"], 2, args, tmp_path, 60, tmp_path / "log")
     assert all(call[call.index("--trainer.precision") + 1] == "32-true" for call in calls) and len(calls) == 2
+
+
+def test_the_headline_table_gives_mean_and_std_over_seeds_in_one_cell(tmp_path):
+    (tmp_path / "figures").mkdir()
+    run = {"steps": 1000, "fit_s": 60, "test_s": 30, "probe_curve": []}
+    metrics = [{"probe/linear_accuracy": a, "downstream/mlp_mean": m} for a, m in ((0.80, 0.81), (0.82, 0.85),
+                                                                                   (0.84, 0.83))]
+    seeds = {str(k): {**run, "report": report(**metrics[k])} for k in (1, 2)}
+    done = {"VAE": {**run, "report": report(**metrics[0]), "seeds": seeds},
+            "pixels": {**run, "report": report(**{"probe/linear_accuracy": 0.836})}}
+    text = compare.write_results(tmp_path, {"quick": False, "steps": 1000, "semi": True}, done)
+    headline = text.split("Mean ± std over training seeds")[1]
+    assert "| VAE | 3 | 82.0 ± 2.0 | - | - | - | 83.0 ± 2.0 |" in headline
+    assert "| pixels | 1 | 83.6 | - | - | - | - |" in headline
