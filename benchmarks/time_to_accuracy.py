@@ -138,8 +138,8 @@ ENTRIES += [
     Entry("PDAE, Diff-AE's half-U-Net encoder", "configs/pdae.yaml", "runs/pdae_halfunet_encoder", kind="after_dpm",
           overrides=DIFFAE_ENCODER),
 ]
-OPT_IN = {"DRL (recipe), step clock", "DRL, time-dependent WRN", "DRL, NCSN++ score net", "Diff-AE, PDAE's conv encoder",
-          "PDAE, Diff-AE's half-U-Net encoder"}
+OPT_IN = {"DRL (recipe), step clock", "DRL, time-dependent WRN", "DRL, NCSN++ score net",
+          "Diff-AE, PDAE's conv encoder", "PDAE, Diff-AE's half-U-Net encoder"}
 
 
 def recipe_minutes() -> float:
