@@ -364,7 +364,27 @@ def downstream(args: argparse.Namespace) -> None:
                  "error bars: std over the training seeds", fontsize=9)
     record_path.write_text(json.dumps(record, indent=1))
     fig.savefig(Path(args.figure_dir) / "claims_downstream.png", dpi=120)
+    print(downstream_tables(record))
     print(f"wrote claims_downstream.json to {args.results_dir} and its figure to {args.figure_dir}")
+
+
+def downstream_tables(record: dict) -> str:
+    """The record as Markdown: accuracy (mean ± std over training seeds, %) per entry and measure, then each
+    DRL/VDRL-baseline margin with its spread and verdict (points)."""
+    labels = list(DOWNSTREAM_METRICS.values())
+
+    def cell(c: dict | None) -> str:
+        return "-" if c is None else f"{100 * c['mean']:.1f} ± {100 * c['seed_std']:.1f}"
+
+    lines = ["| codes | seeds | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(labels)]
+    lines += [f"| {n} | {record['training_seeds'][n]} | " + " | ".join(cell(row.get(label)) for label in labels) + " |"
+              for n, row in record["rows"].items()]
+    lines += ["", "| margin (points) | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for pair, margins in record["margins"].items():
+        cells = [f"{100 * m['margin']:+.1f} ± {100 * m['spread']:.1f}, {m['verdict']}" if (m := margins.get(label))
+                 else "-" for label in labels]
+        lines.append(f"| {pair} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 TIME_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)

@@ -85,6 +85,9 @@ def test_the_downstream_record_reads_compare_semis_seeds_and_judges_margins_agai
     assert (tmp_path / "claims_downstream.png").stat().st_size > 10_000
     claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "downstream", "--replot"])
     assert json.loads((tmp_path / "claims_downstream.json").read_text()) == record
+    tables = claims.downstream_tables(record)
+    assert "| VAE | 3 | 82.0 ± 2.0 | - | 72.0 ± 2.0 | 80.0 ± 0.0 | 70.0 ± 0.0 |" in tables
+    assert "| VDRL - VAE | +1.0 ± 2.8, within the spread | - | +5.0 ± 2.2, ahead |" in tables
 
 
 def test_the_time_code_probes_read_every_t_and_the_joined_code(tmp_path, tiny_drl_checkpoint):
