@@ -258,7 +258,8 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
         plot_probe_curves(curves, out / "figures/probe_curve.png")
     rows = summary(done, names)
     if settings.get("semi"):
-        table += "\n## Mean ± std over training seeds (the README's columns, %)\n\n" + headline_table(rows, HEADLINE_COLUMNS)
+        table += ("\n## Mean ± std over training seeds (the README's columns, %)\n\n"
+                  + headline_table(rows, HEADLINE_COLUMNS))
     text = (f"settings: {json.dumps(settings)}\n\n## Fashion-MNIST test\n\n{table}\n## Wall time (2-core CPU)\n\n"
             + "\n".join(times) + "\n\n## Linear probe against training step (5000 train / 2000 test codes)\n\n"
             + "\n".join(curve_lines) + "\n")
