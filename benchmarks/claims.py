@@ -359,8 +359,10 @@ def downstream(args: argparse.Namespace) -> None:
     axes[0].set_yticks(range(len(names)), names)
     axes[0].invert_yaxis()
     seeds = sorted(set(record["training_seeds"].values()))
-    fig.suptitle(f"Fashion-MNIST, {record['settings'].get('steps', '?')} training steps each (make compare-semi); "
-                 f"mean over {'/'.join(map(str, seeds))} training seeds (each the mean of 3 label draws), "
+    settings = record["settings"]
+    fig.suptitle(f"Fashion-MNIST, {settings.get('steps', '?')} training steps each, "
+                 f"{settings.get('precision', 'each config its precision')} (compare.py --semi); mean over "
+                 f"{'/'.join(map(str, seeds))} training seeds (SVMs and Poisson: each seed the mean of 3 label draws), "
                  "error bars: std over the training seeds", fontsize=9)
     record_path.write_text(json.dumps(record, indent=1))
     fig.savefig(Path(args.figure_dir) / "claims_downstream.png", dpi=120)
