@@ -30,7 +30,10 @@ plain call makes. The table is then the mean over the seeds and a second table g
 deviation over them, of every entry with several; an entry with nothing to train has one.
 
 Resumable by entry and seed: OUT/results.json keeps every finished run, and a rerun with the same
-settings skips them (--redo NAME ... retrains those). Writes OUT/results.md (the tables),
+settings skips them (--redo NAME ... retrains those); where OUT/results.json is missing (a fresh
+clone), its committed copy does (an entry still to run that reads a finished DPM needs that DPM's
+checkpoint, which only runs/ held: then --redo the DPM and every entry that reads it). Writes
+OUT/results.md (the tables),
 OUT/results.json (reports, wall times, probe curves, the machine of each run, and a summary: each
 entry's mean and std over its seeds) with its committed copy benchmarks/results/<OUT's name>.json,
 and OUT/figures/ (reconstructions, interpolations and latent plots of each method, and the probe curve).
@@ -414,7 +417,9 @@ def main() -> None:
     steps = args.steps or (60 if args.quick else 1000)
     settings = {"quick": args.quick, "steps": steps, **({"semi": True} if args.semi else {}),
                 **({"precision": args.precision} if args.precision else {})}
-    previous = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    # a fresh clone (runs/ empty) resumes from the committed copy: its finished runs are not trained again
+    stored = out / "results.json" if (out / "results.json").is_file() else stored_copy(out)
+    previous = json.loads(stored.read_text()) if stored.is_file() else {}
     done = previous.get("entries", {}) if previous.get("settings") == settings else {}
     log = out / "compare.log"
 

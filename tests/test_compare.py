@@ -98,6 +98,15 @@ def test_the_stored_copy_is_named_after_the_output_folder_and_serves_a_fresh_clo
     monkeypatch.setattr(sys, "argv", ["compare.py", "--table-only", "--out", str(out)])
     compare.main()  # no OUT/results.json: the table is rewritten from the committed copy
     assert "| VAE | 80.0% |" in (out / "results.md").read_text()
+    (out / "results.json").unlink()
+    calls = []
+    monkeypatch.setattr(compare, "run_entry", lambda entry, seed, *a: calls.append((entry.name, seed)) or run)
+    extractor = tmp_path / "extractor.pt"  # the standard evaluation's FID weights: only their presence is checked
+    extractor.write_bytes(b"weights")
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--out", str(out), "--only", "VAE", "autoencoder",
+                                      "--extractor", str(extractor)])
+    compare.main()  # and a run resumes from it: the finished VAE is skipped
+    assert calls == [("autoencoder", 0)]
 
 
 def test_seed_k_trains_in_its_own_folders_and_reads_its_own_dpm(tmp_path, monkeypatch):
