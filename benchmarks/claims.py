@@ -287,23 +287,19 @@ DOWNSTREAM_METRICS = {"probe/linear_accuracy": "linear probe, all labels", "down
 DOWNSTREAM_METHODS = ("DRL, uniform t", "DRL, high-noise t", "VDRL")  # the claim's; the rest are its baselines
 
 
-def seed_values(entry: dict, key: str) -> list[float] | None:
-    """One value per training seed (seed 0 first): the metric's mean over label draws, or the metric itself
-    for a probe without draws (the linear probe); None where a seed's report lacks it."""
-    reports = [entry["report"], *(run["report"] for _, run in sorted(entry.get("seeds", {}).items(),
-                                                                      key=lambda kv: int(kv[0])))]
-    values = [r["metrics"].get(f"{key}_mean", r["metrics"].get(key)) for r in reports]
-    return None if any(v is None for v in values) else [float(v) for v in values]
-
-
 def downstream_cell(entry: dict, key: str) -> dict | None:
-    """Mean and sample std over training seeds (std 0 with one seed), the per-seed values, and the label
-    draws' std averaged over the seeds (the spread a single seed's table shows)."""
-    values = seed_values(entry, key)
-    if values is None:
+    """Over the entry's training seeds (compare.py's record): the mean and sample std (0 with one seed) of the
+    metric's mean over label draws (or of the metric itself, for a probe without draws: the linear probe),
+    the per-seed values, and the label draws' std averaged over the seeds (the spread a single seed's table
+    shows); None where a seed's report lacks the metric."""
+    from compare import seed_reports
+
+    metrics = [r["metrics"] for r in seed_reports(entry)]
+    values = [m.get(f"{key}_mean", m.get(key)) for m in metrics]
+    if any(v is None for v in values):
         return None
-    draw_stds = [r["metrics"].get(f"{key}_std") for r in [entry["report"], *(s["report"] for s in
-                                                                              entry.get("seeds", {}).values())]]
+    values = [float(v) for v in values]
+    draw_stds = [m.get(f"{key}_std") for m in metrics]
     return {"mean": float(np.mean(values)), "seed_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
             "seeds": values,
             "draw_std": float(np.mean(draw_stds)) if all(d is not None for d in draw_stds) else None}
