@@ -115,9 +115,9 @@ ENTRIES = [
           step_minutes=RECIPE_STEP_MINUTES),
     # Claim 4's seeds: the recipe's static DRL (configs/drl.yaml is the recipe's model, optimiser, clipping and
     # precision) on the step clock, so its seeds and E(x0, t)'s train the same steps at every mark on any
-    # machine; the recipe entry above runs on wall minutes.
+    # machine, with the same trainer settings (validation included); the recipe entry above runs on wall minutes.
     Entry("DRL (recipe), step clock", "configs/drl.yaml", "runs/drl_recipe_step_clock", as_long_as_the_recipe=True,
-          overrides=("--trainer.limit_val_batches", "0"), step_minutes=RECIPE_STEP_MINUTES),
+          step_minutes=RECIPE_STEP_MINUTES),
     # Issue 28: configs/drl.yaml with the paper's score net family, NCSN++, CPU-sized (nf 16, three
     # resolutions, one block each, no attention, no dropout: 1.11 M parameters against the U-Net's 0.79 M)
     Entry("DRL, NCSN++ score net", "configs/drl.yaml", "runs/drl_ncsnpp", minutes=15.0,
