@@ -307,8 +307,11 @@ def downstream_cell(entry: dict, key: str) -> dict | None:
 
 def downstream_margin(method: dict, baseline: dict) -> dict:
     """method minus baseline, and the spread of that difference for one run of each (the seed stds added in
-    quadrature); "ahead" / "behind" only when the margin exceeds that spread, else "within the spread"."""
+    quadrature); "ahead" / "behind" only when the margin exceeds that spread, else "within the spread". A side
+    with one training seed has no spread to judge against: no verdict (its seed std of 0 is not a spread)."""
     margin = method["mean"] - baseline["mean"]
+    if min(len(method["seeds"]), len(baseline["seeds"])) < 2:
+        return {"margin": margin, "spread": None, "verdict": "one training seed: no verdict"}
     spread = float(np.hypot(method["seed_std"], baseline["seed_std"]))
     verdict = "within the spread" if abs(margin) <= spread else ("ahead" if margin > 0 else "behind")
     return {"margin": margin, "spread": spread, "verdict": verdict}
@@ -379,8 +382,9 @@ def downstream_tables(record: dict) -> str:
               for n, row in record["rows"].items()]
     lines += ["", "| margin (points) | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for pair, margins in record["margins"].items():
-        cells = [f"{100 * m['margin']:+.1f} ± {100 * m['spread']:.1f}, {m['verdict']}" if (m := margins.get(label))
-                 else "-" for label in labels]
+        cells = ["-" if (m := margins.get(label)) is None else f"{100 * m['margin']:+.1f}, {m['verdict']}"
+                 if m["spread"] is None else f"{100 * m['margin']:+.1f} ± {100 * m['spread']:.1f}, {m['verdict']}"
+                 for label in labels]
         lines.append(f"| {pair} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -67,16 +67,19 @@ def test_the_downstream_record_reads_compare_semis_seeds_and_judges_margins_agai
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"settings": {"steps": 1000, "semi": True}, "entries": {
         "VAE": entry(0.70, 0.72, 0.74, linear=(0.80, 0.84, 0.82)), "pixels": entry(0.6),
-        "VDRL": entry(0.76, 0.77, 0.78, linear=(0.81, 0.83, 0.85))}}))
+        "VDRL": entry(0.76, 0.77, 0.78, linear=(0.81, 0.83, 0.85)), "SimCLR": entry(0.5, linear=(0.7,))}}))
     claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "downstream", "--results",
                  str(results)])
     record = json.loads((tmp_path / "claims_downstream.json").read_text())
-    assert list(record["rows"]) == ["VDRL", "VAE"]  # the claim's entries in the paper's order, pixels left out
+    assert list(record["rows"]) == ["VDRL", "VAE", "SimCLR"]  # the claim's entries in the paper's order, no pixels
     vae = record["rows"]["VAE"]["SVM, 100 labels"]
     assert vae["seeds"] == [0.70, 0.72, 0.74] and vae["mean"] == pytest.approx(0.72)
     assert vae["seed_std"] == pytest.approx(0.02) and vae["draw_std"] == pytest.approx(0.01)
     assert record["rows"]["VAE"]["MLP probe, all labels"] is None  # not in these reports
-    assert record["training_seeds"] == {"VDRL": 3, "VAE": 3}
+    assert record["training_seeds"] == {"VDRL": 3, "VAE": 3, "SimCLR": 1}
+    one_seed = record["margins"]["VDRL - SimCLR"]["SVM, 100 labels"]  # +0.27, but SimCLR's seed std is no spread
+    assert one_seed["margin"] == pytest.approx(0.27) and one_seed["spread"] is None
+    assert one_seed["verdict"] == "one training seed: no verdict"
     svm = record["margins"]["VDRL - VAE"]["SVM, 100 labels"]  # +0.05 against sqrt(0.01^2 + 0.02^2) = 0.022
     assert svm["margin"] == pytest.approx(0.05) and svm["spread"] == pytest.approx(0.0224, abs=1e-4)
     assert svm["verdict"] == "ahead"
@@ -88,6 +91,8 @@ def test_the_downstream_record_reads_compare_semis_seeds_and_judges_margins_agai
     tables = claims.downstream_tables(record)
     assert "| VAE | 3 | 82.0 ± 2.0 | - | 72.0 ± 2.0 | 80.0 ± 0.0 | 70.0 ± 0.0 |" in tables
     assert "| VDRL - VAE | +1.0 ± 2.8, within the spread | - | +5.0 ± 2.2, ahead |" in tables
+    no_verdict = "one training seed: no verdict"
+    assert f"| VDRL - SimCLR | +13.0, {no_verdict} | - | +27.0, {no_verdict} |" in tables
 
 
 def test_the_time_code_probes_read_every_t_and_the_joined_code(tmp_path, tiny_drl_checkpoint):
