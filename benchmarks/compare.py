@@ -276,9 +276,11 @@ def write_results(out: Path, settings: dict, done: dict, keep: Path | None = Non
 
 def headline_table(rows: dict, columns: dict[str, str]) -> str:
     """Markdown, one row per entry of ``summary``: accuracies as "mean ± std" over its training seeds (the mean
-    alone with one seed), and the number of seeds."""
+    alone with one seed), and the number of seeds. An entry with none of the columns (the DPM: no code) is left out."""
     lines = ["| codes | seeds | " + " | ".join(columns.values()) + " |", "|---|---:|" + "---:|" * len(columns)]
     for name, row in rows.items():
+        if all(row["mean"].get(metric) is None for metric in columns):
+            continue
         cells = []
         for metric in columns:
             mean, std = row["mean"].get(metric), (row["std"] or {}).get(metric)

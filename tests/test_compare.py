@@ -71,7 +71,8 @@ def test_seeds_are_averaged_and_their_spread_tabled(tmp_path):
     done = {"VAE": {**run, "report": report(**{"probe/linear_accuracy": 0.80}),
                     "seeds": {"1": {**run, "report": report(**{"probe/linear_accuracy": 0.82})},
                               "2": {**run, "report": report(**{"probe/linear_accuracy": 0.84})}}},
-            "pixels": {**run, "report": report(**{"probe/linear_accuracy": 0.836})}}
+            "pixels": {**run, "report": report(**{"probe/linear_accuracy": 0.836})},
+            "DPM (stage 1 of PDAE)": {**run, "report": report(**{"recon/inverted_mse": 0.001})}}  # no code
     keep = tmp_path / "kept.json"
     text = compare.write_results(tmp_path, {"quick": False, "steps": 1000}, done, keep)
     assert text.count("| VAE | 82.0% |") == 1  # the mean of 80, 82, 84
@@ -152,8 +153,10 @@ def test_the_headline_table_gives_mean_and_std_over_seeds_in_one_cell(tmp_path):
                                                                                    (0.84, 0.83))]
     seeds = {str(k): {**run, "report": report(**metrics[k])} for k in (1, 2)}
     done = {"VAE": {**run, "report": report(**metrics[0]), "seeds": seeds},
-            "pixels": {**run, "report": report(**{"probe/linear_accuracy": 0.836})}}
+            "pixels": {**run, "report": report(**{"probe/linear_accuracy": 0.836})},
+            "DPM (stage 1 of PDAE)": {**run, "report": report(**{"recon/inverted_mse": 0.001})}}  # no code
     text = compare.write_results(tmp_path, {"quick": False, "steps": 1000, "semi": True}, done)
-    headline = text.split("Mean ± std over training seeds")[1]
+    headline = text.split("Mean ± std over training seeds")[1].split("## Wall time")[0]
     assert "| VAE | 3 | 82.0 ± 2.0 | - | - | - | 83.0 ± 2.0 |" in headline
     assert "| pixels | 1 | 83.6 | - | - | - | - |" in headline
+    assert "DPM" not in headline
