@@ -88,13 +88,22 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+#: claim 5's table in docs/claims.md: every cell (mean ± std over training seeds) and every margin with its verdict
+DOWNSTREAM_ENTRIES = ("DRL, uniform t", "VDRL", "autoencoder", "VAE", "SimCLR", "SimCLR-Gauss")
+DOWNSTREAM_LABELS = ("linear probe, all labels", "MLP probe, all labels", "SVM, 100 labels", "SVM, 1000 labels",
+                     "Poisson learning, 10 per class")
+
+
 QUOTED += [
     ("claims_pdae_gap.json", ("rows", 5, "mse_dpm"), "{:.3f}", ("docs/claims.md",)),  # t = 700
     ("claims_pdae_gap.json", ("rows", 5, "mse_pdae"), "{:.3f}", ("docs/claims.md",)),
     *[(f"claims_time_sampler_{data}.json", ("results", sampler, "knn20_accuracy"), percent, ("docs/claims.md",))
       for data in ("digits", "fashion_mnist") for sampler in ("uniform", "high_noise")],
-    *[("claims_downstream.json", ("rows", entry, "SVM, 1000 labels", 0), percent, ("docs/claims.md",))
-      for entry in ("DRL, uniform t", "VDRL", "autoencoder", "VAE", "SimCLR")],
+    *[("claims_downstream.json", ("rows", entry, label), lambda v: f"{100 * v['mean']:.1f} ± {100 * v['seed_std']:.1f}",
+       ("docs/claims.md",)) for entry in DOWNSTREAM_ENTRIES for label in DOWNSTREAM_LABELS],
+    *[("claims_downstream.json", ("margins", f"{method} - {baseline}", label),
+       lambda m: f"{100 * m['margin']:+.1f} ± {100 * m['spread']:.1f}, {m['verdict']}", ("docs/claims.md",))
+      for method in DOWNSTREAM_ENTRIES[:2] for baseline in DOWNSTREAM_ENTRIES[2:] for label in DOWNSTREAM_LABELS],
 ]
 
 QUOTED += [
