@@ -162,3 +162,20 @@ def test_quoted_numbers_are_the_stored_ones():
         text = form(value) if callable(form) else form.format(value)
         for doc in docs:
             assert text in (REPO / doc).read_text(), f"{doc} should quote {text} ({name}: {' / '.join(keys)})"
+
+
+def test_the_readmes_results_table_is_the_stored_seeded_table():
+    """The README's headline table, row by row, as compare.py draws it from its committed record
+    (mean ± std over training seeds): a rerun that moves a number fails here until the README follows."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))  # as when run as a script: its neighbours import by name
+    compare = importlib.import_module("compare")
+    record = json.loads((REPO / "benchmarks/results/compare_semi_seeds.json").read_text())
+    assert record["settings"] == {"quick": False, "steps": 1000, "semi": True, "precision": "32-true"}
+    rows = compare.headline_table(record["summary"], compare.HEADLINE_COLUMNS).splitlines()
+    readme = (REPO / "README.md").read_text().splitlines()
+    missing = [row for row in rows if row not in readme]
+    assert not missing, f"README.md's Results table should hold these rows of compare_semi_seeds.json: {missing}"
+    assert all(row["seeds"] >= 3 for row in record["summary"].values() if row["std"] is not None)
