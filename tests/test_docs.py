@@ -174,8 +174,13 @@ def test_the_readmes_results_table_is_the_stored_seeded_table():
     compare = importlib.import_module("compare")
     record = json.loads((REPO / "benchmarks/results/compare_semi_seeds.json").read_text())
     assert record["settings"] == {"quick": False, "steps": 1000, "semi": True, "precision": "32-true"}
-    rows = compare.headline_table(record["summary"], compare.HEADLINE_COLUMNS).splitlines()
+    # the entries with all their training seeds run, and those with none to run (pixels, PCA); one whose seeds
+    # are still running stays out of the README until it has three
+    seeded = {e.name for e in compare.ALL_ENTRIES if e.trains or compare.reads_the_dpm(e)}
+    done = {name: row for name, row in record["summary"].items() if row["seeds"] >= 3 or name not in seeded}
+    rows = compare.headline_table(done, compare.HEADLINE_COLUMNS).splitlines()
     readme = (REPO / "README.md").read_text().splitlines()
     missing = [row for row in rows if row not in readme]
     assert not missing, f"README.md's Results table should hold these rows of compare_semi_seeds.json: {missing}"
-    assert all(row["seeds"] >= 3 for row in record["summary"].values() if row["std"] is not None)
+    partial = [name for name in record["summary"] if name not in done]
+    assert not [line for line in readme for name in partial if line.startswith(f"| {name} |")], partial
