@@ -46,7 +46,7 @@ compare-diagnostics:  ## PDAE with a 512-d code, PDAE on a DPM trained twice as 
 compare-semi:  ## the label-scarce evaluation (semi-supervised, SVMs) of every entry, DPM features and SimCLR included
 	$(PY) benchmarks/compare.py --semi
 
-compare-semi-seeds:  ## the README's headline table: compare-semi over 3 training seeds in fp32 (~9 CPU hours on 2 cores; resumes)
+compare-semi-seeds:  ## the README's headline table: compare-semi over 3 training seeds in fp32 (~6 CPU hours on 2 cores; resumes)
 	$(PY) benchmarks/compare.py --semi --seeds 3 --precision 32-true --out runs/compare_semi_seeds
 
 compare-quick:  ## the same pipeline with 60 steps each and a small evaluation
