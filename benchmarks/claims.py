@@ -382,11 +382,16 @@ def downstream_tables(record: dict) -> str:
               for n, row in record["rows"].items()]
     lines += ["", "| margin (points) | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for pair, margins in record["margins"].items():
-        cells = ["-" if (m := margins.get(label)) is None else f"{100 * m['margin']:+.1f}, {m['verdict']}"
-                 if m["spread"] is None else f"{100 * m['margin']:+.1f} ± {100 * m['spread']:.1f}, {m['verdict']}"
-                 for label in labels]
-        lines.append(f"| {pair} | " + " | ".join(cells) + " |")
+        lines.append(f"| {pair} | " + " | ".join(margin_cell(margins.get(label)) for label in labels) + " |")
     return "\n".join(lines)
+
+
+def margin_cell(margin: dict | None) -> str:
+    """One margin as the claims page writes it: "+1.0 ± 2.8, within the spread" (no ± without a spread)."""
+    if margin is None:
+        return "-"
+    spread = "" if margin["spread"] is None else f" ± {100 * margin['spread']:.1f}"
+    return f"{100 * margin['margin']:+.1f}{spread}, {margin['verdict']}"
 
 
 TIME_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)

@@ -327,6 +327,11 @@ def reads_the_dpm(entry: Entry) -> bool:
     return entry.config in DPM_READERS
 
 
+def takes_seeds(entry: Entry) -> bool:
+    """Whether --seeds N runs the entry N times: it trains, or reads the DPM of each seed (pixels, PCA: once)."""
+    return entry.trains or reads_the_dpm(entry)
+
+
 def seeded_run_dir(run_dir: str, seed: int) -> str:
     """Seed 0 trains in the entry's folder, seed k in ``<folder>_seed<k>`` (time_to_accuracy.py too)."""
     return run_dir if seed == 0 else f"{run_dir}_seed{seed}"
@@ -435,7 +440,7 @@ def main() -> None:
             continue
         if selected(entry, args.redo):
             done.pop(entry.name, None)
-        for seed in range(args.seeds if entry.trains or reads_the_dpm(entry) else 1):
+        for seed in range(args.seeds if takes_seeds(entry) else 1):
             if entry.name in done and (seed == 0 or str(seed) in done[entry.name].get("seeds", {})):
                 print(f"{entry.name}, seed {seed}: done before (results.json), skipped", flush=True)
                 continue
