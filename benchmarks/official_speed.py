@@ -15,22 +15,26 @@ BeatGANs autoencoder at 32 px). Entries, per method:
   runs it (``precision`` 32-true / bf16-mixed; Adam fused, EMA inside the step); bf16 only where the CPU
   computes it natively (``--precisions`` to choose): elsewhere it is emulated and the target is fp32's;
 - with ``--levers`` also ``diffrep <precision> channels_last`` and ``diffrep <precision> compile``: the
-  config's ``fast`` options on the network they act on.
+  config's ``fast`` options on the network they act on; and ``diffrep <precision> unfused attention``:
+  attention by the unfused matmuls (``sdpa_kernel(MATH)``), what it ran before the attention blocks gave the
+  CPU's fused kernel its layout.
 
 Each round times ``--steps`` steps of every entry in turn (the official entry first, then diffrep's)
 after one untimed step per entry (warm-up rounds: ``--warmup``); img/s per round, the median over
 rounds and the ratio to the official median. Forward + backward FLOPs per image come from torch's
 FLOP counter on diffrep's module (eager, fp32 shapes); with the matmul peak of this CPU in fp32 and
 bf16 (``throughput.matmul_peak``) each entry's achieved GFLOP/s is a fraction of the limit.
-``--profile`` times nothing: it profiles the plain fp32 steps (``op_times``) and sums the self time of
-the convolutions, the attention and the dropout masks, to say what the two codes share and where they
-can differ. Results: benchmarks/results/official_speed.json and official_speed_profile.json (with
+``--profile`` times nothing: it profiles the plain steps (official fp32, diffrep's in each precision;
+``op_times``), sums the self time of the convolutions, the attention and the dropout masks, to say what
+the two codes share and where they can differ, and divides each group's FLOPs by its time: how far each
+group runs from the matmul peak. Results: benchmarks/results/official_speed.json and official_speed_profile.json (with
 ``-cpu-avx2`` on a CPU without native bf16); the tables: docs/speed.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -43,14 +47,15 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
 
 from diffrep.cli import cpu_has_fast_bf16
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from throughput import counting_flops, matmul_peak, training_flops_per_image  # noqa: E402  (benchmarks/, on the path above)
 
 #: an entry: k -> seconds for k timed training steps (after its own warm-up)
 Timed = Callable[[int], float]
@@ -72,9 +77,10 @@ class StepClock(L.Callback):
             self.seconds = now - self.start
 
 
-def trainer_entry(make_module: Callable[[], L.LightningModule], images: torch.Tensor, precision: str) -> Timed:
+def trainer_entry(make_module: Callable[[], L.LightningModule], images: torch.Tensor, precision: str,
+                  context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> Timed:
     """diffrep's step through a Trainer: each call fits a fresh Trainer for k + 1 steps on the same
-    module and times the last k."""
+    module and times the last k (inside ``context``)."""
     module = make_module()
 
     def run(k: int) -> float:
@@ -85,7 +91,8 @@ def trainer_entry(make_module: Callable[[], L.LightningModule], images: torch.Te
         repeated = images.repeat(k + 1, 1, 1, 1)  # the same batch at every step, as the official loops
         loader = DataLoader(TensorDataset(repeated, torch.zeros(len(repeated), dtype=torch.long)),
                             batch_size=len(images))
-        trainer.fit(module, train_dataloaders=loader)
+        with context():
+            trainer.fit(module, train_dataloaders=loader)
         return clock.seconds
 
     return run
@@ -105,17 +112,21 @@ def with_fast_paths(make_module: Callable[[], L.LightningModule], **fast: bool) 
 
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+UNFUSED = "unfused attention"
 
 
 def diffrep_entries(make_module: Callable[[], L.LightningModule], images: torch.Tensor, precisions: list[str],
                     levers: bool) -> dict[str, Timed]:
     """diffrep's step in each of ``precisions`` and, with ``--levers``, again with each speed option of the
-    config (channels_last, compile) in each (issue 43)."""
+    config (channels_last, compile) in each (issue 43), and with attention on its unfused path (what the
+    attention blocks ran before they gave the CPU's fused kernel its layout: that lever's worth)."""
     entries = {f"diffrep {p}": trainer_entry(make_module, images, PRECISIONS[p]) for p in precisions}
     for p in precisions if levers else []:
         for lever in ("channels_last", "compile"):
             entries[f"diffrep {p} {lever}"] = trainer_entry(with_fast_paths(make_module, **{lever: True}), images,
                                                             PRECISIONS[p])
+        entries[f"diffrep {p} {UNFUSED}"] = trainer_entry(make_module, images, PRECISIONS[p],
+                                                          lambda: sdpa_kernel(SDPBackend.MATH))
     return entries
 
 
@@ -130,23 +141,18 @@ def loop_entry(step: Callable[[], None]) -> Timed:
     return run
 
 
-def flops_per_image(module: L.LightningModule, images: torch.Tensor) -> float:
-    counter = FlopCounterMode(display=False)
-    module.train()
-    with counter:
-        module.loss(images).backward()
-    module.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / len(images)
-
-
 #: ``--profile``: the ops whose self time is summed per group (everything else is in "all ops" only)
 OP_GROUPS = {
     "convolution": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
                     "aten::convolution"),
     "attention": ("aten::bmm", "aten::baddbmm", "aten::_softmax", "aten::_softmax_backward_data", "aten::where",
-                  "aten::all", "aten::isneginf"),
+                  "aten::all", "aten::isneginf", "aten::_scaled_dot_product_flash_attention_for_cpu",
+                  "aten::_scaled_dot_product_flash_attention_for_cpu_backward"),
     "dropout mask": ("aten::bernoulli_",),
 }
+#: the FLOP counter's ops behind the groups that do arithmetic (attention counted on its unfused path)
+FLOP_GROUPS = {"convolution": ("convolution", "convolution_backward", "_convolution"),
+               "attention": ("bmm", "baddbmm")}
 
 
 def op_times(run: Timed) -> dict[str, float]:
@@ -161,6 +167,34 @@ def op_times(run: Timed) -> dict[str, float]:
     groups = {group: sum(e.self_cpu_time_total for e in events if e.key in names) / 1e3 / steps
               for group, names in OP_GROUPS.items()}
     return {**groups, "all ops": sum(e.self_cpu_time_total for e in events) / 1e3 / steps}
+
+
+def group_gflops(module: L.LightningModule, images: torch.Tensor) -> dict[str, float]:
+    """GFLOP of one training step of the batch in each ``FLOP_GROUPS`` group and in all: with the
+    profile's milliseconds, each group's achieved rate, against the matmul peak."""
+    module.train()
+    with counting_flops() as counter:
+        module.loss(images).backward()
+    module.zero_grad(set_to_none=True)
+    counts = {str(op).split(".")[-1]: n for op, n in counter.get_flop_counts()["Global"].items()}  # aten.bmm -> bmm
+    groups = {group: sum(counts.get(op, 0) for op in ops) / 1e9 for group, ops in FLOP_GROUPS.items()}
+    return {**groups, "all ops": counter.get_total_flops() / 1e9}
+
+
+def profiled_method(entries: dict[str, Timed], module: L.LightningModule, images: torch.Tensor,
+                    peaks: dict[str, float]) -> dict:
+    """``--profile``: each plain entry's ms per step by op group and the GFLOP/s each group achieves (its
+    FLOPs per step over its time), a fraction of the precision's matmul peak: where the step is far from
+    the limit."""
+    flops = group_gflops(module, images)
+    out: dict = {"gflop_per_step": flops}
+    for entry in (e for e in entries if not e.endswith(("channels_last", "compile", UNFUSED))):
+        ms = op_times(entries[entry])
+        peak = peaks["bf16" if "bf16" in entry else "fp32"] / 1e9
+        rates = {group: flops[group] / (ms[group] / 1e3) for group in flops if ms.get(group)}
+        out[entry] = {"ms_per_step": ms, "gflops": rates,
+                      "fraction_of_peak": {group: rate / peak for group, rate in rates.items()}}
+    return out
 
 
 def machine() -> str:
@@ -242,7 +276,7 @@ def timed_method(name: str, entries: dict[str, Timed], module: L.LightningModule
                  args: argparse.Namespace, peaks: dict[str, float]) -> dict:
     """The alternating rounds of one method's entries: img/s, medians, ratios to the official step and
     fractions of the matmul peak, printed and returned."""
-    flops = flops_per_image(module, images)
+    flops = training_flops_per_image(module, images)
     rates = alternate(entries, args.rounds, args.steps, args.warmup, args.batch)
     official = statistics.median(rates["official fp32"])
     rows = {}
@@ -272,8 +306,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="diffrep's precisions to time (default: fp32 and bf16 where this CPU has native bf16, "
                              "fp32 alone where bf16 is emulated)")
     parser.add_argument("--profile", action="store_true",
-                        help="instead of the timing rounds: where each plain fp32 step spends its time "
-                             "(torch.profiler: ms per step of the convolutions, attention, dropout masks, all ops) to "
+                        help="instead of the timing rounds: where each plain step spends its time "
+                             "(torch.profiler: ms per step of the convolutions, attention, dropout masks, all ops; "
+                             "the GFLOP/s of each) to "
                              "official_speed_profile[-cpu-avx2].json")
     parser.add_argument("--results", type=Path,
                         help="default: benchmarks/results/official_speed.json on a CPU with native bf16, "
@@ -290,7 +325,6 @@ def main(argv: list[str] | None = None) -> None:
         if not path.is_dir():
             parser.error(f"--{name} {path} is not a folder; give a local copy of the official repository")
     from official_parity import forget_official_modules
-    from throughput import matmul_peak
 
     from diffrep import quiet
 
@@ -300,15 +334,14 @@ def main(argv: list[str] | None = None) -> None:
     cpu = torch.device("cpu")
     record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "threads": torch.get_num_threads(),
               "batch": args.batch, "methods": {}}
+    peaks = {p: matmul_peak(cpu, p) for p in {"fp32", *precisions}}  # an emulated bf16 peak takes minutes
+    record.update(precisions=precisions, matmul_peak_gflops={k: v / 1e9 for k, v in peaks.items()})
     if not args.profile:
-        peaks = {p: matmul_peak(cpu, p) for p in {"fp32", *precisions}}  # an emulated bf16 peak takes minutes
-        record.update(precisions=precisions, steps=args.steps, rounds=args.rounds,
-                      matmul_peak_gflops={k: v / 1e9 for k, v in peaks.items()})
+        record.update(steps=args.steps, rounds=args.rounds)
     for name, path in chosen.items():
-        entries, module, images = SETUPS[name](path.resolve(), args.batch, ["fp32"] if args.profile else precisions,
-                                                  args.levers and not args.profile)  # --profile: the fp32 steps
+        entries, module, images = SETUPS[name](path.resolve(), args.batch, precisions, args.levers and not args.profile)
         if args.profile:
-            record["methods"][name] = {entry: op_times(entries[entry]) for entry in ("official fp32", "diffrep fp32")}
+            record["methods"][name] = profiled_method(entries, module, images, peaks)
             print(name, json.dumps(record["methods"][name], indent=1))
         else:
             record["methods"][name] = timed_method(name, entries, module, images, args, peaks)

@@ -42,9 +42,11 @@ from typing import Any
 
 import torch
 import yaml
-from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from throughput import counting_flops  # noqa: E402  (benchmarks/, on the path above)
+
 GPU_MEASUREMENT = REPO / "benchmarks/results/throughput-h100-b128-fp32.json"
 PRICE_PER_GPU_HOUR = 3.0  # USD, an H100 on demand (a stated assumption; prices vary 2-4 USD)
 
@@ -159,7 +161,9 @@ def training_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def measure(model: torch.nn.Module, batch: Any) -> dict[str, float]:
-    """Parameters, FLOPs and saved-activation bytes of one training step's loss at this batch."""
+    """Parameters, FLOPs and saved-activation bytes of one training step's loss at this batch (attention on
+    its unfused path, ``throughput.counting_flops``: the bytes are those of the attention matrix, an upper
+    bound for the fused kernel's)."""
     model = model.float().train()
     x = batch[0] if isinstance(batch, (list, tuple)) else batch
     x = x[:, 0] if x.ndim == 5 else x  # LaplaceNet's (batch, views, C, H, W): one view
@@ -173,7 +177,7 @@ def measure(model: torch.nn.Module, batch: Any) -> dict[str, float]:
             saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    with FlopCounterMode(display=False) as flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with counting_flops() as flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = training_loss(model, x)
         loss.backward()
     model.zero_grad(set_to_none=True)

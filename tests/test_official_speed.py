@@ -1,6 +1,7 @@
 """benchmarks/official_speed.py's pieces that need no official code and no timing: the FLOP count
 of a known layer, the alternation of entries, and a missing official copy."""
 
+import contextlib
 import importlib.util
 import sys
 
@@ -8,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import REPO
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 spec = importlib.util.spec_from_file_location("official_speed", REPO / "benchmarks/official_speed.py")
@@ -28,7 +30,23 @@ class OneLinear(L.LightningModule):
 def test_flops_per_image_of_a_linear_layer_is_its_closed_form():
     """Forward x W^T: 2 d_in d_out per image; backward: the weight's gradient, the same again (the
     input needs none); the elementwise ops are not counted."""
-    assert official_speed.flops_per_image(OneLinear(64, 32), torch.randn(8, 64)) == 4 * 64 * 32
+    assert official_speed.training_flops_per_image(OneLinear(64, 32), torch.randn(8, 64)) == 4 * 64 * 32
+
+
+class OneAttention(L.LightningModule):
+    """Self-attention of one head over the rows of x, no weights: what the CPU runs by its fused kernel."""
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.requires_grad_()
+        return torch.nn.functional.scaled_dot_product_attention(x, x, x).sum()
+
+
+def test_flops_per_image_counts_the_fused_attention_as_its_matmuls():
+    """q k^T and (softmax) v: 2 L^2 d each forward; backward: two matmuls for each forward one. The CPU's
+    fused kernel has no formula in torch's counter (it would count 0); the count is the unfused path's."""
+    batch, length, dim = 4, 64, 16
+    flops = official_speed.training_flops_per_image(OneAttention(), torch.randn(batch, 1, length, dim))
+    assert flops == 3 * 2 * (2 * length * length * dim)
 
 
 def test_alternation_visits_every_entry_in_every_round_and_drops_warmup_rounds():
@@ -65,13 +83,39 @@ def test_the_levers_set_the_fast_paths_on_the_network_they_act_on():
 def test_diffrep_entries_time_each_precision_asked_and_each_lever_in_each(monkeypatch):
     """On a CPU without native bf16 the benchmark times fp32 alone (bf16 there is emulated, slower than
     fp32): the levers then act on the fp32 step."""
-    made = []
-    monkeypatch.setattr(official_speed, "trainer_entry", lambda make, images, precision: made.append(precision))
+    made, contexts = [], []
+    monkeypatch.setattr(official_speed, "trainer_entry", lambda make, images, precision, context=None: (
+        made.append(precision), contexts.append(context)))
     fp32 = official_speed.diffrep_entries(lambda: None, torch.zeros(1), ["fp32"], levers=True)
-    assert list(fp32) == ["diffrep fp32", "diffrep fp32 channels_last", "diffrep fp32 compile"]
-    assert made == ["32-true"] * 3
+    assert list(fp32) == ["diffrep fp32", "diffrep fp32 channels_last", "diffrep fp32 compile",
+                          "diffrep fp32 unfused attention"]
+    assert made == ["32-true"] * 4
+    assert fused_attention_ran(contextlib.nullcontext) and not fused_attention_ran(contexts[-1])
     both = official_speed.diffrep_entries(lambda: None, torch.zeros(1), ["fp32", "bf16"], levers=False)
-    assert list(both) == ["diffrep fp32", "diffrep bf16"] and made[3:] == ["32-true", "bf16-mixed"]
+    assert list(both) == ["diffrep fp32", "diffrep bf16"] and made[4:] == ["32-true", "bf16-mixed"]
+
+
+def fused_attention_ran(context, block: torch.nn.Module | None = None) -> bool:
+    """Whether the CPU's fused (flash) attention kernel ran inside ``context``: for ``block`` on a 16x16
+    map, or for plain (B, heads, L, d) tensors."""
+    with context(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        if block is None:
+            q = torch.randn(2, 2, 64, 16)
+            torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        else:
+            block(torch.randn(2, 64, 16, 16))
+    return "aten::_scaled_dot_product_flash_attention_for_cpu" in {e.key for e in prof.key_averages()}
+
+
+@pytest.mark.parametrize("block", ["AttentionBlock", "AttnBlockpp"])
+def test_the_attention_blocks_give_the_cpu_its_fused_kernel(block):
+    """The layout (B, heads, L, d) with d contiguous is what the CPU's flash kernel takes; a strided view
+    falls back to the unfused math (1.4x slower in fp32 on the dev CPU)."""
+    from diffrep.nets.layers import AttentionBlock
+    from diffrep.nets.ncsnpp import AttnBlockpp
+
+    module = AttentionBlock(64, num_heads=2) if block == "AttentionBlock" else AttnBlockpp(64)
+    assert fused_attention_ran(contextlib.nullcontext, module)
 
 
 def test_op_times_put_a_convolution_and_a_dropout_mask_in_their_groups():
@@ -92,3 +136,36 @@ def test_op_times_put_a_convolution_and_a_dropout_mask_in_their_groups():
         return 0.0
 
     assert official_speed.op_times(with_dropout)["dropout mask"] > 0
+
+
+class ConvThenAttention(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1, bias=False)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x).flatten(2).transpose(1, 2)[:, None]  # (B, 1 head, H W, 4 channels)
+        return torch.nn.functional.scaled_dot_product_attention(h, h, h).sum()
+
+
+def test_group_gflops_splits_a_step_into_its_convolutions_and_attention():
+    """Conv forward 2 C_in C_out k^2 per output pixel, and its weight gradient the same (the input needs
+    none); attention 3 x 2 x 2 L^2 d, as above. Nothing else here does arithmetic the counter counts."""
+    batch, size = 2, 8
+    length = size * size
+    flops = official_speed.group_gflops(ConvThenAttention(), torch.randn(batch, 2, size, size))
+    conv = 2 * (2 * 2 * 4 * 9 * length) * batch
+    attention = 3 * 2 * (2 * length * length * 4) * batch
+    assert flops["convolution"] * 1e9 == pytest.approx(conv)
+    assert flops["attention"] * 1e9 == pytest.approx(attention)
+    assert flops["all ops"] * 1e9 == pytest.approx(conv + attention)
+
+
+def test_profiled_method_divides_each_groups_flops_by_its_time_and_skips_the_levers(monkeypatch):
+    monkeypatch.setattr(official_speed, "group_gflops", lambda module, images: {"convolution": 2.0, "all ops": 3.0})
+    monkeypatch.setattr(official_speed, "op_times", lambda run: {"convolution": run(1), "all ops": 2 * run(1)})
+    entries = {"official fp32": lambda k: 100.0, "diffrep bf16": lambda k: 50.0, "diffrep bf16 compile": None}
+    out = official_speed.profiled_method(entries, None, None, peaks={"fp32": 10e9, "bf16": 40e9})
+    assert set(out) == {"gflop_per_step", "official fp32", "diffrep bf16"}
+    assert out["official fp32"]["gflops"] == {"convolution": 20.0, "all ops": 15.0}  # 2 GFLOP in 100 ms
+    assert out["diffrep bf16"]["fraction_of_peak"]["convolution"] == pytest.approx(40.0 / 40.0)
