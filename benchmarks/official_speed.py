@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/official_speed.py [--pdae PATH] [--drl PATH] [--diffae PATH]
            [--batch 32] [--steps 5] [--rounds 3] [--levers] [--precisions fp32 bf16] [--profile]
+       python benchmarks/official_speed.py --table-only [--results FILE]
 
 PATH: the same local copies ``benchmarks/official_parity.py`` takes (ckczzj/PDAE,
 korabs-x/representation_score_based, phizaz/diffae; the code is imported from there at run time).
@@ -292,6 +293,50 @@ def timed_method(name: str, entries: dict[str, Timed], module: L.LightningModule
     return {"gflop_per_image": flops / 1e9, "entries": rows}
 
 
+METHOD_LABELS = {"pdae": "PDAE, 64 px DPM + CELEBA64 encoder", "drl": "DRL, NCSN++ + WRN-28-2, 32 px",
+                 "diffae": "Diff-AE, BeatGANs autoencoder, 32 px"}
+
+
+def markdown_tables(record: dict) -> str:
+    """docs/speed.md's tables of a timing record, one per precision: img/s, the ratio to the official
+    fp32 step and the fraction of that precision's matmul peak, for diffrep's step and each lever timed."""
+    tables = []
+    for precision in (p for p in PRECISIONS if any(f"diffrep {p}" in m["entries"] for m in record["methods"].values())):
+        levers = [f"diffrep {precision}", *(f"diffrep {precision} {lever}"
+                                            for lever in (UNFUSED, "channels_last", "compile"))]
+        timed = [e for e in levers if any(e in m["entries"] for m in record["methods"].values())]
+        header = ["method (GFLOP / image)", "official fp32",
+                  *(e if e == levers[0] else e.replace(f"diffrep {precision} ", f"{precision} + ") for e in timed)]
+        rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for method, result in record["methods"].items():
+            cells = [f"{METHOD_LABELS.get(method, method)} ({result['gflop_per_image']:.2f})"]
+            for entry in ("official fp32", *timed):
+                row = result["entries"].get(entry)
+                cells.append("" if row is None else
+                             f"{row['median']:.1f}, x{row['ratio']:.2f}, {100 * row['fraction_of_peak']:.0f}%")
+            rows.append("| " + " | ".join(cells) + " |")
+        tables.append("\n".join(rows))
+    return "\n\n".join(tables)
+
+
+def profile_table(record: dict) -> str:
+    """docs/speed.md's table of a ``--profile`` record: ms per step of each op group and, for the groups
+    that do arithmetic, the fraction of the precision's matmul peak they reach."""
+    rows = ["| method | step | convolution ms (of peak) | attention ms (of peak) | dropout masks ms | other ops ms "
+            "| all ops ms |", "|---|---|---:|---:|---:|---:|---:|"]
+    for method, result in record["methods"].items():
+        for entry, profiled in result.items():
+            if entry == "gflop_per_step":
+                continue
+            ms, fraction = profiled["ms_per_step"], profiled["fraction_of_peak"]
+            other = ms["all ops"] - sum(ms[group] for group in OP_GROUPS)
+            cells = [f"{ms[g]:.0f} ({100 * fraction[g]:.0f}%)" if g in fraction else f"{ms[g]:.0f}"
+                     for g in ("convolution", "attention")]
+            rows.append(f"| {METHOD_LABELS.get(method, method).split(',')[0]} | {entry} | {cells[0]} | {cells[1]} "
+                        f"| {ms['dropout mask']:.0f} | {other:.0f} | {ms['all ops']:.0f} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in SETUPS:
@@ -310,6 +355,9 @@ def main(argv: list[str] | None = None) -> None:
                              "(torch.profiler: ms per step of the convolutions, attention, dropout masks, all ops; "
                              "the GFLOP/s of each) to "
                              "official_speed_profile[-cpu-avx2].json")
+    parser.add_argument("--table-only", action="store_true",
+                        help="time nothing: print docs/speed.md's tables of the results file "
+                             "(with --profile: the profile's)")
     parser.add_argument("--results", type=Path,
                         help="default: benchmarks/results/official_speed.json on a CPU with native bf16, "
                              "official_speed-cpu-avx2.json on one without")
@@ -318,6 +366,12 @@ def main(argv: list[str] | None = None) -> None:
     precisions = args.precisions or (["fp32", "bf16"] if native else ["fp32"])
     stem = "official_speed_profile" if args.profile else "official_speed"
     results = args.results or HERE / f"results/{stem}{'' if native else '-cpu-avx2'}.json"
+    if args.table_only:
+        if not results.is_file():
+            parser.error(f"{results} does not exist; run the benchmark first or name a results file with --results")
+        record = json.loads(results.read_text())
+        print(profile_table(record) if args.profile else markdown_tables(record))
+        return
     chosen = {name: getattr(args, name) for name in SETUPS if getattr(args, name) is not None}
     if not chosen:
         parser.error("name at least one official copy: --pdae PATH, --drl PATH, --diffae PATH")

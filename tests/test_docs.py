@@ -136,8 +136,16 @@ QUOTED += [
     ("claims_efficiency_code_alone.json", ("PDAE", "random_mse"), "{:.4f}", ("docs/claims.md", "docs/results.md")),
 ]
 
-QUOTED += [("official_speed.json", ("methods", method, "entries", "diffrep bf16", "ratio"), "x{:.2f}",
-            ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
+QUOTED += [(record, ("methods", method, "entries", entry, "ratio"), "x{:.2f}", ("docs/speed.md",))
+           for record in ("official_speed.json", "official_speed-first-run.json")
+           for method in ("pdae", "drl", "diffae") for entry in ("diffrep bf16", "diffrep bf16 compile")]
+QUOTED += [("official_speed-epyc-earlier.json", ("methods", method, "entries", "diffrep bf16 compile", "ratio"),
+            "x{:.2f}", ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")]
+QUOTED += [("official_speed_profile.json", ("methods", method, entry, "ms_per_step", group), "{:.0f}",
+            ("docs/speed.md",)) for method, entry, group in (
+               ("diffae", "diffrep bf16", "attention"), ("diffae", "diffrep fp32", "attention"),
+               ("diffae", "diffrep bf16", "dropout mask"), ("diffae", "official fp32", "dropout mask"),
+               ("diffae", "official fp32", "all ops"))]
 
 QUOTED += [("official_speed-cpu-avx2.json", ("methods", method, "entries", entry, "ratio"), "x{:.2f}",
             ("docs/speed.md",)) for method in ("pdae", "drl", "diffae")

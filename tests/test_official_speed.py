@@ -169,3 +169,17 @@ def test_profiled_method_divides_each_groups_flops_by_its_time_and_skips_the_lev
     assert set(out) == {"gflop_per_step", "official fp32", "diffrep bf16"}
     assert out["official fp32"]["gflops"] == {"convolution": 20.0, "all ops": 15.0}  # 2 GFLOP in 100 ms
     assert out["diffrep bf16"]["fraction_of_peak"]["convolution"] == pytest.approx(40.0 / 40.0)
+
+
+def test_markdown_tables_put_each_precision_in_its_own_table_with_ratio_and_peak_fraction():
+    def row(median, ratio, fraction):
+        return {"median": median, "ratio": ratio, "fraction_of_peak": fraction}
+
+    record = {"methods": {"drl": {"gflop_per_image": 2.2, "entries": {
+        "official fp32": row(40.0, 1.0, 0.4), "diffrep fp32": row(48.0, 1.2, 0.48),
+        "diffrep bf16": row(80.0, 2.0, 0.2), "diffrep bf16 compile": row(90.0, 2.25, 0.225)}}}}
+    fp32, bf16 = official_speed.markdown_tables(record).split("\n\n")
+    assert fp32.splitlines()[0] == "| method (GFLOP / image) | official fp32 | diffrep fp32 |"
+    assert bf16.splitlines()[0] == "| method (GFLOP / image) | official fp32 | diffrep bf16 | bf16 + compile |"
+    assert bf16.splitlines()[2] == ("| DRL, NCSN++ + WRN-28-2, 32 px (2.20) | 40.0, x1.00, 40% | 80.0, x2.00, 20% "
+                                    "| 90.0, x2.25, 22% |")
