@@ -30,9 +30,10 @@ plain call makes. The table is then the mean over the seeds and a second table g
 deviation over them, of every entry with several; an entry with nothing to train has one.
 
 Resumable by entry and seed: OUT/results.json keeps every finished run, and a rerun with the same
-settings skips them (--redo NAME ... retrains those); where OUT/results.json is missing (a fresh
-clone), its committed copy does (an entry still to run that reads a finished DPM needs that DPM's
-checkpoint, which only runs/ held: then --redo the DPM and every entry that reads it). Writes
+settings skips them (--redo NAME ... retrains those, NAME@K seed K alone); where OUT/results.json is
+missing (a fresh clone), its committed copy does (an entry still to run that reads a finished DPM needs
+that DPM's checkpoint, which only runs/ held: then --redo the DPM's seed and every finished entry that
+reads it, e.g. --redo "DPM (stage 1 of PDAE)@2" "DPM features@2" before PDAE's seed 2). Writes
 OUT/results.md (the tables),
 OUT/results.json (reports, wall times, probe curves, the machine of each run, and a summary: each
 entry's mean and std over its seeds) with its committed copy benchmarks/results/<OUT's name>.json,
@@ -383,13 +384,28 @@ def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, step
     }
 
 
+def forget_redone(done: dict, name: str, redo: list[str]) -> None:
+    """Drop what ``--redo`` names of entry ``name`` from the finished runs: ``NAME`` every seed, ``NAME@K``
+    seed K alone (K >= 1; the other seeds' runs are kept under seed 0's record, so ``NAME@0`` is ``NAME``).
+    One seed again: a DPM whose checkpoint only another machine's runs/ held, for an entry that reads it."""
+    for item in redo:
+        target, _, seed = item.partition("@")
+        if target not in (name, name.split(",")[0]):
+            continue
+        if seed and int(seed) > 0:
+            done.get(name, {}).get("seeds", {}).pop(seed, None)
+        else:
+            done.pop(name, None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="60 training steps each and the quick evaluation")
     parser.add_argument("--steps", type=int, help="training steps of every representation learner (default 1000)")
     parser.add_argument("--out", type=Path, help="default runs/compare (runs/compare_semi with --semi)")
     parser.add_argument("--only", nargs="*", help="names of entries to run (default: all)")
-    parser.add_argument("--redo", nargs="*", default=[], help="names of finished entries to run again")
+    parser.add_argument("--redo", nargs="*", default=[],
+                        help="names of finished entries to run again (NAME@K: training seed K alone)")
     parser.add_argument("--diagnostics", action="store_true",
                         help="also the diagnostics: PDAE with a 512-d code, PDAE on a DPM trained twice as long, "
                         "Diff-AE with DRL's conv encoder")
@@ -438,8 +454,7 @@ def main() -> None:
     for entry in ALL_ENTRIES if args.diagnostics else ENTRIES:
         if args.only and not selected(entry, args.only):
             continue
-        if selected(entry, args.redo):
-            done.pop(entry.name, None)
+        forget_redone(done, entry.name, args.redo)
         for seed in range(args.seeds if takes_seeds(entry) else 1):
             if entry.name in done and (seed == 0 or str(seed) in done[entry.name].get("seeds", {})):
                 print(f"{entry.name}, seed {seed}: done before (results.json), skipped", flush=True)

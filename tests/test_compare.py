@@ -160,3 +160,19 @@ def test_the_headline_table_gives_mean_and_std_over_seeds_in_one_cell(tmp_path):
     assert "| VAE | 3 | 82.0 ± 2.0 | - | - | - | 83.0 ± 2.0 |" in headline
     assert "| pixels | 1 | 83.6 | - | - | - | - |" in headline
     assert "DPM" not in headline
+
+
+def test_redo_of_one_seed_keeps_the_others_and_a_name_alone_drops_every_seed():
+    def finished():
+        return {"DPM (stage 1 of PDAE)": {"report": 0, "seeds": {"1": {"report": 1}, "2": {"report": 2}}},
+                "DRL, uniform t": {"report": 0}}
+
+    done = finished()
+    compare.forget_redone(done, "DPM (stage 1 of PDAE)", ["DPM (stage 1 of PDAE)@2", "DRL@1"])
+    assert done["DPM (stage 1 of PDAE)"] == {"report": 0, "seeds": {"1": {"report": 1}}}
+    compare.forget_redone(done, "DRL, uniform t", ["DRL@1"])  # DRL's seed 1 never ran: nothing to drop
+    assert done["DRL, uniform t"] == {"report": 0}
+    for every_seed in ("DPM (stage 1 of PDAE)", "DPM (stage 1 of PDAE)@0"):
+        done = finished()
+        compare.forget_redone(done, "DPM (stage 1 of PDAE)", [every_seed])
+        assert "DPM (stage 1 of PDAE)" not in done and "DRL, uniform t" in done
