@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -181,9 +183,10 @@ def test_quoted_numbers_are_the_stored_ones():
             assert text in (REPO / doc).read_text(), f"{doc} should quote {text} ({name}: {' / '.join(keys)})"
 
 
-def test_the_readmes_results_table_is_the_stored_seeded_table():
-    """The README's headline table, row by row, as compare.py draws it from its committed record
-    (mean ± std over training seeds): a rerun that moves a number fails here until the README follows."""
+@pytest.mark.parametrize("doc", ["README.md", "docs/results.md"])
+def test_the_readmes_results_table_is_the_stored_seeded_table(doc):
+    """The README's headline table (and results.md's copy), row by row, as compare.py draws it from its committed
+    record (mean ± std over training seeds): a rerun that moves a number fails here until the docs follow."""
     import importlib
     import sys
 
@@ -196,8 +199,8 @@ def test_the_readmes_results_table_is_the_stored_seeded_table():
     seeded = {e.name for e in compare.ALL_ENTRIES if compare.takes_seeds(e)}
     done = {name: row for name, row in record["summary"].items() if row["seeds"] >= 3 or name not in seeded}
     rows = compare.headline_table(done, compare.HEADLINE_COLUMNS).splitlines()
-    readme = (REPO / "README.md").read_text().splitlines()
+    readme = (REPO / doc).read_text().splitlines()
     missing = [row for row in rows if row not in readme]
-    assert not missing, f"README.md's Results table should hold these rows of compare_semi_seeds.json: {missing}"
+    assert not missing, f"{doc}'s seeded table should hold these rows of compare_semi_seeds.json: {missing}"
     partial = [name for name in record["summary"] if name not in done]
     assert not [line for line in readme for name in partial if line.startswith(f"| {name} |")], partial
