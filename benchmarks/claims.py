@@ -5,6 +5,7 @@
     python benchmarks/claims.py pdae-gap --pdae runs/pdae/checkpoints/last.ckpt
     python benchmarks/claims.py downstream        # after make compare-semi
     python benchmarks/claims.py time-code         # after the claim-4 hour (benchmarks/time_to_accuracy.py)
+    python benchmarks/claims.py time-code-seeds   # after the claim-4 seeds (15 step-clock minutes each)
     python benchmarks/claims.py efficiency        # after the claim-2 runs (benchmarks/time_to_accuracy.py)
     python benchmarks/claims.py code-alone --entries "Diff-AE, PDAE's conv encoder"   # their last checkpoints
     python benchmarks/claims.py laplacenet        # trains what it needs; resumes; ~20 min per run
@@ -56,6 +57,13 @@ for the recipe's hour (``python benchmarks/time_to_accuracy.py --out runs/time_t
 joined; the linear probe and 10 labels per class (logistic regression, label spreading, Poisson
 learning; 3 draws) on 10000 training, 5000 validation and 5000 test codes. The t is chosen on
 validation. Writes benchmarks/results/claims_time_code.json.
+
+``time-code-seeds`` (the same claim on frozen codes, over training seeds): reads ``python
+benchmarks/time_to_accuracy.py --out runs/time_to_accuracy_claim4_seeds --precision 32-true --seeds 3 --only
+"DRL (recipe), step clock" "DRL, time-dependent WRN" --budget ...=15`` (both on the recipe's step clock, 15
+minutes = 3047 steps, fp32) and sets E(x0, t) against the static code at the mark: each side's test linear /
+10 labels sup. / LS as mean ± std over its seeds, the margin judged against the spread of the difference as
+claim 5's. Nothing trains here. Writes benchmarks/results/claims_time_code_seeds.json.
 
 ``laplacenet`` (DRL, the same claim with the paper's protocol: LaplaceNet fine-tuning of the encoder,
 korabs-x/representation_score_based's LaplaceNet/): configs/laplacenet.yaml (10 labels per class,
@@ -392,6 +400,62 @@ def margin_cell(margin: dict | None) -> str:
         return "-"
     spread = "" if margin["spread"] is None else f" ± {100 * margin['spread']:.1f}"
     return f"{100 * margin['margin']:+.1f}{spread}, {margin['verdict']}"
+
+
+# Claim 4 on frozen codes over training seeds: E(x0, t) against the recipe's static code, both on the step clock
+TIME_CODE_SEEDS = {"static": "DRL (recipe), step clock", "time-dependent": "DRL, time-dependent WRN"}
+TIME_CODE_METRICS = {"test/linear": "linear", "test/semi_10_supervised": "10/class sup.",
+                     "test/semi_10_label_spreading": "10/class LS"}
+
+
+def time_code_seeds_record(results: dict, source: str, minutes: float) -> dict:
+    """Each side's test accuracies at ``minutes`` (each training seed's last point by then, among the seeds
+    that trained that long): the mean and std over seeds as claim 5's cells, and E(x0, t)'s margin over the
+    static code against the spread of the difference (``downstream_margin``'s verdict rule)."""
+    from time_to_accuracy import at_minutes, runs_by_seed, trained_until
+
+    entries = results["entries"]
+    missing = [name for name in TIME_CODE_SEEDS.values() if name not in entries]
+    if missing:
+        raise SystemExit(f"{source} holds no {missing}; run benchmarks/time_to_accuracy.py --out "
+                         f"runs/time_to_accuracy_claim4_seeds --precision 32-true --seeds 3 --only "
+                         f'"{TIME_CODE_SEEDS["static"]}" "{TIME_CODE_SEEDS["time-dependent"]}" --budget '
+                         f'"{TIME_CODE_SEEDS["static"]}=15" "{TIME_CODE_SEEDS["time-dependent"]}=15"')
+    rows = {}
+    for side, name in TIME_CODE_SEEDS.items():
+        points = [at_minutes(run, minutes) for run in runs_by_seed(entries[name]).values()
+                  if trained_until(run, minutes)]
+        points = [p for p in points if p is not None]
+        rows[side] = {label: {"mean": float(np.mean(v := [p[key] for p in points])),
+                              "seed_std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "seeds": v}
+                      for key, label in TIME_CODE_METRICS.items()} if points else {}
+    margins = {label: downstream_margin(rows["time-dependent"][label], rows["static"][label])
+               for label in TIME_CODE_METRICS.values() if rows["static"] and rows["time-dependent"]}
+    return {"results": source, "settings": results["settings"], "minutes": minutes, "entries": TIME_CODE_SEEDS,
+            "rows": rows, "margins": margins}
+
+
+def time_code_seeds_table(record: dict) -> str:
+    """The record as claims.md's table: each side's cells (mean ± std over seeds, %), then the margin."""
+    labels = list(TIME_CODE_METRICS.values())
+    lines = ["| code | seeds | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(labels)]
+    for side, row in record["rows"].items():
+        if row:
+            seeds = len(next(iter(row.values()))["seeds"])
+            lines.append(f"| {record['entries'][side]} | {seeds} | " + " | ".join(
+                f"{100 * row[label]['mean']:.1f} ± {100 * row[label]['seed_std']:.1f}" for label in labels) + " |")
+    if record["margins"]:
+        lines.append("| E(x0, t) - static (points) | | " + " | ".join(
+            margin_cell(record["margins"].get(label)) for label in labels) + " |")
+    return "\n".join(lines)
+
+
+def time_code_seeds(args: argparse.Namespace) -> None:
+    """Claim 4 on frozen codes over training seeds (nothing trains here): reads the seeded step-clock runs."""
+    record = time_code_seeds_record(json.loads(Path(args.results).read_text()), str(args.results), args.minutes)
+    (Path(args.results_dir) / "claims_time_code_seeds.json").write_text(json.dumps(record, indent=1))
+    print(time_code_seeds_table(record))
+    print(f"wrote claims_time_code_seeds.json to {args.results_dir}")
 
 
 TIME_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -806,6 +870,11 @@ def main(argv: list[str] | None = None) -> None:
     code.add_argument("--ckpt", default=str(REPO / "runs/time_to_accuracy_claim4/runs/drl_time_wrn/checkpoints/"
                                                     "last.ckpt"))
     code.add_argument("--data", choices=sorted(DATA), default="fashion_mnist")
+    seeded = sub.add_parser("time-code-seeds",
+                            help="claim 4 on frozen codes: E(x0, t) against the static code over training seeds")
+    seeded.add_argument("--results", default=str(
+        REPO / "benchmarks/results/time_to_accuracy_time_to_accuracy_claim4_seeds.json"))
+    seeded.add_argument("--minutes", type=float, default=15.0, help="the mark both sides are read at")
     eff = sub.add_parser("efficiency", help="PDAE against Diff-AE on one clock (claim 2)")
     eff.add_argument("--results",
                      default=str(REPO / "benchmarks/results/time_to_accuracy_time_to_accuracy_claim2.json"))
@@ -831,7 +900,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     np.random.seed(0)
     {"time-sampler": time_sampler, "pdae-gap": pdae_gap, "downstream": downstream,
-     "time-code": time_code, "efficiency": efficiency, "code-alone": code_alone,
+     "time-code": time_code, "time-code-seeds": time_code_seeds, "efficiency": efficiency, "code-alone": code_alone,
      "laplacenet": laplacenet}[args.claim](args)
 
 

@@ -264,3 +264,44 @@ def test_code_alone_adds_an_entrys_reconstructions_and_keeps_the_earlier_ones(ti
     with pytest.raises(SystemExit, match="no checkpoint at"):
         claims.main(["--results-dir", str(tmp_path), "code-alone", "--entries", "Diff-AE", "--runs",
                      str(tmp_path / "claim2")])
+
+
+def test_claim4_seeds_read_each_seed_at_the_mark_and_judge_the_margin_against_its_spread():
+    """Each side at 15 minutes: every seed's last point by then (a seed that stopped earlier is left out);
+    E(x0, t) - static with the seed stds added in quadrature, and the verdict of claim 5's rule."""
+    def point(minutes, linear, sup, ls):
+        return {"minutes": minutes, "test/linear": linear, "test/semi_10_supervised": sup,
+                "test/semi_10_label_spreading": ls}
+
+    def entry(*finals, stopped_early=None):
+        runs = [[point(2, 0.5, 0.4, 0.3), point(15.0, *final), point(20, 0.99, 0.99, 0.99)] for final in finals]
+        seeds = {str(k): {"points": r} for k, r in enumerate(runs[1:], start=1)}
+        if stopped_early:
+            seeds[str(len(runs))] = {"points": [point(2, *stopped_early)]}
+        return {"points": runs[0], "seeds": seeds}
+
+    results = {"settings": {}, "entries": {
+        "DRL (recipe), step clock": entry((0.80, 0.70, 0.70), (0.82, 0.70, 0.72), (0.81, 0.70, 0.74)),
+        "DRL, time-dependent WRN": entry((0.86, 0.60, 0.72), (0.84, 0.62, 0.70), (0.85, 0.64, 0.71),
+                                         stopped_early=(0.1, 0.1, 0.1))}}
+    record = claims.time_code_seeds_record(results, "stored.json", minutes=15.0)
+    static, timed = record["rows"]["static"], record["rows"]["time-dependent"]
+    assert static["linear"]["seeds"] == [0.80, 0.82, 0.81] and timed["linear"]["seeds"] == [0.86, 0.84, 0.85]
+    linear = record["margins"]["linear"]
+    assert linear["margin"] == pytest.approx(0.04) and linear["spread"] == pytest.approx((0.01 ** 2 * 2) ** 0.5)
+    assert linear["verdict"] == "ahead"
+    assert record["margins"]["10/class sup."]["verdict"] == "behind"
+    assert record["margins"]["10/class LS"]["verdict"] == "within the spread"
+    table = claims.time_code_seeds_table(record)
+    assert "| DRL, time-dependent WRN | 3 | 85.0 ± 1.0 | 62.0 ± 2.0 | 71.0 ± 1.0 |" in table
+    assert "+4.0 ± 1.4, ahead" in table
+
+
+def test_claim4_seeds_with_one_seed_on_a_side_give_no_verdict():
+    one = {"points": [{"minutes": 15.0, "test/linear": 0.8, "test/semi_10_supervised": 0.7,
+                       "test/semi_10_label_spreading": 0.7}]}
+    results = {"settings": {}, "entries": {"DRL (recipe), step clock": one, "DRL, time-dependent WRN": one}}
+    record = claims.time_code_seeds_record(results, "stored.json", minutes=15.0)
+    assert record["margins"]["linear"]["verdict"] == "one training seed: no verdict"
+    with pytest.raises(SystemExit, match="time_to_accuracy.py"):
+        claims.time_code_seeds_record({"settings": {}, "entries": {}}, "stored.json", minutes=15.0)
