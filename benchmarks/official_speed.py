@@ -28,8 +28,9 @@ bf16 (``throughput.matmul_peak``) each entry's achieved GFLOP/s is a fraction of
 ``--profile`` times nothing: it profiles the plain steps (official fp32, diffrep's in each precision;
 ``op_times``), sums the self time of the convolutions, the attention and the dropout masks, to say what
 the two codes share and where they can differ, and divides each group's FLOPs by its time: how far each
-group runs from the matmul peak. Results: benchmarks/results/official_speed.json and official_speed_profile.json (with
-``-cpu-avx2`` on a CPU without native bf16); the tables: docs/speed.md.
+group runs from the matmul peak. Results: benchmarks/results/official_speed.json and
+official_speed_profile.json (with ``-cpu-avx2`` on a CPU without native bf16); the tables: docs/speed.md
+(``--table-only`` prints them from a results file).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from diffrep.cli import cpu_has_fast_bf16
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from throughput import counting_flops, matmul_peak, training_flops_per_image  # noqa: E402  (benchmarks/, on the path above)
+from throughput import counting_flops, matmul_peak, training_flops_per_image  # noqa: E402  (on the path above)
 
 #: an entry: k -> seconds for k timed training steps (after its own warm-up)
 Timed = Callable[[int], float]
