@@ -306,11 +306,20 @@ def downstream_cell(entry: dict, key: str) -> dict | None:
     values = [m.get(f"{key}_mean", m.get(key)) for m in metrics]
     if any(v is None for v in values):
         return None
-    values = [float(v) for v in values]
     draw_stds = [m.get(f"{key}_std") for m in metrics]
-    return {"mean": float(np.mean(values)), "seed_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "seeds": values,
+    return {**seed_cell([float(v) for v in values]),
             "draw_std": float(np.mean(draw_stds)) if all(d is not None for d in draw_stds) else None}
+
+
+def seed_cell(values: list[float]) -> dict:
+    """One measure over training seeds: the mean, the sample std (0 with one seed) and the per-seed values."""
+    return {"mean": float(np.mean(values)), "seed_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "seeds": values}
+
+
+def seed_cell_text(cell: dict | None) -> str:
+    """A cell as the claims page writes it: "81.1 ± 0.5" (%), "-" where the measure is missing."""
+    return "-" if cell is None else f"{100 * cell['mean']:.1f} ± {100 * cell['seed_std']:.1f}"
 
 
 def downstream_margin(method: dict, baseline: dict) -> dict:
@@ -381,12 +390,9 @@ def downstream_tables(record: dict) -> str:
     """The record as Markdown: accuracy (mean ± std over training seeds, %) per entry and measure, then each
     DRL/VDRL-baseline margin with its spread and verdict (points)."""
     labels = list(DOWNSTREAM_METRICS.values())
-
-    def cell(c: dict | None) -> str:
-        return "-" if c is None else f"{100 * c['mean']:.1f} ± {100 * c['seed_std']:.1f}"
-
     lines = ["| codes | seeds | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(labels)]
-    lines += [f"| {n} | {record['training_seeds'][n]} | " + " | ".join(cell(row.get(label)) for label in labels) + " |"
+    lines += [f"| {n} | {record['training_seeds'][n]} | "
+              + " | ".join(seed_cell_text(row.get(label)) for label in labels) + " |"
               for n, row in record["rows"].items()]
     lines += ["", "| margin (points) | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for pair, margins in record["margins"].items():
@@ -426,8 +432,7 @@ def time_code_seeds_record(results: dict, source: str, minutes: float) -> dict:
         points = [at_minutes(run, minutes) for run in runs_by_seed(entries[name]).values()
                   if trained_until(run, minutes)]
         points = [p for p in points if p is not None]
-        rows[side] = {label: {"mean": float(np.mean(v := [p[key] for p in points])),
-                              "seed_std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "seeds": v}
+        rows[side] = {label: seed_cell([p[key] for p in points])
                       for key, label in TIME_CODE_METRICS.items()} if points else {}
     margins = {label: downstream_margin(rows["time-dependent"][label], rows["static"][label])
                for label in TIME_CODE_METRICS.values() if rows["static"] and rows["time-dependent"]}
@@ -442,8 +447,8 @@ def time_code_seeds_table(record: dict) -> str:
     for side, row in record["rows"].items():
         if row:
             seeds = len(next(iter(row.values()))["seeds"])
-            lines.append(f"| {record['entries'][side]} | {seeds} | " + " | ".join(
-                f"{100 * row[label]['mean']:.1f} ± {100 * row[label]['seed_std']:.1f}" for label in labels) + " |")
+            lines.append(f"| {record['entries'][side]} | {seeds} | "
+                         + " | ".join(seed_cell_text(row[label]) for label in labels) + " |")
     if record["margins"]:
         lines.append("| E(x0, t) - static (points) | | " + " | ".join(
             margin_cell(record["margins"].get(label)) for label in labels) + " |")

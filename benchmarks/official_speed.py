@@ -57,7 +57,7 @@ from diffrep.cli import cpu_has_fast_bf16
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from throughput import counting_flops, matmul_peak, training_flops_per_image  # noqa: E402  (on the path above)
+from throughput import matmul_peak, training_flops_per_image, training_step_flops  # noqa: E402  (on the path above)
 
 #: an entry: k -> seconds for k timed training steps (after its own warm-up)
 Timed = Callable[[int], float]
@@ -174,10 +174,7 @@ def op_times(run: Timed) -> dict[str, float]:
 def group_gflops(module: L.LightningModule, images: torch.Tensor) -> dict[str, float]:
     """GFLOP of one training step of the batch in each ``FLOP_GROUPS`` group and in all: with the
     profile's milliseconds, each group's achieved rate, against the matmul peak."""
-    module.train()
-    with counting_flops() as counter:
-        module.loss(images).backward()
-    module.zero_grad(set_to_none=True)
+    counter = training_step_flops(module, images)
     counts = {str(op).split(".")[-1]: n for op, n in counter.get_flop_counts()["Global"].items()}  # aten.bmm -> bmm
     groups = {group: sum(counts.get(op, 0) for op in ops) / 1e9 for group, ops in FLOP_GROUPS.items()}
     return {**groups, "all ops": counter.get_total_flops() / 1e9}

@@ -86,13 +86,19 @@ def counting_flops() -> Iterator[FlopCounterMode]:
         yield counter
 
 
-def training_flops_per_image(model, batch: torch.Tensor) -> float:
-    """Forward + backward FLOPs of one training step (eager, fp32 shapes), per image."""
+def training_step_flops(model, batch: torch.Tensor) -> FlopCounterMode:
+    """The counter of one training step's forward + backward (eager, fp32 shapes; ``counting_flops``), its
+    totals per op readable afterwards; the gradients are cleared."""
     model.train()
     with counting_flops() as counter:
         model.loss(batch).backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / batch.shape[0]
+    return counter
+
+
+def training_flops_per_image(model, batch: torch.Tensor) -> float:
+    """Forward + backward FLOPs of one training step (eager, fp32 shapes), per image."""
+    return training_step_flops(model, batch).get_total_flops() / batch.shape[0]
 
 
 def eps_fn_of(model, batch: torch.Tensor):

@@ -110,7 +110,7 @@ def fused_attention_ran(context, block: torch.nn.Module | None = None) -> bool:
 @pytest.mark.parametrize("block", ["AttentionBlock", "AttnBlockpp"])
 def test_the_attention_blocks_give_the_cpu_its_fused_kernel(block):
     """The layout (B, heads, L, d) with d contiguous is what the CPU's flash kernel takes; a strided view
-    falls back to the unfused math (1.4x slower in fp32 on the dev CPU)."""
+    falls back to the unfused math."""
     from diffrep.nets.layers import AttentionBlock
     from diffrep.nets.ncsnpp import AttnBlockpp
 

@@ -136,7 +136,7 @@ class AttentionBlock(nn.Module):
         qkv = self.qkv(self.norm(flat))  # (B, 3C, L)
         layout = "b (three h d) l" if self.new_order else "b (h three d) l"  # q/k/v first, or heads first
         # (B, heads, L, d), each contiguous: the shape and layout for which the CPU runs its fused (flash)
-        # kernel; strided 3-D views fall back to the unfused math, slower by 1.4x in fp32, 1.8x in bf16
+        # kernel; strided 3-D views fall back to the unfused math (docs/speed.md times the two)
         q, k, v = rearrange(qkv, f"{layout} -> three b h l d", three=3, h=self.num_heads).contiguous()
         attended = rearrange(F.scaled_dot_product_attention(q, k, v), "b h l d -> b (h d) l")
         return rearrange(flat + self.proj_out(attended), "b c (h w) -> b c h w", h=hgt, w=wid)
