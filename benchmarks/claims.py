@@ -75,9 +75,11 @@ baseline of the label-scarce tables, tied with the VAE). Each encoder is trained
 (an epoch budget: the same steps for every run, whatever else the CPU does; --minutes adds a wall
 cap), for every label draw (--draws) and training seed (--seeds), then
 further seeds (--top-seeds) for the --top starts with the best validation accuracy; an
-interrupted run resumes from its last.ckpt, a finished one is read from its result.json. Test
+interrupted run resumes from its last.ckpt, a finished one is read from its result.json or from the
+committed record (same budget), which keeps the runs of earlier calls: a later call may add seeds. Test
 accuracy after the run (diffrep test), and the validation accuracy of every epoch against wall
-minutes, and each start's paired difference to the first (same draw, same seed). ``--report``
+minutes, and each start's paired difference to DRL's E(x0, t) (same draw, training seed 0), and for a draw
+run at 3+ training seeds the spread over seeds and the difference paired by seed (``over_seeds``). ``--report``
 tabulates the finished runs without training (the rest listed as pending). Writes
 benchmarks/results/claims_laplacenet.json and docs/claims_laplacenet.png.
 """
@@ -715,6 +717,34 @@ def laplacenet_finished(name: str, draw: int, seed: int, args: argparse.Namespac
     return json.loads(done.read_text()) if done.is_file() else None
 
 
+def laplacenet_stored(args: argparse.Namespace) -> dict:
+    """The committed record if it has the same budget, else an empty one (runs/ is not committed): a later
+    call that adds seeds or draws keeps its finished runs instead of training them again or dropping them."""
+    path = Path(args.results_dir) / "claims_laplacenet.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    budget = (record.get("encoder_steps"), record.get("max_epochs"), record.get("minutes"))
+    return record if budget == (args.encoder_steps, args.max_epochs, args.minutes) else {}
+
+
+def laplacenet_over_seeds(results: list[dict], first: str) -> dict:
+    """Per label draw run at 3+ training seeds: each start's test accuracy as mean +- std over the seeds, and
+    ``first`` minus each start paired by seed: the spread over training seeds a verdict's margin must exceed."""
+    view = {}
+    for draw in sorted({r["draw"] for r in results}):
+        runs = [r for r in results if r["draw"] == draw]
+        table = {}
+        for name in dict.fromkeys(r["entry"] for r in runs):
+            accs = {r["seed"]: r["test_accuracy"] for r in runs if r["entry"] == name}
+            if len(accs) >= 3:
+                table[name] = {"mean": float(np.mean(list(accs.values()))),
+                               "std": float(np.std(list(accs.values()), ddof=1)),
+                               "seeds": {str(s): accs[s] for s in sorted(accs)}}
+        if first in table and len(table) > 1:
+            view[str(draw)] = {"table": table, "paired": {
+                name: paired_difference(runs, first, name) for name in table if name != first}}
+    return view
+
+
 def paired_difference(results: list[dict], first: str, other: str) -> dict | None:
     """``first`` minus ``other`` in test accuracy on the same (label draw, training seed): the mean and
     sample std of the paired differences, the margin a verdict needs to exceed its spread."""
@@ -764,7 +794,13 @@ def laplacenet(args: argparse.Namespace) -> None:
     unknown = [n for n in names if n not in LAPLACENET_STARTS]
     if unknown:
         raise SystemExit(f"unknown entries {unknown}; choose from {list(LAPLACENET_STARTS)}")
-    run = laplacenet_finished if args.report else laplacenet_run
+    earlier = laplacenet_stored(args)
+    stored = {(r["entry"], r["draw"], r["seed"]): r for r in earlier.get("runs", [])}
+    fresh = laplacenet_finished if args.report else laplacenet_run
+
+    def run(name: str, draw: int, seed: int, args: argparse.Namespace) -> dict | None:
+        return stored.get((name, draw, seed)) or fresh(name, draw, seed, args)
+
     planned = [(n, d, s) for n in names for d in args.draws for s in args.seeds]
     results = [run(*key, args) for key in planned]
     first_round_done = all(r is not None for r in results)
@@ -776,16 +812,21 @@ def laplacenet(args: argparse.Namespace) -> None:
         pending.append(f"--top-seeds {args.top_seeds} for the {args.top} starts best on validation, once the "
                        "runs above finish")
     results = [r for r in results if r is not None]
+    keys = {(r["entry"], r["draw"], r["seed"]) for r in results}
+    results += [r for key, r in stored.items() if key not in keys]
     if not results:
         raise SystemExit("no finished LaplaceNet run to report: run without --report first")
+    reference = next(n for n in LAPLACENET_STARTS if any(r["entry"] == n for r in results))
     table = laplacenet_table(results)
-    record = {"date": time.strftime("%Y-%m-%d"), "draws": args.draws, "seeds": args.seeds,
-              "top_seeds": args.top_seeds, "top_on_validation": top, "encoder_steps": args.encoder_steps,
+    record = {"date": time.strftime("%Y-%m-%d"), "draws": sorted({r["draw"] for r in results}),
+              "seeds": sorted({r["seed"] for r in results}), "top_seeds": args.top_seeds,
+              "top_on_validation": top or earlier.get("top_on_validation", []), "encoder_steps": args.encoder_steps,
               "max_epochs": args.max_epochs, "minutes": args.minutes, "table": table,
-              "paired": {name: paired_difference(results, names[0], name) for name in table if name != names[0]},
-              "pending": pending, "runs": results}
+              "paired": {name: paired_difference([r for r in results if r["seed"] == 0], reference, name)
+                         for name in table if name != reference},
+              "over_seeds": laplacenet_over_seeds(results, reference), "pending": pending, "runs": results}
     (Path(args.results_dir) / "claims_laplacenet.json").write_text(json.dumps(record, indent=1))
-    colours = dict(zip(names, plt.get_cmap("tab10").colors, strict=False))
+    colours = dict(zip(LAPLACENET_STARTS, plt.get_cmap("tab10").colors, strict=False))
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for r in results:
         points = [(p["epoch"] + 1, 100 * p["val_accuracy"]) for p in r["curve"] if "val_accuracy" in p]
@@ -805,8 +846,15 @@ def laplacenet(args: argparse.Namespace) -> None:
         print(f"| {name} | {100 * row['mean']:.1f} +- {100 * row['std']:.1f} | {row['runs']} | {seeds} |")
     for name, pair in record["paired"].items():
         if pair:
-            print(f"{names[0]} minus {name}: {100 * pair['mean']:+.1f} +- {100 * pair['std']:.1f} points "
-                  f"over {pair['pairs']} paired runs")
+            print(f"{reference} minus {name}: {100 * pair['mean']:+.1f} +- {100 * pair['std']:.1f} points "
+                  f"over {pair['pairs']} paired draws at seed 0")
+    for draw, view in record["over_seeds"].items():
+        for name, row in view["table"].items():
+            print(f"draw {draw}, {name}: {100 * row['mean']:.1f} +- {100 * row['std']:.1f} over seeds "
+                  + ", ".join(f"{100 * a:.1f}" for a in row["seeds"].values()))
+        for name, pair in view["paired"].items():
+            print(f"draw {draw}, {reference} minus {name}: {100 * pair['mean']:+.1f} +- {100 * pair['std']:.1f} "
+                  f"over {pair['pairs']} training seeds")
     for key in pending:
         print(f"pending: {key}")
     print(f"wrote claims_laplacenet.json to {args.results_dir} and its figure to {args.figure_dir}")

@@ -247,6 +247,43 @@ def test_laplacenet_report_tabulates_finished_runs_pairs_them_and_lists_the_rest
     assert record["top_on_validation"] == [] and (tmp_path / "claims_laplacenet.png").is_file()
 
 
+def test_laplacenet_keeps_the_committed_runs_and_spreads_a_draw_over_training_seeds(tmp_path, monkeypatch):
+    """A call that adds seeds reads the committed record's runs at the same budget (runs/ is not committed)
+    and writes them back with its own; a draw with 3+ training seeds gets each start's spread over seeds and
+    E(x0, t)'s difference paired by seed; a record of another budget is not mixed in."""
+    monkeypatch.setattr(claims, "REPO", tmp_path)
+
+    def run(entry, draw, seed, acc):
+        return {"entry": entry, "draw": draw, "seed": seed, "test_accuracy": acc,
+                "curve": [{"epoch": 0, "val_accuracy": acc}]}
+
+    static = "DRL static code (the recipe's encoder)"
+    stored = [run("DRL E(x0, t)", 0, 0, 0.70), run("DRL E(x0, t)", 1, 0, 0.72), run(static, 0, 0, 0.75),
+              run(static, 1, 0, 0.74), run(static, 0, 1, 0.73), run(static, 0, 2, 0.74), run("random init", 0, 0, 0.6)]
+    budget = {"encoder_steps": 3000, "max_epochs": 12, "minutes": None, "top_on_validation": [static]}
+    (tmp_path / "claims_laplacenet.json").write_text(json.dumps({**budget, "runs": stored}))
+    for seed, acc in ((1, 0.71), (2, 0.66)):  # this call's new runs
+        folder = tmp_path / "runs/claims_laplacenet" / f"drl_e_x0_t_draw0_seed{seed}_e12"
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(run("DRL E(x0, t)", 0, seed, acc)))
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "laplacenet", "--report",
+                 "--entries", "DRL E(x0, t)", "--draws", "0", "--seeds", "0", "1", "2", "--top-seeds"])
+    record = json.loads((tmp_path / "claims_laplacenet.json").read_text())
+    assert len(record["runs"]) == 9 and record["seeds"] == [0, 1, 2] and record["draws"] == [0, 1]
+    assert record["table"]["DRL E(x0, t)"]["runs"] == 4 and record["top_on_validation"] == [static]
+    assert record["paired"][static]["pairs"] == 2 and record["paired"][static]["mean"] == pytest.approx(-0.035)
+    view = record["over_seeds"]["0"]
+    assert set(view["table"]) == {"DRL E(x0, t)", static}  # random init has one seed at draw 0
+    assert view["table"]["DRL E(x0, t)"]["mean"] == pytest.approx(0.69)
+    assert view["table"]["DRL E(x0, t)"]["std"] == pytest.approx(0.0264575, 1e-4)
+    assert view["paired"][static]["differences"] == pytest.approx([-0.05, -0.02, -0.08])
+    assert "1" not in record["over_seeds"]  # draw 1 has one seed
+    (tmp_path / "claims_laplacenet.json").write_text(json.dumps({**budget, "max_epochs": 20, "runs": stored}))
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "laplacenet", "--report",
+                 "--entries", "DRL E(x0, t)", "--draws", "0", "--seeds", "1", "2", "--top-seeds"])
+    assert len(json.loads((tmp_path / "claims_laplacenet.json").read_text())["runs"]) == 2
+
+
 def test_code_alone_adds_an_entrys_reconstructions_and_keeps_the_earlier_ones(tiny_pdae_checkpoint, tmp_path):
     import shutil
 
