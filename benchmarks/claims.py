@@ -420,7 +420,7 @@ def time_code_seeds_record(results: dict, source: str, minutes: float) -> dict:
     """Each side's test accuracies at ``minutes`` (each training seed's last point by then, among the seeds
     that trained that long): the mean and std over seeds as claim 5's cells, and E(x0, t)'s margin over the
     static code against the spread of the difference (``downstream_margin``'s verdict rule)."""
-    from time_to_accuracy import at_minutes, runs_by_seed, trained_until
+    from time_to_accuracy import runs_by_seed, seed_points_at
 
     entries = results["entries"]
     missing = [name for name in TIME_CODE_SEEDS.values() if name not in entries]
@@ -431,9 +431,7 @@ def time_code_seeds_record(results: dict, source: str, minutes: float) -> dict:
                          f'"{TIME_CODE_SEEDS["static"]}=15" "{TIME_CODE_SEEDS["time-dependent"]}=15"')
     rows = {}
     for side, name in TIME_CODE_SEEDS.items():
-        points = [at_minutes(run, minutes) for run in runs_by_seed(entries[name]).values()
-                  if trained_until(run, minutes)]
-        points = [p for p in points if p is not None]
+        points = list(seed_points_at(runs_by_seed(entries[name]), minutes).values())
         rows[side] = {label: seed_cell([p[key] for p in points])
                       for key, label in TIME_CODE_METRICS.items()} if points else {}
     margins = {label: downstream_margin(rows["time-dependent"][label], rows["static"][label])
@@ -541,7 +539,7 @@ def efficiency_rows(entries: dict) -> dict:
     they have run, the equal-encoder controls (Diff-AE on PDAE's conv encoder; PDAE on Diff-AE's half-U-Net
     encoder, by its own minutes). ``rows`` are training seed 0's points; ``spread``, where a curve has
     several training seeds, the mean and std over the seeds that trained until the mark."""
-    from time_to_accuracy import at_minutes, runs_by_seed, spread, trained_until
+    from time_to_accuracy import runs_by_seed, seed_points_at, spread
 
     from diffrep.callbacks.time_to_accuracy import DEFAULT_MARKS
 
@@ -563,9 +561,7 @@ def efficiency_rows(entries: dict) -> dict:
     for mark in (m for m in DEFAULT_MARKS if m <= longest * 1.02):
         rows[str(mark)], spreads[str(mark)] = {}, {}
         for name, runs in seeds.items():
-            taken = {seed: at_minutes(points, mark) for seed, points in runs.items()
-                     if trained_until(points, mark)}  # - after its end
-            taken = {seed: point for seed, point in taken.items() if point is not None}
+            taken = seed_points_at(runs, mark)  # - after its end
             point = taken.get(0)
             rows[str(mark)][name] = None if point is None else {k: point.get(k) for k in ("minutes", "step",
                                                                                          *EFFICIENCY_PANELS)}

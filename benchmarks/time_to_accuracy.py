@@ -223,6 +223,13 @@ def at_minutes(points: list[dict], minutes: float) -> dict | None:
     return before[-1] if before else None
 
 
+def seed_points_at(runs: dict[int, list[dict]], minutes: float) -> dict[int, dict]:
+    """Each training seed's last point by ``minutes``, among the seeds still training then (a seed whose
+    budget ended earlier has no point at the mark, and one not yet at its first point none either)."""
+    taken = {seed: at_minutes(points, minutes) for seed, points in runs.items() if trained_until(points, minutes)}
+    return {seed: point for seed, point in taken.items() if point is not None}
+
+
 def image_table(done: dict) -> str:
     """Reconstruction from the inverted x_T at every point of the entries that recorded it (--reconstruction)."""
     rows = []
