@@ -700,9 +700,12 @@ def laplacenet_run(name: str, draw: int, seed: int, args: argparse.Namespace) ->
              *(["--ckpt_path", "last"] if last.is_file() else [])])
     diffrep(["test", *common, "--ckpt_path", str(last), "--trainer.logger", "false",
              "--trainer.enable_progress_bar", "false"])
+    from official_speed import machine  # the record keeps where each run (and its encoder) trained
+
     report = json.loads((run / "checkpoints/last.report.json").read_text())
     result = {"entry": name, "draw": draw, "seed": seed, "encoder": encoder, "step": report["global_step"],
-              "test_accuracy": report["metrics"]["test/accuracy"], "curve": laplacenet_curve(run)}
+              "test_accuracy": report["metrics"]["test/accuracy"], "curve": laplacenet_curve(run),
+              "machine": machine()}
     done.write_text(json.dumps(result, indent=1))
     return result
 
