@@ -339,8 +339,10 @@ def run_entry(entry: Entry, seed: int, args: argparse.Namespace, out: Path, done
         raise SystemExit(f"{entry.name}, seed {seed}: no time-to-accuracy points in {run_dir}; see {log}")
     if entry.kind == "recipe":
         budget = recipe_minutes()
+    from official_speed import machine  # seeds may train on different machines: the record says which
+
     # the entry's own budget: --minutes in the settings is only the default (the recipe-long entries run 60)
-    return {"points": points, "wall_s": round(seconds), "seed": seed,
+    return {"points": points, "wall_s": round(seconds), "seed": seed, "machine": machine(),
             **({} if entry.kind == "fixed" else {"budget_minutes": budget})}
 
 
