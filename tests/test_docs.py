@@ -135,6 +135,22 @@ QUOTED += [
       for entry in ("DRL static code (the recipe's encoder)", "autoencoder") for seed in ("0", "1")],
 ]
 
+#: claim 4 on frozen codes: the seeded cells and margins at 15 minutes, and E(x0, t)'s hour-long curve
+TIME_CODE = ("DRL, time-dependent WRN", "points")
+PROBES = ("linear", "semi_10_supervised", "semi_10_label_spreading")
+QUOTED += [
+    *[("claims_time_code_seeds.json", ("rows", side, label),
+       lambda v: f"{100 * v['mean']:.1f} ± {100 * v['seed_std']:.1f}", ("docs/claims.md", "docs/results.md"))
+      for side in ("static", "time-dependent")
+      for label in ("linear", "10/class sup.", "10/class LS")],
+    *[("claims_time_code_seeds.json", ("margins", label),
+       lambda m: f"{100 * m['margin']:+.1f} ± {100 * m['spread']:.1f}, {m['verdict']}", ("docs/claims.md",))
+      for label in ("linear", "10/class sup.", "10/class LS")],
+    *[("time_to_accuracy_time_to_accuracy_claim4.json", ("entries", *TIME_CODE, index),
+       lambda p: " / ".join(percent(p[f"test/{k}"]) for k in PROBES),
+       ("docs/claims.md",)) for index in range(1, 8)],  # the points at 2, 4, ... 60 minutes
+]
+
 CONTROL = "Diff-AE, PDAE's conv encoder"  # claim 2's equal-encoder control
 QUOTED += [
     *[("claims_efficiency.json", ("rows", "60", entry, metric), percent, docs)
