@@ -249,8 +249,8 @@ def test_laplacenet_report_tabulates_finished_runs_pairs_them_and_lists_the_rest
 
 def test_laplacenet_keeps_the_committed_runs_and_spreads_a_draw_over_training_seeds(tmp_path, monkeypatch):
     """A call that adds seeds reads the committed record's runs at the same budget (runs/ is not committed)
-    and writes them back with its own; a draw with 3+ training seeds gets each start's spread over seeds and
-    E(x0, t)'s difference paired by seed; a record of another budget is not mixed in."""
+    and writes them back with its own; at a draw run at several training seeds each start with 2+ gets its
+    spread over seeds and E(x0, t)'s difference paired by seed; a record of another budget is not mixed in."""
     monkeypatch.setattr(claims, "REPO", tmp_path)
 
     def run(entry, draw, seed, acc):
@@ -259,7 +259,8 @@ def test_laplacenet_keeps_the_committed_runs_and_spreads_a_draw_over_training_se
 
     static = "DRL static code (the recipe's encoder)"
     stored = [run("DRL E(x0, t)", 0, 0, 0.70), run("DRL E(x0, t)", 1, 0, 0.72), run(static, 0, 0, 0.75),
-              run(static, 1, 0, 0.74), run(static, 0, 1, 0.73), run(static, 0, 2, 0.74), run("random init", 0, 0, 0.6)]
+              run(static, 1, 0, 0.74), run(static, 0, 1, 0.73), run(static, 0, 2, 0.74), run("random init", 0, 0, 0.6),
+              run("autoencoder", 0, 0, 0.76), run("autoencoder", 0, 1, 0.72)]
     budget = {"encoder_steps": 3000, "max_epochs": 12, "minutes": None, "top_on_validation": [static]}
     (tmp_path / "claims_laplacenet.json").write_text(json.dumps({**budget, "runs": stored}))
     for seed, acc in ((1, 0.71), (2, 0.66)):  # this call's new runs
@@ -269,11 +270,12 @@ def test_laplacenet_keeps_the_committed_runs_and_spreads_a_draw_over_training_se
     claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "laplacenet", "--report",
                  "--entries", "DRL E(x0, t)", "--draws", "0", "--seeds", "0", "1", "2", "--top-seeds"])
     record = json.loads((tmp_path / "claims_laplacenet.json").read_text())
-    assert len(record["runs"]) == 9 and record["seeds"] == [0, 1, 2] and record["draws"] == [0, 1]
+    assert len(record["runs"]) == 11 and record["seeds"] == [0, 1, 2] and record["draws"] == [0, 1]
     assert record["table"]["DRL E(x0, t)"]["runs"] == 4 and record["top_on_validation"] == [static]
     assert record["paired"][static]["pairs"] == 2 and record["paired"][static]["mean"] == pytest.approx(-0.035)
     view = record["over_seeds"]["0"]
-    assert set(view["table"]) == {"DRL E(x0, t)", static}  # random init has one seed at draw 0
+    assert set(view["table"]) == {"DRL E(x0, t)", static, "autoencoder"}  # random init: one seed at draw 0
+    assert view["paired"]["autoencoder"]["differences"] == pytest.approx([-0.06, -0.01])  # the seeds both ran
     assert view["table"]["DRL E(x0, t)"]["mean"] == pytest.approx(0.69)
     assert view["table"]["DRL E(x0, t)"]["std"] == pytest.approx(0.0264575, 1e-4)
     assert view["paired"][static]["differences"] == pytest.approx([-0.05, -0.02, -0.08])
