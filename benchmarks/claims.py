@@ -749,7 +749,7 @@ def paired_difference(results: list[dict], first: str, other: str) -> dict | Non
     """``first`` minus ``other`` in test accuracy on the same (label draw, training seed): the mean and
     sample std of the paired differences, the margin a verdict needs to exceed its spread."""
     by_key = {(r["entry"], r["draw"], r["seed"]): r["test_accuracy"] for r in results}
-    diffs = [acc - by_key[(other, d, s)] for (e, d, s), acc in by_key.items()
+    diffs = [acc - by_key[(other, d, s)] for (e, d, s), acc in sorted(by_key.items())  # by draw, then seed
              if e == first and (other, d, s) in by_key]
     if not diffs:
         return None

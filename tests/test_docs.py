@@ -125,6 +125,7 @@ QUOTED += [
     for lr in ("0.0003", "0.0006") for steps in ("600", "800", "1000")
 ]
 
+LAPLACENET_SEEDED = ("DRL E(x0, t)", "DRL static code (the recipe's encoder)", "autoencoder")
 QUOTED += [
     *[("claims_laplacenet.json", ("table", entry, "mean"), percent, ("docs/claims.md", "docs/results.md"))
       for entry in ("DRL E(x0, t)", "random init", "DRL static code (the recipe's encoder)", "autoencoder")],
@@ -133,6 +134,13 @@ QUOTED += [
     *[("claims_laplacenet.json", ("table", entry, "seed_means", seed), lambda v: f"{100 * v:.1f}",
        ("docs/claims.md", "docs/results.md"))
       for entry in ("DRL static code (the recipe's encoder)", "autoencoder") for seed in ("0", "1")],
+    # label draw 0 over training seeds: each start's seeds, mean ± std, and E(x0, t)'s difference paired by seed
+    *[("claims_laplacenet.json", ("over_seeds", "0", "table", entry),
+       lambda v: " / ".join(map(percent, v["seeds"].values())) + f" | {100 * v['mean']:.1f} ± {100 * v['std']:.1f}%",
+       ("docs/claims.md",)) for entry in LAPLACENET_SEEDED],
+    *[("claims_laplacenet.json", ("over_seeds", "0", "paired", entry), lambda v: f"{100 * v['mean']:+.1f} ± "
+       f"{100 * v['std']:.1f} (" + ", ".join(f"{100 * d:+.1f}" for d in v["differences"]) + ")", ("docs/claims.md",))
+      for entry in LAPLACENET_SEEDED[1:]],
 ]
 
 #: claim 4 on frozen codes: the seeded cells and margins at 15 minutes, and E(x0, t)'s hour-long curve
