@@ -37,6 +37,35 @@ def test_the_time_sampler_experiment_runs_both_samplers_and_records_them(tmp_pat
     assert claims.train("digits", "uniform", 6, tmp_path / "runs/uniform") == last and last.stat().st_mtime_ns == before
     claims.train("digits", "uniform", 8, tmp_path / "runs/uniform")
     assert claims.load_step(last) == 8
+    # --seeds 2 adds training seed 1 of both samplers; seed 0 is read from the record, not trained again
+    record_before = json.loads((tmp_path / "claims_time_sampler_digits.json").read_text())
+    claims.main(["--results-dir", str(tmp_path), "--figure-dir", str(tmp_path), "time-sampler", "--data", "digits",
+                 "--steps", "6", "--decode-steps", "5", "--out", str(tmp_path / "runs"), "--seeds", "2"])
+    record = json.loads((tmp_path / "claims_time_sampler_digits.json").read_text())
+    assert record["results"] == record_before["results"] and claims.load_step(last) == 8  # seed 0 untouched
+    for sampler in claims.SAMPLERS:
+        assert claims.load_step(tmp_path / "runs" / f"{sampler}_seed1/checkpoints/last.ckpt") == 6
+        assert set(record["seeds"][sampler]) == {"0", "1"}
+        assert record["seeds"][sampler]["1"]["knn20_accuracy"] != record["seeds"][sampler]["0"]["knn20_accuracy"]
+    assert record["margins"]["knn20_accuracy"]["spread"] is not None
+
+
+def test_the_time_samplers_are_compared_over_training_seeds_against_their_spread():
+    """Each measure's mean and std over seeds per sampler, and high_noise minus uniform judged against the
+    spread (claim 5's rule): a wide gap is "ahead", a gap inside the seeds' scatter is not, one seed no verdict."""
+    def run(knn, mse):
+        return {"knn20_accuracy": knn, "linear_accuracy": knn, "mse_random_xT": mse, "ssim_random_xT": 0.5}
+
+    seeds = {"uniform": {"0": run(0.34, 0.08), "1": run(0.36, 0.06), "2": run(0.32, 0.10)},
+             "high_noise": {"0": run(0.66, 0.05), "1": run(0.60, 0.09), "2": run(0.63, 0.07)}}
+    record = claims.time_sampler_over_seeds(seeds)
+    knn = record["over_seeds"]["high_noise"]["knn20_accuracy"]
+    assert knn["mean"] == pytest.approx(0.63) and knn["seed_std"] == pytest.approx(0.03) and len(knn["seeds"]) == 3
+    assert record["margins"]["knn20_accuracy"]["verdict"] == "ahead"
+    assert record["margins"]["knn20_accuracy"]["margin"] == pytest.approx(0.29)
+    assert record["margins"]["mse_random_xT"]["verdict"] == "within the spread"  # -0.01 against a 0.028 spread
+    one = claims.time_sampler_over_seeds({name: {"0": runs["0"]} for name, runs in seeds.items()})
+    assert one["margins"]["knn20_accuracy"]["verdict"] == "one training seed: no verdict"
 
 
 def test_the_2d_code_knn_reads_the_class_structure_and_not_shuffled_labels():
